@@ -1,0 +1,252 @@
+/* mod_xmpp: App Engine's XMPP service for any httpd.
+ *
+ * Each server or virtual host with "XMPPEngine On" is an app with one XMPP
+ * session, held by one child at a time (mod_xmpp_holder.c). This file holds
+ * the module declaration and the hooks that tie the parts together. */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "apr_lib.h"
+#include "apr_strings.h"
+#include "apr_shm.h"
+#include "apr_file_io.h"
+#include "httpd.h"
+#include "http_config.h"
+#include "http_log.h"
+#include "mpm_common.h"
+#include "unixd.h"
+
+#include "mod_xmpp_app.h"
+#include "mod_xmpp_config.h"
+#include "mod_xmpp_holder.h"
+#include "mod_xmpp_status.h"
+
+apr_array_header_t *mx_apps;
+
+/* ---- shared state ---- */
+
+const char *mx_state_name(mx_state st)
+{
+    static const char *const names[] = {
+        "idle", "connecting", "connected", "backing off", "dev mode",
+        "stopped"
+    };
+    return (unsigned)st < sizeof(names) / sizeof(names[0]) ? names[st]
+                                                          : "unknown";
+}
+
+void mx_shared_begin(mx_shared *sh)
+{
+    __atomic_add_fetch(&sh->seq, 1, __ATOMIC_ACQ_REL);
+}
+
+void mx_shared_end(mx_shared *sh)
+{
+    __atomic_add_fetch(&sh->seq, 1, __ATOMIC_ACQ_REL);
+}
+
+void mx_shared_read(const mx_shared *sh, mx_shared *out)
+{
+    apr_uint32_t before;
+    int tries = 0;
+
+    do {
+        before = __atomic_load_n(&sh->seq, __ATOMIC_ACQUIRE);
+        memcpy(out, (const void *)sh, sizeof(*out));
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+    } while ((before & 1 || before != __atomic_load_n(&sh->seq,
+                                                      __ATOMIC_ACQUIRE))
+             && ++tries < 100);
+    out->server[sizeof(out->server) - 1] = '\0';
+    out->last_error[sizeof(out->last_error) - 1] = '\0';
+}
+
+/* ---- start-up ---- */
+
+/* A name for the app's spool subdirectory: the JID, with anything but
+ * [A-Za-z0-9@._-] turned into '_'. */
+static const char *app_key(apr_pool_t *p, const char *jid)
+{
+    char *k = apr_pstrdup(p, jid), *c;
+
+    for (c = k; *c; c++)
+        if (!apr_isalnum(*c) && !strchr("@._-", *c))
+            *c = '_';
+    return k;
+}
+
+/* The password file is read once, by the parent (usually root), so it can
+ * be readable by root alone, as it should be. */
+static const char *read_secret(apr_pool_t *p, server_rec *s, const char *path,
+                               const char *directive)
+{
+    apr_file_t *f;
+    apr_finfo_t fi;
+    char buf[1024];
+    apr_size_t n = sizeof(buf) - 1;
+    apr_status_t rv;
+
+    rv = apr_file_open(&f, path, APR_FOPEN_READ, 0, p);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, MX_LOG_TAG "0001: %s %s "
+                     "cannot be read", directive, path);
+        return NULL;
+    }
+    if (apr_file_info_get(&fi, APR_FINFO_PROT, f) == APR_SUCCESS
+        && (fi.protection & APR_FPROT_WREAD))
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, MX_LOG_TAG "0002: %s %s "
+                     "is readable by every user; make it readable by root "
+                     "only (chmod 600)", directive, path);
+    rv = apr_file_read_full(f, buf, n, &n);
+    apr_file_close(f);
+    if (rv != APR_SUCCESS && rv != APR_EOF) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, MX_LOG_TAG "0003: %s %s "
+                     "cannot be read", directive, path);
+        return NULL;
+    }
+    /* the secret is the first line, without trailing white space */
+    buf[n] = '\0';
+    buf[strcspn(buf, "\r\n")] = '\0';
+    while (n > 0 && buf[0] && apr_isspace(buf[strlen(buf) - 1]))
+        buf[strlen(buf) - 1] = '\0';
+    if (!buf[0]) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, MX_LOG_TAG "0004: %s %s "
+                     "is empty: put the password on its first line",
+                     directive, path);
+        return NULL;
+    }
+    return apr_pstrdup(p, buf);
+}
+
+/* Spool files are created by children, which run as User: hand the
+ * directory (and the lock file) to that user when we start as root. */
+static int prepare_dir(apr_pool_t *p, server_rec *s, mx_app *app)
+{
+    apr_status_t rv;
+    apr_file_t *f;
+
+    rv = apr_dir_make_recursive(app->dir, APR_FPROT_UREAD | APR_FPROT_UWRITE
+                                | APR_FPROT_UEXECUTE, p);
+    if (rv == APR_SUCCESS)
+        rv = apr_file_open(&f, app->lock_path, APR_FOPEN_CREATE
+                           | APR_FOPEN_WRITE, APR_FPROT_UREAD
+                           | APR_FPROT_UWRITE, p);
+    if (rv == APR_SUCCESS)
+        apr_file_close(f);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, MX_LOG_TAG "0005: %s: "
+                     "cannot create the spool directory %s (XMPPSpoolDir)",
+                     app->jid, app->dir);
+        return 0;
+    }
+    if (geteuid() == 0
+        && (chown(app->dir, ap_unixd_config.user_id, ap_unixd_config.group_id)
+            || chown(app->lock_path, ap_unixd_config.user_id,
+                     ap_unixd_config.group_id))) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, errno, s, MX_LOG_TAG "0006: "
+                     "%s: cannot give %s to the server's User",
+                     app->jid, app->dir);
+        return 0;
+    }
+    return 1;
+}
+
+static mx_app *make_app(apr_pool_t *p, server_rec *s, mx_srv_conf *c, int idx)
+{
+    mx_app *app = apr_pcalloc(p, sizeof(*app));
+
+    if (!c->jid || !c->password_file) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, MX_LOG_TAG "0007: "
+                     "XMPPEngine On (%s) needs %s and %s", c->defined_in,
+                     c->jid ? "" : MX_CMD_JID, c->password_file ? ""
+                     : MX_CMD_PASSWORD_FILE);
+        return NULL;
+    }
+    app->index = idx;
+    app->s = s;
+    app->conf = c;
+    app->jid = c->jid;
+    app->full_jid = apr_pstrcat(p, c->jid, "/", mx_conf_resource(c), NULL);
+    app->key = app_key(p, c->jid);
+    app->dir = apr_pstrcat(p, mx_conf_spool_dir(c), "/", app->key, NULL);
+    app->lock_path = apr_pstrcat(p, app->dir, "/holder.lock", NULL);
+    app->password = read_secret(p, s, c->password_file, MX_CMD_PASSWORD_FILE);
+    if (!app->password || !prepare_dir(p, s, app))
+        return NULL;
+    return app;
+}
+
+static int same_app(const mx_app *a, const mx_srv_conf *c)
+{
+    return c->jid && !strcasecmp(a->jid, c->jid);
+}
+
+static int mx_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                          apr_pool_t *ptemp, server_rec *s)
+{
+    apr_shm_t *shm;
+    apr_status_t rv;
+    mx_shared *sh;
+    server_rec *sv;
+    mx_app *app;
+    int i;
+
+    mx_apps = apr_array_make(pconf, 2, sizeof(mx_app *));
+    for (sv = s; sv; sv = sv->next) {
+        mx_srv_conf *c = mx_conf(sv);
+
+        if (c->engine != 1)
+            continue;
+        for (i = 0; i < mx_apps->nelts; i++) {
+            if (same_app(APR_ARRAY_IDX(mx_apps, i, mx_app *), c)) {
+                ap_log_error(APLOG_MARK, APLOG_EMERG, 0, sv, MX_LOG_TAG
+                             "0008: %s is the app of two servers (%s and "
+                             "earlier); give each its own XMPPJID",
+                             c->jid, c->defined_in);
+                return HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+        if (!(app = make_app(pconf, sv, c, mx_apps->nelts)))
+            return HTTP_INTERNAL_SERVER_ERROR;
+        APR_ARRAY_PUSH(mx_apps, mx_app *) = app;
+    }
+    if (mx_apps->nelts == 0)
+        return OK;
+    rv = apr_shm_create(&shm, sizeof(mx_shared) * mx_apps->nelts, NULL, pconf);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, MX_LOG_TAG "0009: "
+                     "cannot create shared memory for the status");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    sh = apr_shm_baseaddr_get(shm);
+    memset(sh, 0, sizeof(mx_shared) * mx_apps->nelts);
+    for (i = 0; i < mx_apps->nelts; i++)
+        APR_ARRAY_IDX(mx_apps, i, mx_app *)->shared = sh + i;
+    return OK;
+}
+
+static void mx_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    mx_holder_child_init(pchild, s);
+}
+
+static void mx_register_hooks(apr_pool_t *p)
+{
+    ap_hook_post_config(mx_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(mx_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_stopping(mx_holder_child_stopping, NULL, NULL,
+                           APR_HOOK_MIDDLE);
+    mx_status_register_hooks(p);
+}
+
+AP_DECLARE_MODULE(xmpp) = {
+    STANDARD20_MODULE_STUFF,
+    NULL,               /* per-directory config */
+    NULL,
+    mx_create_srv_conf,
+    mx_merge_srv_conf,
+    mx_cmds,
+    mx_register_hooks,
+    AP_MODULE_FLAG_NONE
+};

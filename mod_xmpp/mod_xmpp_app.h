@@ -1,0 +1,62 @@
+/* mod_xmpp apps: one per server/virtual host with "XMPPEngine On", and the
+ * state they share between httpd's children. */
+#ifndef MOD_XMPP_APP_H
+#define MOD_XMPP_APP_H
+
+#include "apr_shm.h"
+#include "httpd.h"
+
+#include "mod_xmpp_config.h"
+
+#define MX_LOG_TAG "XMPP" /* log lines start "XMPP<nnnn>:", not "AH" */
+
+typedef enum {
+    MX_ST_IDLE = 0,      /* no child holds the connection (yet) */
+    MX_ST_CONNECTING,
+    MX_ST_CONNECTED,
+    MX_ST_BACKOFF,
+    MX_ST_DEVMODE,
+    MX_ST_STOPPED
+} mx_state;
+
+/* What the holding child publishes for every child to read (status page,
+ * console). Written by one thread only; readers retry on a torn read. */
+typedef struct {
+    volatile apr_uint32_t seq;   /* odd while being written */
+    apr_uint32_t state;          /* mx_state */
+    apr_int64_t holder_pid;
+    apr_time_t connected_since;  /* 0 when not connected */
+    apr_time_t last_change;
+    apr_uint64_t reconnects;     /* successful logins after the first */
+    apr_uint64_t attempts;       /* connection attempts */
+    apr_uint64_t queued, sent, received, failed;
+    char server[128];            /* host:port actually used */
+    char last_error[256];
+} mx_shared;
+
+typedef struct mx_app {
+    int index;
+    server_rec *s;               /* the app's virtual host */
+    mx_srv_conf *conf;
+    const char *jid;             /* bare */
+    const char *full_jid;        /* with resource */
+    const char *password;        /* read at startup, never logged */
+    const char *key;             /* file-system safe name of the app */
+    const char *dir;             /* spool_dir/key: queue, roster, lock */
+    const char *lock_path;
+    mx_shared *shared;
+} mx_app;
+
+/* The apps of this generation (set in post_config, inherited by children). */
+extern apr_array_header_t *mx_apps;
+
+/* Name of a state for humans and ?auto lines */
+const char *mx_state_name(mx_state st);
+
+/* Publish a consistent snapshot; `fn` changes the fields. */
+void mx_shared_begin(mx_shared *sh);
+void mx_shared_end(mx_shared *sh);
+/* Copy a consistent snapshot of sh into out. */
+void mx_shared_read(const mx_shared *sh, mx_shared *out);
+
+#endif

@@ -1,0 +1,79 @@
+/* mod_xmpp configuration: one record per server/virtual host. */
+#ifndef MOD_XMPP_CONFIG_H
+#define MOD_XMPP_CONFIG_H
+
+#include "httpd.h"
+#include "http_config.h"
+
+/* Directive names, so that a typo is a compile error, not a silent miss. */
+#define MX_CMD_ENGINE          "XMPPEngine"
+#define MX_CMD_JID             "XMPPJID"
+#define MX_CMD_RESOURCE        "XMPPResource"
+#define MX_CMD_PASSWORD_FILE   "XMPPPasswordFile"
+#define MX_CMD_SERVER          "XMPPServer"
+#define MX_CMD_COMPONENT       "XMPPComponent"
+#define MX_CMD_COMPONENT_SECRET "XMPPComponentSecretFile"
+#define MX_CMD_TLS             "XMPPTLS"
+#define MX_CMD_TLS_CA_FILE     "XMPPTLSCAFile"
+#define MX_CMD_TLS_VERIFY      "XMPPTLSVerify"
+#define MX_CMD_INBOUND         "XMPPInboundServices"
+#define MX_CMD_INBOUND_PATH    "XMPPInboundPath"
+#define MX_CMD_SPOOL_DIR       "XMPPSpoolDir"
+#define MX_CMD_DEV_MODE        "XMPPDevMode"
+
+#define MX_UNSET (-1)
+
+typedef enum { MX_TLS_REQUIRED = 0, MX_TLS_OPTIONAL, MX_TLS_OFF } mx_tls_policy;
+
+/* inbound kinds (XMPPInboundServices) */
+#define MX_IN_MESSAGE   0x01
+#define MX_IN_ERROR     0x02
+#define MX_IN_SUBSCRIBE 0x04
+#define MX_IN_PRESENCE  0x08
+
+#define MX_DEFAULT_RESOURCE     "bot"
+#define MX_DEFAULT_INBOUND      MX_IN_MESSAGE
+#define MX_DEFAULT_INBOUND_PATH "/_ah/xmpp/"
+#define MX_CLIENT_PORT          5222
+
+typedef struct mx_srv_conf {
+    int engine;                  /* not inherited: see mx_merge_srv_conf */
+    const char *jid;             /* bare user@domain */
+    const char *resource;
+    const char *password_file;
+    const char *server_host;     /* NULL: SRV record / JID domain */
+    int server_port;             /* 0: default for the mode */
+    int tls;                     /* mx_tls_policy */
+    const char *tls_ca_file;
+    int tls_verify;
+    int inbound;                 /* MX_IN_* bits */
+    const char *inbound_path;
+    const char *spool_dir;
+    int dev_mode;
+    const char *defined_in;      /* "file:line" of XMPPEngine On, for messages */
+} mx_srv_conf;
+
+extern const command_rec mx_cmds[];
+
+void *mx_create_srv_conf(apr_pool_t *p, server_rec *s);
+void *mx_merge_srv_conf(apr_pool_t *p, void *basev, void *addv);
+
+/* Typed getters that apply the defaults to unset values. */
+mx_srv_conf *mx_conf(const server_rec *s);
+const char *mx_conf_resource(const mx_srv_conf *c);
+int mx_conf_tls(const mx_srv_conf *c);
+int mx_conf_tls_verify(const mx_srv_conf *c);
+int mx_conf_inbound(const mx_srv_conf *c);
+const char *mx_conf_inbound_path(const mx_srv_conf *c);
+const char *mx_conf_spool_dir(const mx_srv_conf *c);
+int mx_conf_dev_mode(const mx_srv_conf *c);
+
+/* Parse "host", "host:port", "[v6]" or "[v6]:port". NULL when fine, else
+ * the reason. */
+const char *mx_parse_server(apr_pool_t *p, const char *arg,
+                            const char **host, int *port);
+
+/* Names of the inbound kinds enabled in `mask`, space separated. */
+const char *mx_inbound_names(apr_pool_t *p, int mask);
+
+#endif

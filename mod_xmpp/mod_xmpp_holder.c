@@ -1,0 +1,581 @@
+/* mod_xmpp_holder: one XMPP session per app, whatever the MPM and the
+ * number of children.
+ *
+ * Election. Every child runs one thread per app that tries, every
+ * MX_ELECT_POLL_MS, to take an exclusive flock() on <spool>/<app>/holder.lock.
+ * The winner holds the app's connection until the child stops; the kernel
+ * releases the lock when the holder dies, however it dies (kill -9
+ * included), and another child takes over at its next poll. The lock file
+ * is never removed and lives in the spool directory, which outlives
+ * restarts: a new generation after a graceful restart waits for the old
+ * holder to finish closing instead of opening a second session. (A mutex
+ * from ap_mutex_register is created anew per generation, which would let
+ * the old and the new holder overlap.)
+ *
+ * Connection. libstrophe is not thread-safe: the holder thread alone owns
+ * its xmpp_ctx_t. It calls xmpp_run_once with a short timeout, because TLS
+ * records buffered inside OpenSSL are only seen on the next call.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <unistd.h>
+
+#include <strophe.h>
+
+#include "apr_strings.h"
+#include "apr_thread_proc.h"
+#include "apr_time.h"
+#include "httpd.h"
+#include "http_log.h"
+#include "ap_mpm.h"
+
+#include "mod_xmpp_app.h"
+#include "mod_xmpp_holder.h"
+#include "mx_backoff.h"
+#include "mx_redact.h"
+
+APLOG_USE_MODULE(xmpp);
+
+#define MX_ELECT_POLL_MS   200   /* how often a non-holder tries the lock */
+#define MX_RUN_ONCE_MS     5     /* libstrophe loop slice */
+#define MX_CLOSE_ACK_MS    2000  /* wait for the server to confirm on stop */
+#define MX_CLOSE_END_MS    1000  /* wait for the server's </stream> */
+#define MX_JOIN_MS         4000  /* child exit waits this long for a thread */
+#define MX_KEEPALIVE_IDLE  60
+#define MX_KEEPALIVE_INTVL 20
+#define MX_KEEPALIVE_CNT   3
+
+typedef struct mx_holder {
+    mx_app *app;
+    apr_thread_t *thread;
+    volatile int stop;
+    volatile int done;
+    int lock_fd;
+    /* below: the holder thread only */
+    xmpp_ctx_t *ctx;
+    xmpp_conn_t *conn;
+    xmpp_log_t log;
+    int logged_in;         /* CONNECT seen on the current conn */
+    int ended;             /* DISCONNECT seen on the current conn */
+    int auth_failed;       /* libstrophe reported a SASL failure */
+    int cert_failed;
+    int close_acked;
+    int ever_logged_in;
+    unsigned int failures; /* consecutive failed attempts */
+    char lib_error[256];   /* libstrophe's last error line */
+    char error[256];       /* why the current conn ended */
+} mx_holder;
+
+static apr_array_header_t *holders; /* of mx_holder*, this child */
+
+/* The thread running libstrophe, for callbacks that get no user data. */
+static __thread mx_holder *current;
+
+/* ---- shared state ---- */
+
+static void publish_state(mx_holder *h, mx_state st, const char *error)
+{
+    mx_shared *sh = h->app->shared;
+
+    mx_shared_begin(sh);
+    sh->state = st;
+    sh->holder_pid = getpid();
+    sh->last_change = apr_time_now();
+    if (st == MX_ST_CONNECTED)
+        sh->connected_since = sh->last_change;
+    else
+        sh->connected_since = 0;
+    if (error)
+        apr_cpystrn(sh->last_error, error, sizeof(sh->last_error));
+    mx_shared_end(sh);
+}
+
+/* ---- logging: libstrophe -> httpd's error log ---- */
+
+static int strophe_to_aplog(xmpp_log_level_t level)
+{
+    switch (level) {
+    case XMPP_LEVEL_ERROR: return APLOG_INFO;   /* we log our own summary */
+    case XMPP_LEVEL_WARN:  return APLOG_DEBUG;
+    case XMPP_LEVEL_INFO:  return APLOG_TRACE1;
+    default:               return APLOG_TRACE2; /* every stanza sent/received */
+    }
+}
+
+static void strophe_log(void *ud, xmpp_log_level_t level, const char *area,
+                        const char *msg)
+{
+    mx_holder *h = ud;
+    server_rec *s = h->app->s;
+    int aplevel = strophe_to_aplog(level);
+    char clean[2048];
+
+    if (level == XMPP_LEVEL_ERROR)
+        mx_redact(msg, h->app->password, h->lib_error, sizeof(h->lib_error));
+    /* libstrophe says "SASL <mech> auth failed" before falling back */
+    if (!strncmp(msg, "SASL ", 5) && strstr(msg, "auth failed"))
+        h->auth_failed = 1;
+    if (!APLOG_IS_LEVEL(s, aplevel))
+        return;
+    mx_redact(msg, h->app->password, clean, sizeof(clean));
+    ap_log_error(APLOG_MARK, aplevel, 0, s, "%s: libstrophe %s: %s",
+                 h->app->jid, area, clean);
+}
+
+/* ---- socket options ---- */
+
+/* libstrophe waits with select(): an fd at or above FD_SETSIZE would
+ * corrupt memory. A busy child easily has that many open, so move the
+ * socket down, or refuse. Also: close-on-exec (CGIs fork from this child)
+ * and TCP keepalive, so a dead peer is noticed. */
+static int mx_sockopt(xmpp_conn_t *conn, void *sockp)
+{
+    int *fdp = sockp, fd = *fdp, on = 1;
+    int idle = MX_KEEPALIVE_IDLE, intvl = MX_KEEPALIVE_INTVL;
+    int cnt = MX_KEEPALIVE_CNT;
+
+    if (fd >= FD_SETSIZE) {
+        int low = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+
+        if (low < 0 || low >= FD_SETSIZE) {
+            if (low >= 0)
+                close(low);
+            if (current)
+                ap_log_error(APLOG_MARK, APLOG_ERR, 0, current->app->s,
+                             MX_LOG_TAG "0101: %s: no file descriptor below "
+                             "%d free for the XMPP socket",
+                             current->app->jid, FD_SETSIZE);
+            return -1;
+        }
+        close(fd);
+        *fdp = fd = low;
+    }
+    else if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+        return -1;
+    }
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+    return 0;
+}
+
+static int mx_certfail(const xmpp_tlscert_t *cert, const char *const errormsg)
+{
+    if (current) {
+        current->cert_failed = 1;
+        apr_snprintf(current->lib_error, sizeof(current->lib_error), "%s",
+                     errormsg ? errormsg : "unknown reason");
+    }
+    return 0; /* refuse: certificates are verified unless XMPPTLSVerify Off */
+}
+
+/* ---- connection events ---- */
+
+static const char *stream_error_name(xmpp_error_type_t t)
+{
+    static const char *const names[] = {
+        "bad-format", "bad-namespace-prefix", "conflict",
+        "connection-timeout", "host-gone", "host-unknown",
+        "improper-addressing", "internal-server-error", "invalid-from",
+        "invalid-id", "invalid-namespace", "invalid-xml", "not-authorized",
+        "policy-violation", "remote-connection-failed", "resource-constraint",
+        "restricted-xml", "see-other-host", "system-shutdown",
+        "undefined-condition", "unsupported-encoding",
+        "unsupported-stanza-type", "unsupported-version",
+        "xml-not-well-formed"
+    };
+    return (unsigned)t < sizeof(names) / sizeof(names[0]) ? names[t]
+                                                          : "unknown";
+}
+
+/* Why did the connection end? One sentence an administrator can act on. */
+static void describe_end(mx_holder *h, int error,
+                         const xmpp_stream_error_t *se)
+{
+    mx_app *app = h->app;
+
+    if (se && se->type == XMPP_SE_CONFLICT)
+        apr_snprintf(h->error, sizeof(h->error),
+                     "the server closed the session: another client logged "
+                     "in as %s (conflict)", app->full_jid);
+    else if (se)
+        apr_snprintf(h->error, sizeof(h->error),
+                     "the server closed the stream: %s%s%s",
+                     stream_error_name(se->type), se->text ? ": " : "",
+                     se->text ? se->text : "");
+    else if (h->cert_failed)
+        apr_snprintf(h->error, sizeof(h->error),
+                     "TLS: the server's certificate is not trusted (%s); "
+                     "set XMPPTLSCAFile to the CA that issued it",
+                     h->lib_error);
+    else if (h->auth_failed && !h->logged_in)
+        apr_snprintf(h->error, sizeof(h->error),
+                     "login failed: the server refused the password for %s "
+                     "(check XMPPPasswordFile and the account)", app->jid);
+    else if (error)
+        apr_snprintf(h->error, sizeof(h->error), "connection failed: %s",
+                     strerror(error));
+    else if (!h->logged_in)
+        apr_snprintf(h->error, sizeof(h->error), "could not log in: %s",
+                     *h->lib_error ? h->lib_error : "connection closed");
+    else
+        apr_snprintf(h->error, sizeof(h->error),
+                     "the server closed the connection");
+}
+
+static void on_conn_event(xmpp_conn_t *conn, xmpp_conn_event_t ev, int error,
+                          xmpp_stream_error_t *se, void *ud)
+{
+    mx_holder *h = ud;
+    mx_app *app = h->app;
+    xmpp_stanza_t *pres;
+
+    if (ev == XMPP_CONN_CONNECT) {
+        h->logged_in = 1;
+        h->failures = 0;
+        if (h->ever_logged_in) {
+            mx_shared_begin(app->shared);
+            app->shared->reconnects++;
+            mx_shared_end(app->shared);
+        }
+        h->ever_logged_in = 1;
+        /* initial presence: contacts see the app online */
+        pres = xmpp_presence_new(h->ctx);
+        xmpp_send(conn, pres);
+        xmpp_stanza_release(pres);
+        publish_state(h, MX_ST_CONNECTED, NULL);
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, app->s,
+                     MX_LOG_TAG "0102: %s: connected to %s as %s (%s)",
+                     app->jid, app->shared->server,
+                     xmpp_conn_get_bound_jid(conn),
+                     xmpp_conn_is_secured(conn) ? "TLS" : "no TLS");
+    }
+    else if (ev == XMPP_CONN_DISCONNECT || ev == XMPP_CONN_FAIL) {
+        h->ended = 1;
+        describe_end(h, error, se);
+    }
+}
+
+static int on_close_ack(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
+{
+    ((mx_holder *)ud)->close_acked = 1;
+    return 0;
+}
+
+/* ---- the holder's loop ---- */
+
+/* Sleep up to ms, waking early when asked to stop. */
+static void nap(mx_holder *h, unsigned int ms)
+{
+    while (ms > 0 && !h->stop) {
+        unsigned int step = ms > 50 ? 50 : ms;
+
+        apr_sleep(apr_time_from_msec(step));
+        ms -= step;
+    }
+}
+
+static int stopping(mx_holder *h)
+{
+    int st = AP_MPMQ_STARTING;
+
+    if (h->stop)
+        return 1;
+    ap_mpm_query(AP_MPMQ_MPM_STATE, &st);
+    return st == AP_MPMQ_STOPPING;
+}
+
+/* Run the loop for up to ms, or until cond becomes true. */
+static void run_until(mx_holder *h, volatile int *cond, unsigned int ms)
+{
+    apr_time_t end = apr_time_now() + apr_time_from_msec(ms);
+
+    while (!*cond && !h->ended && apr_time_now() < end)
+        xmpp_run_once(h->ctx, MX_RUN_ONCE_MS);
+}
+
+/* On stop, make sure the server has everything we wrote before we go:
+ * a plain disconnect after a burst loses what is still in flight. An IQ
+ * is answered in order, after all that was sent before it. */
+static void close_cleanly(mx_holder *h)
+{
+    xmpp_stanza_t *pres, *iq, *ping;
+    char *id = "mx-close";
+
+    if (h->logged_in && !h->ended) {
+        pres = xmpp_presence_new(h->ctx);
+        xmpp_stanza_set_type(pres, "unavailable");
+        xmpp_send(h->conn, pres);
+        xmpp_stanza_release(pres);
+        iq = xmpp_iq_new(h->ctx, "get", id);
+        ping = xmpp_stanza_new(h->ctx);
+        xmpp_stanza_set_name(ping, "ping");
+        xmpp_stanza_set_ns(ping, "urn:xmpp:ping");
+        xmpp_stanza_add_child(iq, ping);
+        xmpp_stanza_release(ping);
+        xmpp_id_handler_add(h->conn, on_close_ack, id, h);
+        xmpp_send(h->conn, iq);
+        xmpp_stanza_release(iq);
+        run_until(h, &h->close_acked, MX_CLOSE_ACK_MS);
+        if (!h->close_acked)
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, h->app->s,
+                         MX_LOG_TAG "0103: %s: the server did not confirm "
+                         "within %d ms before the connection was closed",
+                         h->app->jid, MX_CLOSE_ACK_MS);
+    }
+    if (!h->ended) {
+        xmpp_disconnect(h->conn);
+        run_until(h, &h->ended, MX_CLOSE_END_MS);
+    }
+}
+
+static long conn_flags(const mx_srv_conf *c)
+{
+    long flags = XMPP_CONN_FLAG_DISABLE_SM; /* we count acks ourselves */
+
+    if (mx_conf_tls(c) == MX_TLS_REQUIRED)
+        flags |= XMPP_CONN_FLAG_MANDATORY_TLS;
+    else if (mx_conf_tls(c) == MX_TLS_OFF)
+        flags |= XMPP_CONN_FLAG_DISABLE_TLS;
+    if (!mx_conf_tls_verify(c))
+        flags |= XMPP_CONN_FLAG_TRUST_TLS;
+    return flags;
+}
+
+/* Start one connection attempt. 0 when under way. */
+static int start_connection(mx_holder *h)
+{
+    mx_app *app = h->app;
+    mx_srv_conf *c = app->conf;
+    const char *host = c->server_host;
+    int port = c->server_port > 0 ? c->server_port : 0;
+
+    h->logged_in = h->ended = h->auth_failed = h->cert_failed = 0;
+    h->close_acked = 0;
+    h->lib_error[0] = h->error[0] = '\0';
+    h->conn = xmpp_conn_new(h->ctx);
+    if (!h->conn) {
+        apr_cpystrn(h->error, "out of memory", sizeof(h->error));
+        return -1;
+    }
+    xmpp_conn_set_flags(h->conn, conn_flags(c));
+    xmpp_conn_set_jid(h->conn, app->full_jid);
+    xmpp_conn_set_pass(h->conn, app->password);
+    xmpp_conn_set_sockopt_callback(h->conn, mx_sockopt);
+    if (c->tls_ca_file)
+        xmpp_conn_set_cafile(h->conn, c->tls_ca_file);
+    xmpp_conn_set_certfail_handler(h->conn, mx_certfail);
+
+    mx_shared_begin(app->shared);
+    app->shared->attempts++;
+    apr_snprintf(app->shared->server, sizeof(app->shared->server), "%s:%d",
+                 host ? host : "(SRV)", port ? port : MX_CLIENT_PORT);
+    mx_shared_end(app->shared);
+    publish_state(h, MX_ST_CONNECTING, NULL);
+    if (c->tls_ca_file && access(c->tls_ca_file, R_OK) != 0) {
+        apr_snprintf(h->error, sizeof(h->error),
+                     "XMPPTLSCAFile %s is not readable by the server's User: "
+                     "%s", c->tls_ca_file, strerror(errno));
+        return -1;
+    }
+    if (xmpp_connect_client(h->conn, host, (unsigned short)port,
+                            on_conn_event, h) != XMPP_EOK) {
+        apr_snprintf(h->error, sizeof(h->error),
+                     "cannot start connecting to %s: %s",
+                     app->shared->server,
+                     *h->lib_error ? h->lib_error : "name lookup failed");
+        return -1;
+    }
+    return 0;
+}
+
+static void end_connection(mx_holder *h)
+{
+    if (!h->conn)
+        return;
+    if (!h->ended)
+        close_cleanly(h);
+    xmpp_conn_release(h->conn);
+    h->conn = NULL;
+}
+
+static void backoff(mx_holder *h)
+{
+    unsigned int rnd, ms;
+
+    h->failures++;
+    apr_generate_random_bytes((unsigned char *)&rnd, sizeof(rnd));
+    ms = mx_backoff_ms(h->failures, rnd);
+    publish_state(h, MX_ST_BACKOFF, h->error);
+    ap_log_error(APLOG_MARK, APLOG_ERR, 0, h->app->s,
+                 MX_LOG_TAG "0104: %s: %s; retrying in %u.%us", h->app->jid,
+                 h->error, ms / 1000, (ms % 1000) / 100);
+    nap(h, ms);
+}
+
+static void hold(mx_holder *h)
+{
+    mx_app *app = h->app;
+
+    if (mx_conf_dev_mode(app->conf)) {
+        publish_state(h, MX_ST_DEVMODE, NULL);
+        while (!stopping(h))
+            nap(h, 200);
+        return;
+    }
+    h->log.handler = strophe_log;
+    h->log.userdata = h;
+    h->ctx = xmpp_ctx_new(NULL, &h->log);
+    if (!h->ctx) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, 0, app->s,
+                     MX_LOG_TAG "0105: %s: cannot create the XMPP context",
+                     app->jid);
+        return;
+    }
+    while (!stopping(h)) {
+        if (start_connection(h) == 0) {
+            while (!h->ended && !stopping(h))
+                xmpp_run_once(h->ctx, MX_RUN_ONCE_MS);
+        }
+        else {
+            h->ended = 1;
+        }
+        end_connection(h);
+        if (stopping(h))
+            break;
+        if (h->logged_in)
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, app->s,
+                         MX_LOG_TAG "0106: %s: disconnected: %s", app->jid,
+                         h->error);
+        backoff(h);
+    }
+    publish_state(h, MX_ST_STOPPED, NULL);
+    xmpp_ctx_free(h->ctx);
+    h->ctx = NULL;
+}
+
+/* ---- election ---- */
+
+static int take_lock(mx_holder *h)
+{
+    char pid[32];
+    int len;
+
+    if (h->lock_fd < 0) {
+        h->lock_fd = open(h->app->lock_path, O_RDWR | O_CREAT | O_CLOEXEC,
+                          0600);
+        if (h->lock_fd < 0) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, errno, h->app->s,
+                         MX_LOG_TAG "0107: %s: cannot open the lock file %s "
+                         "(check XMPPSpoolDir and its owner)",
+                         h->app->jid, h->app->lock_path);
+            return 0;
+        }
+    }
+    if (flock(h->lock_fd, LOCK_EX | LOCK_NB) != 0)
+        return 0;
+    len = apr_snprintf(pid, sizeof(pid), "%" APR_PID_T_FMT "\n", getpid());
+    /* the pid in the file is for people; failing to write it is harmless */
+    if (ftruncate(h->lock_fd, 0) == 0 && pwrite(h->lock_fd, pid, len, 0) < 0)
+        return 1;
+    return 1;
+}
+
+static void *APR_THREAD_FUNC holder_main(apr_thread_t *thread, void *data)
+{
+    mx_holder *h = data;
+    sigset_t pipe;
+    int lock_errors_logged = 0;
+
+    /* a peer closing the socket must give EPIPE, not kill the child */
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, NULL);
+    current = h;
+    while (!stopping(h)) {
+        if (take_lock(h)) {
+            ap_log_error(APLOG_MARK, APLOG_INFO, 0, h->app->s,
+                         MX_LOG_TAG "0108: %s: this child (pid %"
+                         APR_PID_T_FMT ") now holds the connection",
+                         h->app->jid, getpid());
+            hold(h);
+            break;
+        }
+        if (h->lock_fd < 0 && lock_errors_logged++ > 0)
+            nap(h, 10000); /* logged once; keep trying, quietly */
+        nap(h, MX_ELECT_POLL_MS);
+    }
+    if (h->lock_fd >= 0)
+        close(h->lock_fd); /* releases the lock */
+    h->lock_fd = -1;
+    h->done = 1;
+    return NULL;
+}
+
+/* Child exit: give the threads a bounded time to close cleanly. */
+static apr_status_t holders_join(void *data)
+{
+    int i, waited = 0;
+    apr_status_t rv;
+
+    mx_holder_child_stopping(NULL, 0);
+    for (i = 0; holders && i < holders->nelts; i++) {
+        mx_holder *h = APR_ARRAY_IDX(holders, i, mx_holder *);
+
+        while (!h->done && waited < MX_JOIN_MS) {
+            apr_sleep(apr_time_from_msec(10));
+            waited += 10;
+        }
+        if (h->done)
+            apr_thread_join(&rv, h->thread);
+    }
+    return APR_SUCCESS;
+}
+
+void mx_holder_child_stopping(apr_pool_t *pchild, int graceful)
+{
+    int i;
+
+    for (i = 0; holders && i < holders->nelts; i++)
+        APR_ARRAY_IDX(holders, i, mx_holder *)->stop = 1;
+}
+
+void mx_holder_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    apr_threadattr_t *attr;
+    apr_status_t rv;
+    int i;
+
+    if (!mx_apps || mx_apps->nelts == 0)
+        return;
+    holders = apr_array_make(pchild, mx_apps->nelts, sizeof(mx_holder *));
+    apr_threadattr_create(&attr, pchild);
+    for (i = 0; i < mx_apps->nelts; i++) {
+        /* not from pchild: a thread that overstays MX_JOIN_MS at exit must
+         * not find its memory freed under it */
+        mx_holder *h = calloc(1, sizeof(*h));
+
+        if (!h)
+            break;
+        h->app = APR_ARRAY_IDX(mx_apps, i, mx_app *);
+        h->lock_fd = -1;
+        rv = ap_thread_create(&h->thread, attr, holder_main, h, pchild);
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_CRIT, rv, h->app->s,
+                         MX_LOG_TAG "0109: %s: cannot start the connection "
+                         "thread", h->app->jid);
+            continue;
+        }
+        APR_ARRAY_PUSH(holders, mx_holder *) = h;
+    }
+    apr_pool_pre_cleanup_register(pchild, NULL, holders_join);
+}
