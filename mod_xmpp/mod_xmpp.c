@@ -18,6 +18,7 @@
 #include "unixd.h"
 
 #include "mod_xmpp_app.h"
+#include "mod_xmpp_authz.h"
 #include "mod_xmpp_config.h"
 #include "mod_xmpp_holder.h"
 #include "mod_xmpp_status.h"
@@ -238,6 +239,7 @@ static void mx_register_hooks(apr_pool_t *p)
     ap_hook_child_stopping(mx_holder_child_stopping, NULL, NULL,
                            APR_HOOK_MIDDLE);
     mx_status_register_hooks(p);
+    mx_authz_register_hooks(p);
 }
 
 AP_DECLARE_MODULE(xmpp) = {

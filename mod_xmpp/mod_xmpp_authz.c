@@ -1,0 +1,43 @@
+/* mod_xmpp_authz: the "xmpp-internal" authorization provider. It grants
+ * access only to requests that mod_xmpp injected for inbound stanzas; they
+ * are recognized by a marker in their connection's module config, which no
+ * header, query string or body can forge. */
+#include "httpd.h"
+#include "http_config.h"
+#include "http_request.h"
+#include "mod_auth.h"
+
+#include "mod_xmpp_authz.h"
+
+extern module AP_MODULE_DECLARE_DATA xmpp_module;
+
+/* the marker's value is its own address */
+static const char internal_marker[] = "mod_xmpp inbound";
+
+void mx_authz_mark_internal(conn_rec *c)
+{
+    ap_set_module_config(c->conn_config, &xmpp_module,
+                         (void *)internal_marker);
+}
+
+static authz_status internal_check(request_rec *r, const char *require_line,
+                                   const void *parsed)
+{
+    conn_rec *c = r->connection;
+
+    return ap_get_module_config(c->conn_config, &xmpp_module)
+               == internal_marker
+           ? AUTHZ_GRANTED : AUTHZ_DENIED;
+}
+
+static const authz_provider internal_provider = {
+    internal_check,
+    NULL,
+};
+
+void mx_authz_register_hooks(apr_pool_t *p)
+{
+    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "xmpp-internal",
+                              AUTHZ_PROVIDER_VERSION, &internal_provider,
+                              AP_AUTH_INTERNAL_PER_CONF);
+}
