@@ -121,33 +121,43 @@ static const char *read_secret(apr_pool_t *p, server_rec *s, const char *path,
 }
 
 /* Spool files are created by children, which run as User: hand the
- * directory (and the lock file) to that user when we start as root. */
-static int prepare_dir(apr_pool_t *p, server_rec *s, mx_app *app)
+ * directories (and the lock file) to that user when we start as root. */
+static apr_status_t make_owned(apr_pool_t *p, const char *path, int is_dir)
 {
     apr_status_t rv;
     apr_file_t *f;
 
-    rv = apr_dir_make_recursive(app->dir, APR_FPROT_UREAD | APR_FPROT_UWRITE
-                                | APR_FPROT_UEXECUTE, p);
-    if (rv == APR_SUCCESS)
-        rv = apr_file_open(&f, app->lock_path, APR_FOPEN_CREATE
-                           | APR_FOPEN_WRITE, APR_FPROT_UREAD
-                           | APR_FPROT_UWRITE, p);
-    if (rv == APR_SUCCESS)
+    if (is_dir)
+        rv = apr_dir_make_recursive(path, APR_FPROT_UREAD | APR_FPROT_UWRITE
+                                    | APR_FPROT_UEXECUTE, p);
+    else if ((rv = apr_file_open(&f, path, APR_FOPEN_CREATE | APR_FOPEN_WRITE,
+                                 APR_FPROT_UREAD | APR_FPROT_UWRITE, p))
+             == APR_SUCCESS)
         apr_file_close(f);
+    if (rv == APR_SUCCESS && geteuid() == 0
+        && chown(path, ap_unixd_config.user_id, ap_unixd_config.group_id))
+        rv = APR_FROM_OS_ERROR(errno);
+    return rv;
+}
+
+static int prepare_dir(apr_pool_t *p, server_rec *s, mx_app *app)
+{
+    static const char *const subdirs[] = { "", "/new", "/tmp", "/presence",
+                                           NULL };
+    const char *path = app->dir;
+    apr_status_t rv = APR_SUCCESS;
+    int i;
+
+    for (i = 0; subdirs[i] && rv == APR_SUCCESS; i++) {
+        path = apr_pstrcat(p, app->dir, subdirs[i], NULL);
+        rv = make_owned(p, path, 1);
+    }
+    if (rv == APR_SUCCESS)
+        rv = make_owned(p, path = app->lock_path, 0);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, MX_LOG_TAG "0005: %s: "
-                     "cannot create the spool directory %s (XMPPSpoolDir)",
-                     app->jid, app->dir);
-        return 0;
-    }
-    if (geteuid() == 0
-        && (chown(app->dir, ap_unixd_config.user_id, ap_unixd_config.group_id)
-            || chown(app->lock_path, ap_unixd_config.user_id,
-                     ap_unixd_config.group_id))) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, errno, s, MX_LOG_TAG "0006: "
-                     "%s: cannot give %s to the server's User",
-                     app->jid, app->dir);
+                     "cannot create %s, owned by the server's User "
+                     "(XMPPSpoolDir)", app->jid, path);
         return 0;
     }
     return 1;

@@ -3,6 +3,7 @@
  * Every setter checks its value at parse time, so `apachectl configtest`
  * refuses a bad value with a message that names the directive and says
  * what it accepts. */
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -31,6 +32,7 @@ void *mx_create_srv_conf(apr_pool_t *p, server_rec *s)
     c->tls_verify = MX_UNSET;
     c->inbound = MX_UNSET;
     c->dev_mode = MX_UNSET;
+    c->queue_limit = MX_UNSET;
     return c;
 }
 
@@ -60,6 +62,7 @@ void *mx_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     MX_MERGE_PTR(inbound_path);
     MX_MERGE_PTR(spool_dir);
     MX_MERGE_INT(dev_mode);
+    MX_MERGE_INT(queue_limit);
     return c;
 }
 
@@ -101,6 +104,12 @@ const char *mx_conf_spool_dir(const mx_srv_conf *c)
 int mx_conf_dev_mode(const mx_srv_conf *c)
 {
     return c->dev_mode != MX_UNSET ? c->dev_mode : 0;
+}
+
+int mx_conf_queue_limit(const mx_srv_conf *c)
+{
+    return c->queue_limit != MX_UNSET ? c->queue_limit
+                                      : MX_DEFAULT_QUEUE_LIMIT;
 }
 
 /* ---- helpers ---- */
@@ -348,6 +357,20 @@ static const char *mx_set_dev_mode(cmd_parms *cmd, void *dc, int flag)
     return NULL;
 }
 
+static const char *mx_set_queue_limit(cmd_parms *cmd, void *dc,
+                                      const char *arg)
+{
+    char *end;
+    long v = strtol(arg, &end, 10);
+
+    if (!*arg || *end || v < 1 || v > 100000000)
+        return cmd_err(cmd, "invalid number", arg,
+                       "give the most items the outbound queue may hold, "
+                       "1..100000000");
+    cmd_conf(cmd)->queue_limit = (int)v;
+    return NULL;
+}
+
 const command_rec mx_cmds[] = {
     AP_INIT_FLAG(MX_CMD_ENGINE, mx_set_engine, NULL, RSRC_CONF,
                  "On: this server or virtual host is an XMPP app with its "
@@ -380,5 +403,7 @@ const command_rec mx_cmds[] = {
                   "directory of the durable outbound queue and the roster"),
     AP_INIT_FLAG(MX_CMD_DEV_MODE, mx_set_dev_mode, NULL, RSRC_CONF,
                  "On: log outbound stanzas instead of sending them"),
+    AP_INIT_TAKE1(MX_CMD_QUEUE_LIMIT, mx_set_queue_limit, NULL, RSRC_CONF,
+                  "most items the outbound queue may hold (default 100000)"),
     { NULL }
 };

@@ -20,6 +20,7 @@
 #define MX_CMD_INBOUND_PATH    "XMPPInboundPath"
 #define MX_CMD_SPOOL_DIR       "XMPPSpoolDir"
 #define MX_CMD_DEV_MODE        "XMPPDevMode"
+#define MX_CMD_QUEUE_LIMIT     "XMPPQueueLimit"
 
 #define MX_UNSET (-1)
 
@@ -35,6 +36,7 @@ typedef enum { MX_TLS_REQUIRED = 0, MX_TLS_OPTIONAL, MX_TLS_OFF } mx_tls_policy;
 #define MX_DEFAULT_INBOUND      MX_IN_MESSAGE
 #define MX_DEFAULT_INBOUND_PATH "/_ah/xmpp/"
 #define MX_CLIENT_PORT          5222
+#define MX_DEFAULT_QUEUE_LIMIT  100000
 
 typedef struct mx_srv_conf {
     int engine;                  /* not inherited: see mx_merge_srv_conf */
@@ -50,6 +52,7 @@ typedef struct mx_srv_conf {
     const char *inbound_path;
     const char *spool_dir;
     int dev_mode;
+    int queue_limit;             /* items in the outbound queue */
     const char *defined_in;      /* "file:line" of XMPPEngine On, for messages */
 } mx_srv_conf;
 
@@ -67,6 +70,7 @@ int mx_conf_inbound(const mx_srv_conf *c);
 const char *mx_conf_inbound_path(const mx_srv_conf *c);
 const char *mx_conf_spool_dir(const mx_srv_conf *c);
 int mx_conf_dev_mode(const mx_srv_conf *c);
+int mx_conf_queue_limit(const mx_srv_conf *c);
 
 /* Parse "host", "host:port", "[v6]" or "[v6]:port". NULL when fine, else
  * the reason. */

@@ -39,6 +39,7 @@
 
 #include "mod_xmpp_app.h"
 #include "mod_xmpp_holder.h"
+#include "mod_xmpp_outbound.h"
 #include "mx_backoff.h"
 #include "mx_redact.h"
 
@@ -63,11 +64,11 @@ typedef struct mx_holder {
     xmpp_ctx_t *ctx;
     xmpp_conn_t *conn;
     xmpp_log_t log;
+    mx_out *out;           /* the outbound queue */
     int logged_in;         /* CONNECT seen on the current conn */
     int ended;             /* DISCONNECT seen on the current conn */
     int auth_failed;       /* libstrophe reported a SASL failure */
     int cert_failed;
-    int close_acked;
     int ever_logged_in;
     unsigned int failures; /* consecutive failed attempts */
     char lib_error[256];   /* libstrophe's last error line */
@@ -248,9 +249,10 @@ static void on_conn_event(xmpp_conn_t *conn, xmpp_conn_event_t ev, int error,
             mx_shared_end(app->shared);
         }
         h->ever_logged_in = 1;
+        mx_out_on_login(h->out, h->ctx, conn);
         /* initial presence: contacts see the app online */
         pres = xmpp_presence_new(h->ctx);
-        xmpp_send(conn, pres);
+        mx_out_send_other(h->out, pres);
         xmpp_stanza_release(pres);
         publish_state(h, MX_ST_CONNECTED, NULL);
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, app->s,
@@ -265,15 +267,10 @@ static void on_conn_event(xmpp_conn_t *conn, xmpp_conn_event_t ev, int error,
     }
 }
 
-static int on_close_ack(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
-{
-    ((mx_holder *)ud)->close_acked = 1;
-    return 0;
-}
-
 /* ---- the holder's loop ---- */
 
-/* Sleep up to ms, waking early when asked to stop. */
+/* Sleep up to ms, waking early when asked to stop; the queue is still
+ * counted meanwhile, for the status page and the queue limit. */
 static void nap(mx_holder *h, unsigned int ms)
 {
     while (ms > 0 && !h->stop) {
@@ -281,6 +278,8 @@ static void nap(mx_holder *h, unsigned int ms)
 
         apr_sleep(apr_time_from_msec(step));
         ms -= step;
+        if (h->out)
+            mx_out_idle(h->out);
     }
 }
 
@@ -295,7 +294,7 @@ static int stopping(mx_holder *h)
 }
 
 /* Run the loop for up to ms, or until cond becomes true. */
-static void run_until(mx_holder *h, volatile int *cond, unsigned int ms)
+static void run_until(mx_holder *h, int *cond, unsigned int ms)
 {
     apr_time_t end = apr_time_now() + apr_time_from_msec(ms);
 
@@ -304,33 +303,22 @@ static void run_until(mx_holder *h, volatile int *cond, unsigned int ms)
 }
 
 /* On stop, make sure the server has everything we wrote before we go:
- * a plain disconnect after a burst loses what is still in flight. An IQ
- * is answered in order, after all that was sent before it. */
+ * a plain disconnect after a burst loses what is still in flight. */
 static void close_cleanly(mx_holder *h)
 {
-    xmpp_stanza_t *pres, *iq, *ping;
-    char *id = "mx-close";
+    xmpp_stanza_t *pres;
 
     if (h->logged_in && !h->ended) {
-        pres = xmpp_presence_new(h->ctx);
-        xmpp_stanza_set_type(pres, "unavailable");
-        xmpp_send(h->conn, pres);
-        xmpp_stanza_release(pres);
-        iq = xmpp_iq_new(h->ctx, "get", id);
-        ping = xmpp_stanza_new(h->ctx);
-        xmpp_stanza_set_name(ping, "ping");
-        xmpp_stanza_set_ns(ping, "urn:xmpp:ping");
-        xmpp_stanza_add_child(iq, ping);
-        xmpp_stanza_release(ping);
-        xmpp_id_handler_add(h->conn, on_close_ack, id, h);
-        xmpp_send(h->conn, iq);
-        xmpp_stanza_release(iq);
-        run_until(h, &h->close_acked, MX_CLOSE_ACK_MS);
-        if (!h->close_acked)
+        if (!mx_out_flush(h->out, MX_CLOSE_ACK_MS))
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, h->app->s,
                          MX_LOG_TAG "0103: %s: the server did not confirm "
-                         "within %d ms before the connection was closed",
-                         h->app->jid, MX_CLOSE_ACK_MS);
+                         "all that was sent within %d ms; what it did not "
+                         "confirm stays queued", h->app->jid,
+                         MX_CLOSE_ACK_MS);
+        pres = xmpp_presence_new(h->ctx);
+        xmpp_stanza_set_type(pres, "unavailable");
+        mx_out_send_other(h->out, pres);
+        xmpp_stanza_release(pres);
     }
     if (!h->ended) {
         xmpp_disconnect(h->conn);
@@ -360,7 +348,6 @@ static int start_connection(mx_holder *h)
     int port = c->server_port > 0 ? c->server_port : 0;
 
     h->logged_in = h->ended = h->auth_failed = h->cert_failed = 0;
-    h->close_acked = 0;
     h->lib_error[0] = h->error[0] = '\0';
     h->conn = xmpp_conn_new(h->ctx);
     if (!h->conn) {
@@ -404,6 +391,7 @@ static void end_connection(mx_holder *h)
         return;
     if (!h->ended)
         close_cleanly(h);
+    mx_out_on_end(h->out);
     xmpp_conn_release(h->conn);
     h->conn = NULL;
 }
@@ -432,6 +420,9 @@ static void hold(mx_holder *h)
             nap(h, 200);
         return;
     }
+    h->out = mx_out_create(app);
+    if (!h->out)
+        return;
     h->log.handler = strophe_log;
     h->log.userdata = h;
     h->ctx = xmpp_ctx_new(NULL, &h->log);
@@ -443,8 +434,13 @@ static void hold(mx_holder *h)
     }
     while (!stopping(h)) {
         if (start_connection(h) == 0) {
-            while (!h->ended && !stopping(h))
+            while (!h->ended && !stopping(h)) {
                 xmpp_run_once(h->ctx, MX_RUN_ONCE_MS);
+                if (h->logged_in)
+                    mx_out_pump(h->out);
+                else
+                    mx_out_idle(h->out);
+            }
         }
         else {
             h->ended = 1;

@@ -1,0 +1,404 @@
+/* mod_xmpp_outbound: see mod_xmpp_outbound.h.
+ *
+ * Acks. libstrophe 0.12's own stream management loses and duplicates
+ * stanzas, so it is disabled and we speak XEP-0198 ourselves: <enable/>
+ * after login, count every stanza sent after it, ask with <r/> in batches
+ * (every MX_ACK_EVERY stanzas, or MX_ACK_IDLE_MS after the last), and remove
+ * a queue item once <a h=.../> covers it. A server without stream
+ * management gets ping IQs as barriers instead: an IQ answer means all sent
+ * before it arrived. After a reconnect, everything not acknowledged is sent
+ * again; each message carries an origin-id (XEP-0359) so a receiver can
+ * drop the duplicate. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include "apr_hash.h"
+#include "apr_strings.h"
+#include "httpd.h"
+#include "http_log.h"
+
+#include "mod_xmpp_outbound.h"
+#include "mx_queue.h"
+
+APLOG_USE_MODULE(xmpp);
+
+#define MX_NS_SM          "urn:xmpp:sm:3"
+#define MX_WINDOW         256  /* items sent and not yet acknowledged */
+#define MX_ACK_EVERY      32   /* ask for an ack after this many stanzas */
+#define MX_ACK_IDLE_MS    50   /* ... or this long after the last send */
+#define MX_LIST_EVERY_MS  200  /* look at the queue even without a wake-up */
+#define MX_COUNT_EVERY_MS 1000 /* recount the queue for status and limit */
+
+typedef struct {
+    char *name;
+    apr_uint32_t seq;
+} mx_flight;
+
+struct mx_out {
+    mx_app *app;
+    xmpp_ctx_t *ctx;
+    xmpp_conn_t *conn;
+    apr_pool_t *pool;        /* lives as long as o */
+    apr_pool_t *scratch;     /* cleared on every pump */
+    int sm;                  /* 1: acks by XEP-0198; 0: by ping barriers */
+    apr_uint32_t out_seq;    /* stanzas sent since <enable/> */
+    apr_uint32_t requested;  /* out_seq when we last asked for an ack */
+    apr_uint32_t in_seq;     /* stanzas received since <enabled/> */
+    apr_time_t last_send, last_list, last_count;
+    mx_flight flight[MX_WINDOW];
+    int head, len;           /* ring of items in flight */
+    apr_hash_t *flying;      /* names in flight */
+    char **pending;          /* listed, not yet sent */
+    size_t npending, next;
+    int wake_fd;             /* inotify on new/, -1 without */
+    int woken;
+};
+
+/* ---- queue bookkeeping ---- */
+
+static void shared_add(mx_out *o, apr_uint64_t *field, long n)
+{
+    mx_shared_begin(o->app->shared);
+    *field += n;
+    mx_shared_end(o->app->shared);
+}
+
+static void drop_pending(mx_out *o)
+{
+    mx_queue_free_list(o->pending, o->npending);
+    o->pending = NULL;
+    o->npending = o->next = 0;
+}
+
+static void forget_flight(mx_out *o)
+{
+    while (o->len > 0) {
+        mx_flight *f = &o->flight[o->head];
+
+        apr_hash_set(o->flying, f->name, APR_HASH_KEY_STRING, NULL);
+        free(f->name);
+        o->head = (o->head + 1) % MX_WINDOW;
+        o->len--;
+    }
+}
+
+/* The server has handled every stanza up to number h. */
+static void acked(mx_out *o, apr_uint32_t h)
+{
+    long done = 0;
+
+    while (o->len > 0) {
+        mx_flight *f = &o->flight[o->head];
+
+        if ((apr_int32_t)(h - f->seq) < 0)
+            break;
+        if (mx_queue_remove(o->app->dir, f->name) != 0)
+            ap_log_error(APLOG_MARK, APLOG_ERR, errno, o->app->s,
+                         MX_LOG_TAG "0201: %s: cannot remove sent item %s "
+                         "from the queue; it will be sent again",
+                         o->app->jid, f->name);
+        apr_hash_set(o->flying, f->name, APR_HASH_KEY_STRING, NULL);
+        free(f->name);
+        o->head = (o->head + 1) % MX_WINDOW;
+        o->len--;
+        done++;
+    }
+    if (done)
+        shared_add(o, &o->app->shared->sent, done);
+}
+
+static void count_queue(mx_out *o, apr_time_t now)
+{
+    long n;
+    int limit = mx_conf_queue_limit(o->app->conf);
+
+    if (now - o->last_count < apr_time_from_msec(MX_COUNT_EVERY_MS))
+        return;
+    o->last_count = now;
+    n = mx_queue_count(o->app->dir);
+    if (n < 0)
+        return;
+    mx_shared_begin(o->app->shared);
+    o->app->shared->queued = (apr_uint64_t)n;
+    mx_shared_end(o->app->shared);
+    if (mx_queue_set_full(o->app->dir, n >= limit) == 1)
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, o->app->s,
+                     MX_LOG_TAG "0202: %s: the outbound queue is full (%ld "
+                     "items, XMPPQueueLimit %d): sends are refused with "
+                     "OTHER_ERROR until it drains", o->app->jid, n, limit);
+}
+
+/* ---- sending ---- */
+
+static void send_counted(mx_out *o, const char *data, size_t len)
+{
+    xmpp_send_raw(o->conn, data, len);
+    o->out_seq++;
+    o->last_send = apr_time_now();
+}
+
+void mx_out_send_other(mx_out *o, xmpp_stanza_t *st)
+{
+    xmpp_send(o->conn, st);
+    o->out_seq++;
+    o->last_send = apr_time_now();
+}
+
+static void ask_ack(mx_out *o)
+{
+    char id[32];
+
+    o->requested = o->out_seq;
+    if (o->sm) {
+        xmpp_send_raw_string(o->conn, "<r xmlns='" MX_NS_SM "'/>");
+        return;
+    }
+    /* the IQ itself is stanza number out_seq + 1: its answer covers it */
+    apr_snprintf(id, sizeof(id), "mx-ack-%u", o->out_seq + 1);
+    xmpp_send_raw_string(o->conn, "<iq type='get' id='%s'>"
+                         "<ping xmlns='urn:xmpp:ping'/></iq>", id);
+    o->out_seq++;
+    o->requested = o->out_seq;
+}
+
+/* Send one subscriber copy per line of the roster file. */
+static void send_to_subscribers(mx_out *o, const char *stanza)
+{
+    char *roster = NULL, *line, *last;
+    size_t len;
+    const char *rest;
+
+    if (mx_queue_read_file(o->app->dir, "roster", &roster, &len) != 0)
+        return; /* nobody subscribed yet */
+    /* the stanza starts "<presence"; insert a to= after the element name */
+    rest = stanza + strlen("<presence");
+    for (line = apr_strtok(roster, "\n", &last); line;
+         line = apr_strtok(NULL, "\n", &last)) {
+        char *copy = apr_psprintf(o->scratch, "<presence to=\"%s\"%s", line,
+                                  rest);
+
+        send_counted(o, copy, strlen(copy));
+    }
+    free(roster);
+}
+
+/* Send the item `name`. 0 when sent (or dealt with), -1 to retry later. */
+static int send_item(mx_out *o, const char *name)
+{
+    char *data;
+    size_t len;
+    mx_queue_item item;
+
+    if (mx_queue_read(o->app->dir, name, &data, &len) != 0)
+        return errno == ENOENT ? 0 : -1;
+    if (mx_queue_item_parse(data, len, &item) != 0) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, o->app->s, MX_LOG_TAG "0203: "
+                     "%s: queue item %s is damaged; moved aside to bad/",
+                     o->app->jid, name);
+        mx_queue_set_aside(o->app->dir, name);
+        shared_add(o, &o->app->shared->failed, 1);
+        free(data);
+        return 0;
+    }
+    if (item.kind == MX_ITEM_SUBSCRIBERS)
+        send_to_subscribers(o, item.stanza);
+    else
+        send_counted(o, item.stanza, item.stanza_len);
+    free(data);
+    o->flight[(o->head + o->len) % MX_WINDOW].name = strdup(name);
+    o->flight[(o->head + o->len) % MX_WINDOW].seq = o->out_seq;
+    apr_hash_set(o->flying, o->flight[(o->head + o->len) % MX_WINDOW].name,
+                 APR_HASH_KEY_STRING, "");
+    o->len++;
+    return 0;
+}
+
+/* Has anything been added to new/ since we last looked? */
+static int woken(mx_out *o)
+{
+    char buf[4096];
+    int any = 0;
+
+    if (o->wake_fd < 0)
+        return 0;
+    while (read(o->wake_fd, buf, sizeof(buf)) > 0)
+        any = 1;
+    return any;
+}
+
+static void refill(mx_out *o, apr_time_t now)
+{
+    char **names;
+    size_t n, i, kept = 0;
+
+    if (o->next < o->npending)
+        return;
+    if (!woken(o) && !o->woken
+        && now - o->last_list < apr_time_from_msec(MX_LIST_EVERY_MS))
+        return;
+    o->woken = 0;
+    o->last_list = now;
+    drop_pending(o);
+    if (mx_queue_list(o->app->dir, MX_WINDOW * 2, &names, &n) != 0)
+        return;
+    /* keep what is not already in flight, in queue order */
+    for (i = 0; i < n; i++) {
+        if (apr_hash_get(o->flying, names[i], APR_HASH_KEY_STRING))
+            free(names[i]);
+        else
+            names[kept++] = names[i];
+    }
+    o->pending = names;
+    o->npending = kept;
+    /* a full listing may hide more: look again as soon as it is sent */
+    o->woken = n == MX_WINDOW * 2;
+}
+
+void mx_out_pump(mx_out *o)
+{
+    apr_time_t now = apr_time_now();
+
+    apr_pool_clear(o->scratch);
+    refill(o, now);
+    while (o->len < MX_WINDOW && o->next < o->npending) {
+        if (send_item(o, o->pending[o->next]) != 0)
+            break;
+        o->next++;
+        if (o->out_seq - o->requested >= MX_ACK_EVERY)
+            ask_ack(o);
+    }
+    if (o->out_seq != o->requested
+        && now - o->last_send >= apr_time_from_msec(MX_ACK_IDLE_MS))
+        ask_ack(o);
+    count_queue(o, now);
+}
+
+void mx_out_idle(mx_out *o)
+{
+    count_queue(o, apr_time_now());
+}
+
+/* ---- XEP-0198 ---- */
+
+static int on_sm_enabled(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
+{
+    mx_out *o = ud;
+
+    o->sm = 1;
+    o->in_seq = 0;
+    return 1;
+}
+
+static int on_sm_failed(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
+{
+    mx_out *o = ud;
+
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, o->app->s, MX_LOG_TAG "0204: "
+                 "%s: the server refused stream management; using ping "
+                 "round trips to confirm delivery", o->app->jid);
+    o->sm = 0;
+    ask_ack(o);
+    return 1;
+}
+
+static int on_sm_ack(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
+{
+    const char *h = xmpp_stanza_get_attribute(st, "h");
+
+    if (h)
+        acked(ud, (apr_uint32_t)strtoul(h, NULL, 10));
+    return 1;
+}
+
+static int on_sm_request(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
+{
+    mx_out *o = ud;
+
+    xmpp_send_raw_string(conn, "<a xmlns='" MX_NS_SM "' h='%u'/>", o->in_seq);
+    return 1;
+}
+
+/* Count what the server sends, for its <r/>. */
+static int on_any(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
+{
+    mx_out *o = ud;
+    const char *name = xmpp_stanza_get_name(st);
+
+    if (name && (!strcmp(name, "message") || !strcmp(name, "presence")
+                 || !strcmp(name, "iq")))
+        o->in_seq++;
+    return 1;
+}
+
+static int on_ping_ack(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
+{
+    const char *id = xmpp_stanza_get_id(st);
+
+    if (id && !strncmp(id, "mx-ack-", 7))
+        acked(ud, (apr_uint32_t)strtoul(id + 7, NULL, 10));
+    return 1;
+}
+
+void mx_out_on_login(mx_out *o, xmpp_ctx_t *ctx, xmpp_conn_t *conn)
+{
+    o->ctx = ctx;
+    o->conn = conn;
+    o->sm = 1; /* optimistic; <failed/> switches to ping barriers */
+    o->out_seq = o->requested = o->in_seq = 0;
+    forget_flight(o);
+    drop_pending(o);
+    o->woken = 1;
+    xmpp_handler_add(conn, on_sm_enabled, MX_NS_SM, "enabled", NULL, o);
+    xmpp_handler_add(conn, on_sm_failed, MX_NS_SM, "failed", NULL, o);
+    xmpp_handler_add(conn, on_sm_ack, MX_NS_SM, "a", NULL, o);
+    xmpp_handler_add(conn, on_sm_request, MX_NS_SM, "r", NULL, o);
+    xmpp_handler_add(conn, on_any, NULL, NULL, NULL, o);
+    xmpp_handler_add(conn, on_ping_ack, NULL, "iq", "result", o);
+    xmpp_send_raw_string(conn, "<enable xmlns='" MX_NS_SM "'/>");
+}
+
+void mx_out_on_end(mx_out *o)
+{
+    forget_flight(o);
+    drop_pending(o);
+    o->conn = NULL;
+}
+
+int mx_out_flush(mx_out *o, unsigned int ms)
+{
+    apr_time_t end = apr_time_now() + apr_time_from_msec(ms);
+
+    if (!o->conn)
+        return 0;
+    if (o->out_seq != o->requested || o->len > 0)
+        ask_ack(o);
+    while (o->len > 0 && xmpp_conn_is_connected(o->conn)
+           && apr_time_now() < end)
+        xmpp_run_once(o->ctx, 5);
+    return o->len == 0;
+}
+
+mx_out *mx_out_create(mx_app *app)
+{
+    mx_out *o = calloc(1, sizeof(*o));
+    char *dir;
+
+    if (!o)
+        return NULL;
+    o->app = app;
+    apr_pool_create_unmanaged_ex(&o->pool, NULL, NULL);
+    apr_pool_create(&o->scratch, o->pool);
+    o->flying = apr_hash_make(o->pool);
+    dir = apr_pstrcat(o->pool, app->dir, "/new", NULL);
+    mx_queue_clean_tmp(app->dir, 3600);
+    o->wake_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (o->wake_fd >= 0 && inotify_add_watch(o->wake_fd, dir, IN_MOVED_TO
+                                             | IN_CLOSE_WRITE) < 0) {
+        close(o->wake_fd);
+        o->wake_fd = -1;
+    }
+    return o;
+}

@@ -1,0 +1,36 @@
+/* mod_xmpp_outbound: the holder's side of the durable outbound queue.
+ * Items are sent in queue order and leave the queue only when the server
+ * has acknowledged them (XEP-0198 acks, counted here, not by libstrophe). */
+#ifndef MOD_XMPP_OUTBOUND_H
+#define MOD_XMPP_OUTBOUND_H
+
+#include <strophe.h>
+
+#include "mod_xmpp_app.h"
+
+typedef struct mx_out mx_out;
+
+mx_out *mx_out_create(mx_app *app);
+
+/* A new session logged in: enable stream management, start sending. */
+void mx_out_on_login(mx_out *o, xmpp_ctx_t *ctx, xmpp_conn_t *conn);
+
+/* Send a stanza that is not a queue item (presence, pings, replies), so
+ * that the ack count stays right. */
+void mx_out_send_other(mx_out *o, xmpp_stanza_t *st);
+
+/* Called on every turn of the holder's loop while logged in. */
+void mx_out_pump(mx_out *o);
+
+/* Called on every turn while not connected (counts the queue, keeps the
+ * "full" flag up to date). */
+void mx_out_idle(mx_out *o);
+
+/* The session ended: what was not acknowledged stays queued for the next. */
+void mx_out_on_end(mx_out *o);
+
+/* On stop: ask the server to acknowledge everything sent. Returns 1 when
+ * it did within ms, running the loop meanwhile. */
+int mx_out_flush(mx_out *o, unsigned int ms);
+
+#endif
