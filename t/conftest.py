@@ -25,7 +25,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import util  # noqa: E402
-from harness.httpd import Httpd, HttpdStartError, module_path  # noqa: E402,F401
+from harness.httpd import Httpd, module_path  # noqa: E402
 from harness.prosody import ProsodyServer  # noqa: E402
 from harness.xmpp import XmppClient  # noqa: E402
 

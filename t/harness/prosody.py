@@ -11,12 +11,9 @@ the test run; it is stopped by the PID in its pidfile.
 """
 
 import os
-import re
 import secrets
 import shutil
-import signal
 import subprocess
-import time
 
 from . import util
 from .certs import PrivateCA
@@ -29,9 +26,12 @@ RUN_AS = "prosody"
 # logs in with; the others are people talking to it.
 DEFAULT_USERS = ("app", "alice", "bob")
 
-# Column of `c2s:show()` holding the full JID.  It is printed last and wide
-# enough for the longest possible JID (3 x 1023 bytes) so that Prosody's
-# table formatter never shortens it with an ellipsis.
+# Columns asked of the admin shell's `c2s:show()`: the XEP-0198 state, the
+# TLS state and the full JID.  The JID comes last and its column is wide
+# enough for the longest possible JID (3 x 1023 bytes), so that Prosody's
+# table formatter never shortens it with an ellipsis (the default "jid"
+# column is 32 characters wide) and a JID containing the separator cannot
+# shift the other columns.
 _SESSION_COLUMNS = ('{ "smacks"; "secure"; '
                     '{ title = "JID"; key = "full_jid"; width = 3071 } }')
 _SESSION_SEPARATOR = " | "
