@@ -28,6 +28,7 @@ def test_prosody_files(prosody):
     assert prosody.domain == "localhost"
     assert prosody.password("app") != prosody.password("alice")
     assert util.port_open(prosody.port)
+    assert util.port_open(prosody.component_port)
 
 
 def test_clients_subscribe_and_see_each_other(prosody, xmpp_client):
@@ -99,13 +100,29 @@ def test_sessions_counts_prosody_c2s_sessions(prosody, xmpp_client):
     assert prosody.sessions("alice@localhost") == []
 
 
+def test_prosody_stop_and_start(prosody, xmpp_client):
+    """stop() and start() bring the same server back on the same port."""
+    alice = xmpp_client("alice")
+    port, pid = prosody.port, prosody.pid
+    prosody.stop()
+    try:
+        assert not util.pid_alive(pid)
+        assert not util.port_open(port)
+        util.wait_for(lambda: not alice.connected, 10, what="alice to notice")
+    finally:
+        prosody.start()
+    assert prosody.port == port and prosody.pid != pid
+    bob = xmpp_client("bob")
+    assert prosody.sessions("bob@localhost") == [bob.full_jid]
+
+
 def test_wrong_password_is_refused(prosody, xmpp_client):
     from harness.xmpp import XmppError
     with pytest.raises(XmppError, match="authentication failed"):
         xmpp_client("alice", password="not-the-password")
 
 
-@pytest.mark.parametrize("mpm", ["event", "prefork"])
+@pytest.mark.parametrize("mpm", ["event", "worker", "prefork"])
 def test_httpd_without_module(httpd_factory, mpm):
     h = httpd_factory(mpm=mpm, load_module=False, children=2)
     code, output = h.configtest()
@@ -136,11 +153,19 @@ def test_httpd_without_module(httpd_factory, mpm):
     assert h.get("/nothing-here").status == 404
     assert "GET /server-status?auto" in h.access_log()
 
-    # A graceful restart keeps the parent and starts a new generation.
+    # Graceful and immediate restarts keep the parent and start a new
+    # generation.
     parent = h.pid
+    offset = h.log_size()
     h.graceful()
     assert h.pid == parent and h.running
+    h.wait_log(r"SIGUSR1 received|Graceful restart requested", timeout=5,
+               since=offset)
     assert h.get("/").status == 200
+    h.restart()
+    assert h.pid == parent and h.running
+    assert h.get("/").status == 200
+    assert h.status()["ParentServerConfigGeneration"] == "3"
 
     children = h.child_pids()
     assert h.stop()
