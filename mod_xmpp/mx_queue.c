@@ -1,0 +1,800 @@
+/* mx_queue: see mx_queue.h */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mx_jid.h"
+#include "mx_queue.h"
+
+#ifndef PATH_MAX
+#define PATH_MAX 4096
+#endif
+
+#define ITEM_MAGIC "MX1 "
+
+typedef char qname[MX_QUEUE_NAME_SIZE];
+
+static const char *const item_kinds[] = { "stanza", "subscribers", NULL };
+
+/* Per process: the last time part handed out, and the counter. Both are
+ * inherited by forked children, whose pid differs, so names stay unique. */
+static _Atomic unsigned long long last_ns;
+static _Atomic unsigned int counter;
+
+/* ---- helpers ---- */
+
+/* strerror_r has two incompatible prototypes; _GNU_SOURCE (set by apxs
+ * for the module, not for the command) picks the GNU one. */
+static const char *errtext(int e, char *buf, size_t size)
+{
+#if defined(__GLIBC__) && defined(_GNU_SOURCE)
+    return strerror_r(e, buf, size);
+#else
+    if (strerror_r(e, buf, size) != 0)
+        snprintf(buf, size, "error %d", e);
+    return buf;
+#endif
+}
+
+/* err = "<what> <path>: <system error>"; keeps errno; returns -1 */
+static int fail(char *err, size_t errsize, const char *what,
+                const char *path)
+{
+    int e = errno;
+    char ebuf[128];
+
+    if (err && errsize)
+        snprintf(err, errsize, "%s %s: %s", what, path,
+                 errtext(e, ebuf, sizeof(ebuf)));
+    errno = e;
+    return -1;
+}
+
+/* buf = dir/sub[/name]; -1 with ENAMETOOLONG when it does not fit */
+static int join(char *buf, size_t size, const char *dir, const char *sub,
+                const char *name)
+{
+    int n = name ? snprintf(buf, size, "%s/%s/%s", dir, sub, name)
+                 : snprintf(buf, size, "%s/%s", dir, sub);
+
+    if (n < 0 || (size_t)n >= size) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return 0;
+}
+
+static int ensure_dir(const char *path)
+{
+    return (mkdir(path, 0700) == 0 || errno == EEXIST) ? 0 : -1;
+}
+
+static int write_all(int fd, const char *data, size_t len)
+{
+    ssize_t w;
+
+    while (len) {
+        w = write(fd, data, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -1;
+        data += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+/* The rename is durable only once the directory itself is synced. */
+static int sync_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rv, e;
+
+    if (fd < 0)
+        return -1;
+    rv = fsync(fd);
+    e = errno;
+    close(fd);
+    errno = e;
+    return rv;
+}
+
+/* Read a whole file into a malloc'd NUL-terminated buffer. */
+static int read_file(const char *path, char **data, size_t *len)
+{
+    struct stat st;
+    size_t size, got = 0;
+    ssize_t r;
+    char *buf, *nb;
+    int fd = open(path, O_RDONLY | O_CLOEXEC), e;
+
+    if (fd < 0)
+        return -1;
+    size = (fstat(fd, &st) == 0 && st.st_size > 0) ? (size_t)st.st_size + 1 : 256;
+    if (!(buf = malloc(size)))
+        goto fail;
+    for (;;) {
+        if (got + 1 >= size) { /* the file grew since fstat */
+            if (!(nb = realloc(buf, size * 2)))
+                goto fail;
+            buf = nb;
+            size *= 2;
+        }
+        r = read(fd, buf + got, size - got - 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            goto fail;
+        if (r == 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
+    buf[got] = '\0';
+    *data = buf;
+    if (len)
+        *len = got;
+    return 0;
+fail:
+    e = errno;
+    free(buf);
+    close(fd);
+    errno = e;
+    return -1;
+}
+
+/* ---- names ---- */
+
+int mx_queue_name_valid(const char *name)
+{
+    int i;
+
+    for (i = 0; i < MX_QUEUE_NAME_LEN; i++) {
+        if (i == 20 || i == 31) {
+            if (name[i] != '-')
+                return 0;
+        }
+        else if (name[i] < '0' || name[i] > '9')
+            return 0;
+    }
+    return name[MX_QUEUE_NAME_LEN] == '\0';
+}
+
+/* Strictly increasing within the process, so a clock stepped back by
+ * NTP cannot put a later item of this process before an earlier one. */
+static unsigned long long next_ns(void)
+{
+    struct timespec ts;
+    unsigned long long now, prev, want;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    now = (unsigned long long)ts.tv_sec * 1000000000ULL
+          + (unsigned long long)ts.tv_nsec;
+    prev = atomic_load(&last_ns);
+    do
+        want = now > prev ? now : prev + 1;
+    while (!atomic_compare_exchange_weak(&last_ns, &prev, want));
+    return want;
+}
+
+static void new_name(qname nm)
+{
+    unsigned int c = atomic_fetch_add(&counter, 1) % 100000000u;
+    char buf[64]; /* the widest the compiler can imagine; real ones fit */
+
+    snprintf(buf, sizeof(buf), "%020llu-%010ld-%08u", next_ns(),
+             (long)getpid() % 10000000000L, c);
+    memcpy(nm, buf, MX_QUEUE_NAME_SIZE - 1);
+    nm[MX_QUEUE_NAME_LEN] = '\0';
+}
+
+/* ---- put ---- */
+
+/* Refuse while the holder says the queue is full. */
+static int check_full(const char *dir, char *err, size_t errsize)
+{
+    char path[PATH_MAX], *text = NULL;
+    struct stat st;
+    long count, limit;
+
+    if (join(path, sizeof(path), dir, "FULL", NULL) != 0
+        || stat(path, &st) != 0)
+        return 0;
+    if (err && errsize) {
+        if (st.st_size > 0 && st.st_size < 256 && read_file(path, &text, NULL) == 0
+            && sscanf(text, "%ld %ld", &count, &limit) == 2)
+            snprintf(err, errsize,
+                     "the outbound queue is full (%ld items; limit %ld)",
+                     count, limit);
+        else
+            snprintf(err, errsize, "the outbound queue is full; try again later");
+        free(text);
+    }
+    return MX_QUEUE_FULL;
+}
+
+/* Create D/tmp/NAME; makes tmp/ and new/ on first use. */
+static int create_tmp(const char *dir, qname nm, char *tmp, size_t size,
+                      char *err, size_t errsize)
+{
+    char sub[PATH_MAX];
+    int fd, tries;
+
+    for (tries = 0; tries < 4; tries++) {
+        new_name(nm);
+        if (join(tmp, size, dir, "tmp", nm) != 0)
+            return fail(err, errsize, "cannot create an item in", dir);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd >= 0)
+            return fd;
+        if (errno == EEXIST)
+            continue;
+        if (errno != ENOENT || tries > 0)
+            break;
+        if (join(sub, sizeof(sub), dir, "tmp", NULL) != 0 || ensure_dir(sub) != 0)
+            return fail(err, errsize, "cannot create", sub);
+        if (join(sub, sizeof(sub), dir, "new", NULL) != 0 || ensure_dir(sub) != 0)
+            return fail(err, errsize, "cannot create", sub);
+    }
+    return fail(err, errsize, "cannot create", tmp);
+}
+
+/* Write, sync and close fd; on failure remove tmp. */
+static int fill_tmp(int fd, const char *tmp, const char *data, size_t len,
+                    int sync, char *err, size_t errsize)
+{
+    int e;
+
+    if (write_all(fd, data, len) != 0 || (sync && fsync(fd) != 0)) {
+        e = errno;
+        close(fd);
+        unlink(tmp);
+        errno = e;
+        return fail(err, errsize, "cannot write", tmp);
+    }
+    if (close(fd) != 0) {
+        e = errno;
+        unlink(tmp);
+        errno = e;
+        return fail(err, errsize, "cannot write", tmp);
+    }
+    return 0;
+}
+
+/* Move tmp to D/new/NAME and make that durable. */
+static int publish(const char *dir, const qname nm, const char *tmp, int sync,
+                   char *err, size_t errsize)
+{
+    char dst[PATH_MAX], sub[PATH_MAX];
+    int e;
+
+    if (join(dst, sizeof(dst), dir, "new", nm) != 0
+        || join(sub, sizeof(sub), dir, "new", NULL) != 0) {
+        unlink(tmp);
+        return fail(err, errsize, "cannot create an item in", dir);
+    }
+    if (rename(tmp, dst) != 0
+        && (errno != ENOENT || ensure_dir(sub) != 0 || rename(tmp, dst) != 0)) {
+        e = errno;
+        unlink(tmp);
+        errno = e;
+        return fail(err, errsize, "cannot move the item to", dst);
+    }
+    if (sync && sync_dir(sub) != 0) {
+        /* not durable, so not accepted; the holder may have seen it
+         * already, which costs at worst a duplicate send */
+        e = errno;
+        unlink(dst);
+        errno = e;
+        return fail(err, errsize, "cannot sync", sub);
+    }
+    return 0;
+}
+
+int mx_queue_put(const char *dir, const char *data, size_t len, int sync,
+                 char *name, size_t namesize, char *err, size_t errsize)
+{
+    char tmp[PATH_MAX];
+    qname nm;
+    int fd, rv;
+
+    if (err && errsize)
+        err[0] = '\0';
+    if (!dir || (!data && len) || (name && namesize < MX_QUEUE_NAME_SIZE)) {
+        errno = EINVAL;
+        return fail(err, errsize, "bad arguments for the queue", dir ? dir : "(none)");
+    }
+    if ((rv = check_full(dir, err, errsize)) != 0)
+        return rv;
+    if ((fd = create_tmp(dir, nm, tmp, sizeof(tmp), err, errsize)) < 0)
+        return -1;
+    if (fill_tmp(fd, tmp, data, len, sync, err, errsize) != 0
+        || publish(dir, nm, tmp, sync, err, errsize) != 0)
+        return -1;
+    if (name)
+        memcpy(name, nm, MX_QUEUE_NAME_SIZE);
+    return 0;
+}
+
+/* ---- list: a bounded max-heap keeps the max oldest names ---- */
+
+typedef struct {
+    qname *v;
+    size_t n, cap, max;
+} heap;
+
+static void heap_swap(heap *h, size_t a, size_t b)
+{
+    qname t;
+
+    memcpy(t, h->v[a], sizeof(t));
+    memcpy(h->v[a], h->v[b], sizeof(t));
+    memcpy(h->v[b], t, sizeof(t));
+}
+
+static void heap_up(heap *h, size_t i)
+{
+    while (i > 0 && strcmp(h->v[(i - 1) / 2], h->v[i]) < 0) {
+        heap_swap(h, i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+}
+
+static void heap_down(heap *h, size_t i)
+{
+    size_t big, l, r;
+
+    for (;;) {
+        big = i, l = 2 * i + 1, r = l + 1;
+        if (l < h->n && strcmp(h->v[l], h->v[big]) > 0)
+            big = l;
+        if (r < h->n && strcmp(h->v[r], h->v[big]) > 0)
+            big = r;
+        if (big == i)
+            return;
+        heap_swap(h, i, big);
+        i = big;
+    }
+}
+
+/* Keep name if it is among the max smallest seen so far. */
+static int heap_offer(heap *h, const char *name)
+{
+    qname *nv;
+    size_t ncap;
+
+    if (h->n < h->max) {
+        if (h->n == h->cap) {
+            ncap = h->cap ? h->cap * 2 : 64;
+            if (ncap > h->max)
+                ncap = h->max;
+            if (!(nv = realloc(h->v, ncap * sizeof(qname))))
+                return -1;
+            h->v = nv;
+            h->cap = ncap;
+        }
+        memcpy(h->v[h->n], name, MX_QUEUE_NAME_SIZE);
+        heap_up(h, h->n++);
+    }
+    else if (strcmp(name, h->v[0]) < 0) {
+        memcpy(h->v[0], name, MX_QUEUE_NAME_SIZE);
+        heap_down(h, 0);
+    }
+    return 0;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp((const char *)a, (const char *)b);
+}
+
+/* Turn the heap into the caller's sorted array of strings. */
+static int heap_export(heap *h, char ***names, size_t *count)
+{
+    char **out = NULL;
+    size_t i;
+
+    if (h->n == 0)
+        return 0; /* *names NULL, *count 0 already */
+    qsort(h->v, h->n, sizeof(qname), cmp_names);
+    if (!(out = calloc(h->n, sizeof(*out))))
+        return -1;
+    for (i = 0; i < h->n; i++) {
+        if (!(out[i] = strdup(h->v[i]))) {
+            mx_queue_free_list(out, i);
+            return -1;
+        }
+    }
+    *names = out;
+    *count = h->n;
+    return 0;
+}
+
+int mx_queue_list(const char *dir, size_t max, char ***names, size_t *count)
+{
+    char path[PATH_MAX];
+    heap h = { NULL, 0, 0, max };
+    struct dirent *de;
+    DIR *d;
+    int rv = 0, e;
+
+    *names = NULL;
+    *count = 0;
+    if (join(path, sizeof(path), dir, "new", NULL) != 0)
+        return -1;
+    if (!(d = opendir(path)))
+        return errno == ENOENT ? 0 : -1;
+    while (rv == 0 && max && (de = readdir(d)) != NULL)
+        if (mx_queue_name_valid(de->d_name))
+            rv = heap_offer(&h, de->d_name);
+    if (rv == 0)
+        rv = heap_export(&h, names, count);
+    e = errno;
+    closedir(d);
+    free(h.v);
+    errno = e;
+    return rv;
+}
+
+void mx_queue_free_list(char **names, size_t count)
+{
+    size_t i;
+
+    if (!names)
+        return;
+    for (i = 0; i < count; i++)
+        free(names[i]);
+    free(names);
+}
+
+/* ---- items ---- */
+
+int mx_queue_read(const char *dir, const char *name, char **data, size_t *len)
+{
+    char path[PATH_MAX];
+
+    if (!name || !mx_queue_name_valid(name)) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (join(path, sizeof(path), dir, "new", name) != 0)
+        return -1;
+    return read_file(path, data, len);
+}
+
+int mx_queue_remove(const char *dir, const char *name)
+{
+    char path[PATH_MAX];
+
+    if (!name || !mx_queue_name_valid(name)) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (join(path, sizeof(path), dir, "new", name) != 0)
+        return -1;
+    return (unlink(path) == 0 || errno == ENOENT) ? 0 : -1;
+}
+
+int mx_queue_set_aside(const char *dir, const char *name)
+{
+    char from[PATH_MAX], to[PATH_MAX], bad[PATH_MAX];
+
+    if (!name || !mx_queue_name_valid(name)) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (join(from, sizeof(from), dir, "new", name) != 0
+        || join(to, sizeof(to), dir, "bad", name) != 0
+        || join(bad, sizeof(bad), dir, "bad", NULL) != 0
+        || ensure_dir(bad) != 0)
+        return -1;
+    return rename(from, to);
+}
+
+/* Only paths inside D: no absolute path, no ".." component. */
+static int relpath_ok(const char *rel)
+{
+    const char *p = rel;
+
+    if (!rel || !*rel || *rel == '/')
+        return 0;
+    while (*p) {
+        if (p[0] == '.' && p[1] == '.' && (p[2] == '/' || p[2] == '\0'))
+            return 0;
+        p += strcspn(p, "/");
+        p += *p == '/';
+    }
+    return 1;
+}
+
+int mx_queue_read_file(const char *dir, const char *relpath, char **data,
+                       size_t *len)
+{
+    char path[PATH_MAX];
+
+    if (!relpath_ok(relpath)) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (join(path, sizeof(path), dir, relpath, NULL) != 0)
+        return -1;
+    return read_file(path, data, len);
+}
+
+long mx_queue_count(const char *dir)
+{
+    char path[PATH_MAX];
+    struct dirent *de;
+    long n = 0;
+    DIR *d;
+
+    if (join(path, sizeof(path), dir, "new", NULL) != 0)
+        return -1;
+    if (!(d = opendir(path)))
+        return errno == ENOENT ? 0 : -1;
+    while ((de = readdir(d)) != NULL)
+        if (mx_queue_name_valid(de->d_name))
+            n++;
+    closedir(d);
+    return n;
+}
+
+/* ---- the FULL flag ---- */
+
+int mx_queue_set_full(const char *dir, int full)
+{
+    char path[PATH_MAX];
+    int fd;
+
+    if (join(path, sizeof(path), dir, "FULL", NULL) != 0)
+        return -1;
+    if (!full)
+        return (unlink(path) == 0 || errno == ENOENT) ? 0 : -1;
+    if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0)
+        return errno == EEXIST ? 0 : -1;
+    return close(fd) == 0 ? 1 : -1;
+}
+
+int mx_queue_set_full_counts(const char *dir, long count, long limit)
+{
+    char path[PATH_MAX], tmp[PATH_MAX], text[64];
+    struct stat st;
+    int fd, n, e, was;
+
+    n = snprintf(text, sizeof(text), "%ld %ld\n", count, limit);
+    if (join(path, sizeof(path), dir, "FULL", NULL) != 0
+        || join(tmp, sizeof(tmp), dir, "FULL.tmp", NULL) != 0)
+        return -1;
+    was = stat(path, &st) == 0;
+    /* readers must never see a half-written file */
+    if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
+        return -1;
+    if (write_all(fd, text, (size_t)n) != 0 || close(fd) != 0
+        || rename(tmp, path) != 0) {
+        e = errno;
+        unlink(tmp);
+        errno = e;
+        return -1;
+    }
+    return was ? 0 : 1;
+}
+
+/* ---- tmp/ cleanup ---- */
+
+static int is_presence_tmp(const char *name)
+{
+    return strncmp(name, ".tmp-", 5) == 0;
+}
+
+/* Remove regular files of dir/sub older than limit whose name passes ok. */
+static void clean_dir(const char *dir, const char *sub, time_t limit,
+                      int (*ok)(const char *))
+{
+    char path[PATH_MAX];
+    struct dirent *de;
+    struct stat st;
+    DIR *d;
+
+    if (join(path, sizeof(path), dir, sub, NULL) != 0 || !(d = opendir(path)))
+        return;
+    while ((de = readdir(d)) != NULL) {
+        if (!ok(de->d_name)
+            || fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+            continue;
+        if (S_ISREG(st.st_mode) && st.st_mtime < limit)
+            unlinkat(dirfd(d), de->d_name, 0);
+    }
+    closedir(d);
+}
+
+void mx_queue_clean_tmp(const char *dir, int older_than_seconds)
+{
+    time_t limit = time(NULL) - older_than_seconds;
+
+    clean_dir(dir, "tmp", limit, mx_queue_name_valid);
+    clean_dir(dir, "presence", limit, is_presence_tmp);
+}
+
+/* ---- item content ---- */
+
+char *mx_queue_item_make(mx_item_kind kind, const char *stanza,
+                         size_t stanza_len, size_t *len)
+{
+    const char *k;
+    size_t klen, head, n;
+    char *out;
+
+    if ((unsigned int)kind > MX_ITEM_SUBSCRIBERS || !stanza)
+        return NULL;
+    k = item_kinds[kind];
+    klen = strlen(k);
+    head = sizeof(ITEM_MAGIC) - 1 + klen + 1;
+    n = head + stanza_len;
+    if (!(out = malloc(n + 1)))
+        return NULL;
+    memcpy(out, ITEM_MAGIC, sizeof(ITEM_MAGIC) - 1);
+    memcpy(out + sizeof(ITEM_MAGIC) - 1, k, klen);
+    out[head - 1] = '\n';
+    memcpy(out + head, stanza, stanza_len);
+    out[n] = '\0';
+    if (len)
+        *len = n;
+    return out;
+}
+
+int mx_queue_item_parse(const char *data, size_t len, mx_queue_item *item)
+{
+    const char *k, *nl;
+    size_t klen, skip;
+    int i;
+
+    if (!data || len < sizeof(ITEM_MAGIC)
+        || memcmp(data, ITEM_MAGIC, sizeof(ITEM_MAGIC) - 1) != 0)
+        return -1;
+    k = data + sizeof(ITEM_MAGIC) - 1;
+    if (!(nl = memchr(k, '\n', len - (sizeof(ITEM_MAGIC) - 1))))
+        return -1;
+    klen = (size_t)(nl - k);
+    skip = (size_t)(nl + 1 - data);
+    for (i = 0; item_kinds[i]; i++)
+        if (strlen(item_kinds[i]) == klen && memcmp(k, item_kinds[i], klen) == 0)
+            break;
+    if (!item_kinds[i] || skip >= len)
+        return -1;
+    item->kind = (mx_item_kind)i;
+    item->stanza = nl + 1;
+    item->stanza_len = len - skip;
+    return 0;
+}
+
+int mx_queue_put_item(const char *dir, mx_item_kind kind, const char *stanza,
+                      size_t stanza_len, int sync, char *name,
+                      size_t namesize, char *err, size_t errsize)
+{
+    size_t len;
+    char *data = mx_queue_item_make(kind, stanza, stanza_len, &len);
+    int rv;
+
+    if (!data) {
+        if (err && errsize)
+            snprintf(err, errsize, "cannot make a queue item: %s",
+                     stanza ? "out of memory" : "no stanza");
+        errno = stanza ? ENOMEM : EINVAL;
+        return -1;
+    }
+    rv = mx_queue_put(dir, data, len, sync, name, namesize, err, errsize);
+    free(data);
+    return rv;
+}
+
+/* ---- contacts' presence ---- */
+
+int mx_presence_path(const char *dir, const char *jid, char *buf,
+                     size_t size)
+{
+    char bare[2 * MX_JID_PART_MAX + 2];
+    char *p;
+
+    if (!dir || mx_jid_bare(jid, bare, sizeof(bare)) < 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    /* a valid bare JID has no '/' and is never "." or "..": a safe
+     * file name */
+    for (p = bare; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    return join(buf, size, dir, "presence", bare);
+}
+
+int mx_presence_store(const char *dir, const char *jid, int available,
+                      const char *show, const char *status)
+{
+    char path[PATH_MAX], tmp[PATH_MAX], sub[PATH_MAX], nm[64];
+    size_t showlen = show ? strcspn(show, "\r\n") : 0;
+    int fd, rv, e;
+
+    if (mx_presence_path(dir, jid, path, sizeof(path)) != 0)
+        return -1;
+    snprintf(nm, sizeof(nm), ".tmp-%ld-%u", (long)getpid(),
+             atomic_fetch_add(&counter, 1));
+    if (join(sub, sizeof(sub), dir, "presence", NULL) != 0
+        || join(tmp, sizeof(tmp), dir, "presence", nm) != 0
+        || ensure_dir(sub) != 0)
+        return -1;
+    if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
+        return -1;
+    rv = write_all(fd, available ? "available\n" : "unavailable\n",
+                   available ? 10 : 12);
+    if (rv == 0)
+        rv = write_all(fd, show ? show : "", showlen);
+    if (rv == 0)
+        rv = write_all(fd, "\n", 1);
+    if (rv == 0 && status)
+        rv = write_all(fd, status, strlen(status));
+    e = errno;
+    if (close(fd) != 0 && rv == 0)
+        rv = -1, e = errno;
+    if (rv == 0 && rename(tmp, path) != 0)
+        rv = -1, e = errno;
+    if (rv != 0) {
+        unlink(tmp);
+        errno = e;
+    }
+    return rv;
+}
+
+/* Split "available\nshow\nstatus" in place. */
+static void parse_presence(char *text, int *available, char *show,
+                           size_t showsize, char **status)
+{
+    char *l2 = strchr(text, '\n'), *l3 = NULL;
+    size_t n;
+
+    if (l2) {
+        *l2++ = '\0';
+        if ((l3 = strchr(l2, '\n')) != NULL)
+            *l3++ = '\0';
+    }
+    *available = strcmp(text, "available") == 0;
+    if (show && showsize) {
+        n = l2 ? strlen(l2) : 0;
+        if (n >= showsize)
+            n = showsize - 1;
+        memcpy(show, l2 ? l2 : "", n);
+        show[n] = '\0';
+    }
+    if (status)
+        *status = strdup(l3 ? l3 : "");
+}
+
+int mx_presence_load(const char *dir, const char *jid, int *available,
+                     char *show, size_t showsize, char **status)
+{
+    char path[PATH_MAX], *text;
+
+    *available = 0;
+    if (show && showsize)
+        show[0] = '\0';
+    if (status)
+        *status = NULL;
+    if (mx_presence_path(dir, jid, path, sizeof(path)) != 0)
+        return -1;
+    if (read_file(path, &text, NULL) != 0)
+        return (errno == ENOENT || errno == ENAMETOOLONG) ? 1 : -1;
+    parse_presence(text, available, show, showsize, status);
+    free(text);
+    if (status && !*status) {
+        errno = ENOMEM;
+        return -1;
+    }
+    return 0;
+}

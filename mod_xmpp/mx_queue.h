@@ -1,0 +1,167 @@
+/* mx_queue: the durable outbound queue, a spool directory in the manner
+ * of Postfix's maildrop and of Maildir. Any process (httpd children, CGI
+ * scripts running xmpp-send) adds items; the one process holding the
+ * app's XMPP connection reads them in order, sends them and removes each
+ * one once the server has acknowledged it.
+ *
+ * "Accepted means durable": mx_queue_put returns success only after the
+ * item is on disk (with sync), so it survives a crash of any process, an
+ * httpd restart and a reboot.
+ *
+ * Layout of a queue directory D (created by the module, mode 0700):
+ *   D/tmp/NAME     an item being written (O_EXCL, 0600); a crashed writer
+ *                  leaves it here, mx_queue_clean_tmp removes it later
+ *   D/new/NAME     a complete item, waiting to be sent
+ *   D/bad/NAME     an item the holder could not parse (kept for a human)
+ *   D/FULL         exists while the holder says the queue is full: puts
+ *                  are refused (backpressure instead of unbounded growth);
+ *                  optional content "COUNT LIMIT\n" for the error message
+ *   D/presence/BARE  last presence of a contact (see mx_presence_*)
+ *
+ * NAME is fixed-width "%020llu-%010ld-%08u": CLOCK_REALTIME in
+ * nanoseconds, pid, per-process counter. Names sort in enqueue order:
+ * within one process the time part is made strictly increasing, even when
+ * the clock steps back; across processes the order is the clock's.
+ * Files in new/ whose name does not match are ignored (never touched).
+ *
+ * Item content (format version 1): one header line, then the stanza:
+ *   "MX1 <kind>\n" <stanza text, UTF-8 XML, no trailing newline>
+ * kind "stanza":      send the stanza as it is;
+ * kind "subscribers": the stanza has no "to"; the holder sends a copy to
+ *                     every subscriber of the app (send_presence to
+ *                     "subscribers").
+ * A reader meeting another version or kind must not send the item (and
+ * should move it to bad/ with mx_queue_set_aside).
+ *
+ * POSIX only; no httpd, no APR. All functions are thread-safe. */
+#ifndef MX_QUEUE_H
+#define MX_QUEUE_H
+
+#include <stddef.h>
+
+/* mx_queue_put's answer when D/FULL exists */
+#define MX_QUEUE_FULL (-2)
+
+/* Length of an item name, and the size of a buffer that holds one */
+#define MX_QUEUE_NAME_LEN 40
+#define MX_QUEUE_NAME_SIZE (MX_QUEUE_NAME_LEN + 1)
+
+/* Add an item: write data to D/tmp/NAME, fsync it (if sync), rename it to
+ * D/new/NAME, fsync D/new (if sync). Creates tmp/ and new/ (0700) when
+ * missing. The item's NAME goes to name (may be NULL; namesize >=
+ * MX_QUEUE_NAME_SIZE).
+ * Returns 0 on success; MX_QUEUE_FULL when D/FULL exists; -1 on any other
+ * failure. On failure err (may be NULL) gets a one-line reason (the path
+ * and the system's error text) and nothing is left in tmp/ or new/. */
+int mx_queue_put(const char *dir, const char *data, size_t len, int sync,
+                 char *name, size_t namesize, char *err, size_t errsize);
+
+/* The (up to) max oldest item names in D/new, sorted oldest first, as a
+ * malloc'd array of malloc'd strings (free with mx_queue_free_list).
+ * Memory is proportional to max, not to the number of items.
+ * A missing new/ is an empty queue. Returns 0, or -1 (errno set). */
+int mx_queue_list(const char *dir, size_t max, char ***names, size_t *count);
+void mx_queue_free_list(char **names, size_t count);
+
+/* The content of item name: malloc'd, NUL-terminated (the NUL is not
+ * counted in len). Returns 0, or -1 (errno set; EINVAL for a name that
+ * is not an item name, ENOENT when the item is gone). */
+int mx_queue_read(const char *dir, const char *name, char **data,
+                  size_t *len);
+
+/* Remove item name. Returns 0 when it is gone (also when it already was),
+ * -1 otherwise (errno set). Not fsynced: after a crash an item may come
+ * back and be sent again; its origin-id lets receivers drop the copy. */
+int mx_queue_remove(const char *dir, const char *name);
+
+/* Move item name to D/bad/ (created 0700 when missing), out of the way
+ * of the items behind it but kept for a human to look at.
+ * Returns 0, or -1 (errno set). */
+int mx_queue_set_aside(const char *dir, const char *name);
+
+/* Read D/relpath (e.g. "roster", "presence/BARE") into a malloc'd,
+ * NUL-terminated buffer; len may be NULL. relpath must be relative and
+ * free of ".." components. Returns 0, or -1 (errno set: ENOENT when the
+ * file does not exist, EINVAL for a refused relpath). */
+int mx_queue_read_file(const char *dir, const char *relpath, char **data,
+                       size_t *len);
+
+/* Items in D/new (names that match the format); 0 when new/ is missing,
+ * -1 on error (errno set). Reads the whole directory: for the holder's
+ * periodic count, not for every send. */
+long mx_queue_count(const char *dir);
+
+/* The holder's backpressure flag: create (full) or remove (!full) D/FULL.
+ * Returns 1 when this call raised the flag (it was down), 0 when nothing
+ * changed or the flag went down, -1 on error (errno set): call it as
+ * often as you like and log on 1.
+ * mx_queue_set_full_counts raises it too, recording count and limit for
+ * the message refused senders get; it returns like mx_queue_set_full. */
+int mx_queue_set_full(const char *dir, int full);
+int mx_queue_set_full_counts(const char *dir, long count, long limit);
+
+/* Remove files in D/tmp with an item name (and temporary files in
+ * D/presence) older than the given age: leftovers of writers that crashed
+ * between create and rename. */
+void mx_queue_clean_tmp(const char *dir, int older_than_seconds);
+
+/* 1 when name has the item name format, else 0 */
+int mx_queue_name_valid(const char *name);
+
+/* ---- item content ---- */
+
+typedef enum {
+    MX_ITEM_STANZA = 0,   /* "stanza" */
+    MX_ITEM_SUBSCRIBERS   /* "subscribers" */
+} mx_item_kind;
+
+/* An item's content, split */
+typedef struct {
+    mx_item_kind kind;
+    const char *stanza;     /* points into the item's data */
+    size_t stanza_len;
+} mx_queue_item;
+
+/* "MX1 <kind>\n" + the stanza_len bytes of stanza, malloc'd and
+ * NUL-terminated; its length (not counting the NUL) in *len when len is
+ * not NULL. NULL when out of memory or for an unknown kind. */
+char *mx_queue_item_make(mx_item_kind kind, const char *stanza,
+                         size_t stanza_len, size_t *len);
+
+/* Split an item's content (as mx_queue_read returned it). Returns 0, or
+ * -1 for another format version, an unknown kind or an empty stanza. */
+int mx_queue_item_parse(const char *data, size_t len, mx_queue_item *item);
+
+/* mx_queue_item_make + mx_queue_put: what every sender calls. */
+int mx_queue_put_item(const char *dir, mx_item_kind kind, const char *stanza,
+                      size_t stanza_len, int sync, char *name,
+                      size_t namesize, char *err, size_t errsize);
+
+/* ---- contacts' presence (for get_presence) ----
+ * D/presence/BARE, one file per contact, written by the holder, read by
+ * any process: line 1 "available" or "unavailable", line 2 the show
+ * (may be empty), then the status (the rest of the file, may contain
+ * newlines). BARE is the contact's bare JID with ASCII letters in lower
+ * case, as servers normalize them, so "Alice@Example.org" finds what the
+ * server reported for alice@example.org. Not fsynced: presence is
+ * current state, the server sends it again after a reconnect. */
+
+/* Write the file for jid's bare JID (atomically: tmp file + rename).
+ * show and status may be NULL. Returns 0, or -1 (errno set; EINVAL for
+ * an invalid jid). */
+int mx_presence_store(const char *dir, const char *jid, int available,
+                      const char *show, const char *status);
+
+/* Read it: *available, the show into show (truncated to showsize, may be
+ * NULL) and a malloc'd status into *status (may be NULL).
+ * Returns 0 when known, 1 when the contact is unknown (no file; App
+ * Engine answered "not available" then), -1 on error (errno set). */
+int mx_presence_load(const char *dir, const char *jid, int *available,
+                     char *show, size_t showsize, char **status);
+
+/* The path of jid's presence file into buf. Returns 0, or -1 when the
+ * jid is invalid or the path does not fit. */
+int mx_presence_path(const char *dir, const char *jid, char *buf,
+                     size_t size);
+
+#endif

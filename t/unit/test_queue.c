@@ -1,0 +1,352 @@
+/* Unit tests of mx_queue: the durable outbound queue (a spool directory). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "unit.h"
+#include "mx_queue.h"
+
+#define N_ITEMS 1000
+
+static char base[256];
+
+/* A fresh queue directory under base. */
+static const char *new_queue(const char *name)
+{
+    static char path[300];
+
+    snprintf(path, sizeof(path), "%s/%s", base, name);
+    mkdir(path, 0700);
+    return path;
+}
+
+static void touch(const char *dir, const char *sub, const char *name)
+{
+    char path[1024];
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/%s/%s", dir, sub, name);
+    fd = open(path, O_WRONLY | O_CREAT, 0600);
+    if (fd >= 0)
+        close(fd);
+}
+
+static int exists(const char *dir, const char *sub, const char *name)
+{
+    char path[1024];
+    struct stat st;
+
+    snprintf(path, sizeof(path), "%s/%s/%s", dir, sub, name);
+    return stat(path, &st) == 0;
+}
+
+static void test_order(void)
+{
+    static char names[N_ITEMS][MX_QUEUE_NAME_SIZE];
+    const char *q = new_queue("order");
+    char data[32], **list;
+    size_t n, i;
+    int ok = 1, same = 1;
+
+    for (i = 0; i < N_ITEMS; i++) {
+        snprintf(data, sizeof(data), "item %zu", i);
+        ok &= mx_queue_put(q, data, strlen(data), 0, names[i],
+                           sizeof(names[i]), NULL, 0) == 0;
+    }
+    CHECK(ok);
+    CHECK(mx_queue_name_valid(names[0]));
+    CHECK(mx_queue_count(q) == N_ITEMS);
+    CHECK(mx_queue_list(q, 2 * N_ITEMS, &list, &n) == 0);
+    CHECK(n == N_ITEMS);
+    for (i = 0; i < n && i < N_ITEMS; i++)
+        same &= strcmp(list[i], names[i]) == 0;
+    CHECK(same);
+    mx_queue_free_list(list, n);
+
+    /* only the oldest, however many there are */
+    CHECK(mx_queue_list(q, 10, &list, &n) == 0);
+    CHECK(n == 10);
+    for (i = 0, same = 1; i < n; i++)
+        same &= strcmp(list[i], names[i]) == 0;
+    CHECK(same);
+    mx_queue_free_list(list, n);
+    CHECK(mx_queue_list(q, 0, &list, &n) == 0 && n == 0 && list == NULL);
+
+    /* the oldest after removing the first 500 */
+    for (i = 0; i < N_ITEMS / 2; i++)
+        mx_queue_remove(q, names[i]);
+    CHECK(mx_queue_list(q, 1, &list, &n) == 0 && n == 1);
+    CHECK_STR(list[0], names[N_ITEMS / 2]);
+    mx_queue_free_list(list, n);
+    CHECK(mx_queue_count(q) == N_ITEMS / 2);
+}
+
+static void test_read_remove(void)
+{
+    static const char data[] = "MX1 stanza\n<message>\0binary\xff</message>";
+    const char *q = new_queue("rw");
+    char name[MX_QUEUE_NAME_SIZE], *back;
+    size_t len;
+
+    CHECK(mx_queue_put(q, data, sizeof(data) - 1, 1, name, sizeof(name),
+                       NULL, 0) == 0);
+    CHECK(mx_queue_read(q, name, &back, &len) == 0);
+    CHECK(len == sizeof(data) - 1 && memcmp(back, data, len) == 0);
+    CHECK(back[len] == '\0');
+    free(back);
+    CHECK(mx_queue_put(q, "", 0, 1, NULL, 0, NULL, 0) == 0); /* empty is fine */
+    CHECK(mx_queue_count(q) == 2);
+    CHECK(mx_queue_remove(q, name) == 0);
+    CHECK(mx_queue_count(q) == 1);
+    CHECK(mx_queue_remove(q, name) == 0); /* already gone */
+    CHECK(mx_queue_read(q, name, &back, &len) == -1 && errno == ENOENT);
+    CHECK(mx_queue_read(q, "../FULL", &back, &len) == -1 && errno == EINVAL);
+    CHECK(mx_queue_remove(q, "x") == -1 && errno == EINVAL);
+    CHECK(!exists(q, "tmp", name));
+}
+
+static void test_full(void)
+{
+    const char *q = new_queue("full");
+    char err[256], name[MX_QUEUE_NAME_SIZE];
+
+    CHECK(mx_queue_set_full(q, 0) == 0);
+    CHECK(mx_queue_set_full(q, 1) == 1);
+    CHECK(mx_queue_set_full(q, 1) == 0); /* already up: nothing to log */
+    CHECK(mx_queue_put(q, "x", 1, 1, name, sizeof(name), err, sizeof(err))
+          == MX_QUEUE_FULL);
+    CHECK(strstr(err, "the outbound queue is full") == err);
+    CHECK(mx_queue_count(q) == 0);
+    CHECK(mx_queue_set_full_counts(q, 5, 5) == 0);
+    CHECK(mx_queue_put(q, "x", 1, 1, name, sizeof(name), err, sizeof(err))
+          == MX_QUEUE_FULL);
+    CHECK_STR(err, "the outbound queue is full (5 items; limit 5)");
+    CHECK(mx_queue_set_full(q, 0) == 0);
+    CHECK(mx_queue_put(q, "x", 1, 1, name, sizeof(name), err, sizeof(err)) == 0);
+    CHECK_STR(err, "");
+    CHECK(mx_queue_set_full_counts(q, 7, 5) == 1);
+    CHECK(mx_queue_set_full(q, 0) == 0);
+}
+
+static void test_clean_tmp(void)
+{
+    static const char old[] = "00000000000000000001-0000000001-00000001";
+    static const char fresh[] = "00000000000000000002-0000000001-00000001";
+    const char *q = new_queue("clean");
+    char path[1024];
+    struct timespec times[2] = { { 1000, 0 }, { 1000, 0 } };
+
+    CHECK(mx_queue_put(q, "x", 1, 0, NULL, 0, NULL, 0) == 0); /* makes tmp/ */
+    touch(q, "tmp", old);
+    touch(q, "tmp", fresh);
+    touch(q, "tmp", "not-an-item");
+    snprintf(path, sizeof(path), "%s/tmp/%s", q, old);
+    utimensat(AT_FDCWD, path, times, 0);
+    snprintf(path, sizeof(path), "%s/tmp/not-an-item", q);
+    utimensat(AT_FDCWD, path, times, 0);
+    mx_queue_clean_tmp(q, 60);
+    CHECK(!exists(q, "tmp", old));
+    CHECK(exists(q, "tmp", fresh));
+    CHECK(exists(q, "tmp", "not-an-item")); /* not ours: left alone */
+    CHECK(mx_queue_count(q) == 1);
+}
+
+static void test_foreign(void)
+{
+    const char *q = new_queue("foreign");
+    char **list, *back;
+    size_t n;
+
+    CHECK(mx_queue_count(q) == 0); /* no new/ yet */
+    CHECK(mx_queue_list(q, 10, &list, &n) == 0 && n == 0);
+    CHECK(mx_queue_put(q, "x", 1, 0, NULL, 0, NULL, 0) == 0);
+    touch(q, "new", "README");
+    touch(q, "new", ".hidden");
+    touch(q, "new", "0000000000000000000a-0000000001-00000001");
+    touch(q, "new", "00000000000000000001-0000000001-000000011");
+    touch(q, "new", "00000000000000000001-0000000001-0000001");
+    CHECK(mx_queue_count(q) == 1);
+    CHECK(mx_queue_list(q, 10, &list, &n) == 0 && n == 1);
+    mx_queue_free_list(list, n);
+    CHECK(mx_queue_read(q, "README", &back, &n) == -1 && errno == EINVAL);
+}
+
+static void test_unwritable(void)
+{
+    char path[700], err[512], file[600];
+    const char *q = new_queue("ro");
+    int fd, rv;
+
+    if (geteuid() != 0) {
+        chmod(q, 0500);
+        rv = mx_queue_put(q, "x", 1, 1, NULL, 0, err, sizeof(err));
+        chmod(q, 0700);
+        CHECK(rv == -1);
+        CHECK(strstr(err, q) != NULL);
+        CHECK(strstr(err, "Permission denied") != NULL);
+    }
+    /* root may write anywhere: a "directory" that is a file fails for all */
+    snprintf(file, sizeof(file), "%s/a-file", base);
+    fd = open(file, O_WRONLY | O_CREAT, 0600);
+    close(fd);
+    snprintf(path, sizeof(path), "%s/q", file);
+    rv = mx_queue_put(path, "x", 1, 1, NULL, 0, err, sizeof(err));
+    CHECK(rv == -1);
+    CHECK(strstr(err, path) != NULL);
+    CHECK(strstr(err, "Not a directory") != NULL);
+    CHECK(mx_queue_put(base, NULL, 1, 1, NULL, 0, err, sizeof(err)) == -1);
+}
+
+static void test_items(void)
+{
+    const char *q = new_queue("items");
+    char name[MX_QUEUE_NAME_SIZE], *data;
+    mx_queue_item it;
+    size_t len;
+
+    data = mx_queue_item_make(MX_ITEM_STANZA, "<message/>", 10, &len);
+    CHECK_STR(data, "MX1 stanza\n<message/>");
+    CHECK(len == strlen(data));
+    CHECK(mx_queue_item_parse(data, len, &it) == 0);
+    CHECK(it.kind == MX_ITEM_STANZA && it.stanza_len == 10);
+    CHECK(strncmp(it.stanza, "<message/>", 10) == 0);
+    free(data);
+    data = mx_queue_item_make(MX_ITEM_SUBSCRIBERS, "<presence/>", 11, &len);
+    CHECK_STR(data, "MX1 subscribers\n<presence/>");
+    CHECK(mx_queue_item_parse(data, len, &it) == 0);
+    CHECK(it.kind == MX_ITEM_SUBSCRIBERS);
+    free(data);
+    CHECK(mx_queue_item_make((mx_item_kind)7, "x", 1, &len) == NULL);
+    CHECK(mx_queue_item_parse("MX2 stanza\n<m/>", 15, &it) == -1);
+    CHECK(mx_queue_item_parse("MX1 other\n<m/>", 14, &it) == -1);
+    CHECK(mx_queue_item_parse("MX1 stanza\n", 11, &it) == -1);
+    CHECK(mx_queue_item_parse("MX1 stanza", 10, &it) == -1);
+    CHECK(mx_queue_item_parse("", 0, &it) == -1);
+
+    CHECK(mx_queue_put_item(q, MX_ITEM_STANZA, "<m/>", 4, 1, name,
+                            sizeof(name), NULL, 0) == 0);
+    CHECK(mx_queue_read(q, name, &data, &len) == 0);
+    CHECK(mx_queue_item_parse(data, len, &it) == 0);
+    CHECK(it.stanza_len == 4 && memcmp(it.stanza, "<m/>", 4) == 0);
+    free(data);
+    CHECK(mx_queue_set_aside(q, name) == 0);
+    CHECK(mx_queue_count(q) == 0);
+    CHECK(exists(q, "bad", name));
+}
+
+static void test_read_file(void)
+{
+    const char *q = new_queue("files");
+    char path[1024], *data;
+    size_t len;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/roster", q);
+    f = fopen(path, "w");
+    fputs("a@example.org\nb@example.org\n", f);
+    fclose(f);
+    CHECK(mx_queue_read_file(q, "roster", &data, &len) == 0);
+    CHECK_STR(data, "a@example.org\nb@example.org\n");
+    CHECK(len == 28);
+    free(data);
+    CHECK(mx_queue_read_file(q, "nothing", &data, &len) == -1 && errno == ENOENT);
+    CHECK(mx_queue_read_file(q, "../x", &data, &len) == -1 && errno == EINVAL);
+    CHECK(mx_queue_read_file(q, "a/../../x", &data, &len) == -1 && errno == EINVAL);
+    CHECK(mx_queue_read_file(q, "/etc/passwd", &data, &len) == -1 && errno == EINVAL);
+    CHECK(mx_queue_read_file(q, "", &data, &len) == -1 && errno == EINVAL);
+}
+
+static void test_presence(void)
+{
+    const char *q = new_queue("presence");
+    char show[16], *status, path[1024], *data;
+    int available;
+
+    CHECK(mx_presence_load(q, "u@example.org", &available, show, sizeof(show),
+                           &status) == 1);
+    CHECK(!available && status == NULL);
+    CHECK(mx_presence_store(q, "Alice@Example.ORG/phone", 1, "away",
+                            "out\nfor lunch") == 0);
+    CHECK(mx_presence_path(q, "alice@example.org", path, sizeof(path)) == 0);
+    CHECK(strstr(path, "/presence/alice@example.org") != NULL);
+    CHECK(mx_queue_read_file(q, "presence/alice@example.org", &data, NULL) == 0);
+    CHECK_STR(data, "available\naway\nout\nfor lunch");
+    free(data);
+    CHECK(mx_presence_load(q, "alice@example.org/other", &available, show,
+                           sizeof(show), &status) == 0);
+    CHECK(available);
+    CHECK_STR(show, "away");
+    CHECK_STR(status, "out\nfor lunch");
+    free(status);
+    CHECK(mx_presence_store(q, "alice@example.org", 0, NULL, NULL) == 0);
+    CHECK(mx_presence_load(q, "ALICE@example.org", &available, show,
+                           sizeof(show), NULL) == 0);
+    CHECK(!available && show[0] == '\0');
+    CHECK(mx_presence_load(q, "bad jid", &available, NULL, 0, NULL) == -1);
+    CHECK(mx_presence_store(q, "@x", 1, NULL, NULL) == -1);
+}
+
+/* Several processes put at once: every item arrives, names are unique. */
+static void test_processes(void)
+{
+    const char *q = new_queue("procs");
+    char **list;
+    size_t n, i;
+    int k, status, dup = 0, clean = 1;
+    pid_t pids[4];
+
+    for (k = 0; k < 4; k++) {
+        if ((pids[k] = fork()) == 0) {
+            for (i = 0; i < 100; i++)
+                if (mx_queue_put(q, "x", 1, 0, NULL, 0, NULL, 0) != 0)
+                    _exit(1);
+            _exit(0);
+        }
+    }
+    for (k = 0; k < 4; k++) {
+        waitpid(pids[k], &status, 0);
+        clean &= WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    }
+    CHECK(clean);
+    CHECK(mx_queue_list(q, 1000, &list, &n) == 0 && n == 400);
+    for (i = 1; i < n; i++)
+        dup += strcmp(list[i - 1], list[i]) >= 0;
+    CHECK(dup == 0);
+    mx_queue_free_list(list, n);
+}
+
+static void remove_tree(void)
+{
+    char cmd[300];
+
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", base);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", base);
+}
+
+int main(void)
+{
+    const char *tmp = getenv("TMPDIR");
+
+    snprintf(base, sizeof(base), "%s/mx-queue-test-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(base)) {
+        perror("mkdtemp");
+        return 99;
+    }
+    test_order();
+    test_read_remove();
+    test_full();
+    test_clean_tmp();
+    test_foreign();
+    test_unwritable();
+    test_items();
+    test_read_file();
+    test_presence();
+    test_processes();
+    remove_tree();
+    return UNIT_DONE();
+}
