@@ -17,10 +17,12 @@
 #include "mpm_common.h"
 #include "unixd.h"
 
+#include "mod_xmpp_api.h"
 #include "mod_xmpp_app.h"
 #include "mod_xmpp_authz.h"
 #include "mod_xmpp_config.h"
 #include "mod_xmpp_holder.h"
+#include "mod_xmpp_inbound.h"
 #include "mod_xmpp_status.h"
 
 apr_array_header_t *mx_apps;
@@ -239,6 +241,9 @@ static int mx_post_config(apr_pool_t *pconf, apr_pool_t *plog,
 
 static void mx_child_init(apr_pool_t *pchild, server_rec *s)
 {
+    if (!mx_apps || mx_apps->nelts == 0)
+        return;
+    mx_inbound_child_init(pchild);
     mx_holder_child_init(pchild, s);
 }
 
@@ -250,6 +255,8 @@ static void mx_register_hooks(apr_pool_t *p)
                            APR_HOOK_MIDDLE);
     mx_status_register_hooks(p);
     mx_authz_register_hooks(p);
+    mx_api_register_hooks(p);
+    mx_inbound_register_hooks(p);
 }
 
 AP_DECLARE_MODULE(xmpp) = {

@@ -11,23 +11,21 @@
 
 extern module AP_MODULE_DECLARE_DATA xmpp_module;
 
-/* the marker's value is its own address */
-static const char internal_marker[] = "mod_xmpp inbound";
+const char mx_authz_marker[] = "mod_xmpp inbound";
 
-void mx_authz_mark_internal(conn_rec *c)
+int mx_authz_is_internal(const conn_rec *c)
 {
-    ap_set_module_config(c->conn_config, &xmpp_module,
-                         (void *)internal_marker);
+    const mx_conn_mark *mark = ap_get_module_config(c->conn_config,
+                                                    &xmpp_module);
+
+    return mark && mark->magic == mx_authz_marker;
 }
 
 static authz_status internal_check(request_rec *r, const char *require_line,
                                    const void *parsed)
 {
-    conn_rec *c = r->connection;
-
-    return ap_get_module_config(c->conn_config, &xmpp_module)
-               == internal_marker
-           ? AUTHZ_GRANTED : AUTHZ_DENIED;
+    return mx_authz_is_internal(r->connection) ? AUTHZ_GRANTED
+                                               : AUTHZ_DENIED;
 }
 
 static const authz_provider internal_provider = {

@@ -4,9 +4,17 @@
 
 #include "httpd.h"
 
-/* Mark c as a connection mod_xmpp made itself for an inbound stanza.
- * Nothing a client sends can set this: it lives in conn_config. */
-void mx_authz_mark_internal(conn_rec *c);
+/* What mod_xmpp puts first in the module config of a connection it made
+ * for an inbound stanza. Nothing a client sends can set it: it lives in
+ * conn_config, and the marker's value is an address in this module. */
+typedef struct {
+    const void *magic;          /* mx_authz_marker */
+} mx_conn_mark;
+
+extern const char mx_authz_marker[];
+
+/* 1 when c is a connection mod_xmpp made for an inbound stanza */
+int mx_authz_is_internal(const conn_rec *c);
 
 void mx_authz_register_hooks(apr_pool_t *p);
 

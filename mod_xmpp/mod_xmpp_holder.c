@@ -38,7 +38,9 @@
 #include "ap_mpm.h"
 
 #include "mod_xmpp_app.h"
+#include "mod_xmpp_contacts.h"
 #include "mod_xmpp_holder.h"
+#include "mod_xmpp_inbound.h"
 #include "mod_xmpp_outbound.h"
 #include "mx_backoff.h"
 #include "mx_redact.h"
@@ -65,6 +67,8 @@ typedef struct mx_holder {
     xmpp_conn_t *conn;
     xmpp_log_t log;
     mx_out *out;           /* the outbound queue */
+    mx_contacts *contacts; /* roster, presence, subscriptions */
+    mx_inbound *inbound;   /* stanzas to requests */
     int logged_in;         /* CONNECT seen on the current conn */
     int ended;             /* DISCONNECT seen on the current conn */
     int auth_failed;       /* libstrophe reported a SASL failure */
@@ -250,6 +254,8 @@ static void on_conn_event(xmpp_conn_t *conn, xmpp_conn_event_t ev, int error,
         }
         h->ever_logged_in = 1;
         mx_out_on_login(h->out, h->ctx, conn);
+        mx_contacts_on_login(h->contacts, h->ctx, conn, h->out);
+        mx_inbound_on_login(h->inbound, h->ctx, conn);
         /* initial presence: contacts see the app online */
         pres = xmpp_presence_new(h->ctx);
         mx_out_send_other(h->out, pres);
@@ -309,6 +315,8 @@ static void close_cleanly(mx_holder *h)
     xmpp_stanza_t *pres;
 
     if (h->logged_in && !h->ended) {
+        /* answers of requests still running go out before we close */
+        mx_inbound_stop(h->inbound, MX_CLOSE_ACK_MS);
         if (!mx_out_flush(h->out, MX_CLOSE_ACK_MS))
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, h->app->s,
                          MX_LOG_TAG "0103: %s: the server did not confirm "
@@ -414,23 +422,24 @@ static void hold(mx_holder *h)
 {
     mx_app *app = h->app;
 
-    if (mx_conf_dev_mode(app->conf)) {
-        publish_state(h, MX_ST_DEVMODE, NULL);
-        while (!stopping(h))
-            nap(h, 200);
-        return;
-    }
     h->out = mx_out_create(app);
-    if (!h->out)
-        return;
+    h->contacts = mx_contacts_create(app);
+    h->inbound = mx_inbound_create(app);
     h->log.handler = strophe_log;
     h->log.userdata = h;
     h->ctx = xmpp_ctx_new(NULL, &h->log);
-    if (!h->ctx) {
+    if (!h->out || !h->contacts || !h->inbound || !h->ctx) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, app->s,
-                     MX_LOG_TAG "0105: %s: cannot create the XMPP context",
-                     app->jid);
+                     MX_LOG_TAG "0105: %s: out of memory for the XMPP "
+                     "context", app->jid);
         return;
+    }
+    if (mx_conf_dev_mode(app->conf)) {
+        publish_state(h, MX_ST_DEVMODE, NULL);
+        while (!stopping(h)) {
+            mx_out_dev_pump(h->out, h->ctx);
+            apr_sleep(apr_time_from_msec(20));
+        }
     }
     while (!stopping(h)) {
         if (start_connection(h) == 0) {

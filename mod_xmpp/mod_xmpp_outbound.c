@@ -124,7 +124,8 @@ static void count_queue(mx_out *o, apr_time_t now)
     mx_shared_begin(o->app->shared);
     o->app->shared->queued = (apr_uint64_t)n;
     mx_shared_end(o->app->shared);
-    if (mx_queue_set_full(o->app->dir, n >= limit) == 1)
+    if ((n >= limit ? mx_queue_set_full_counts(o->app->dir, n, limit)
+                    : mx_queue_set_full(o->app->dir, 0)) == 1)
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, o->app->s,
                      MX_LOG_TAG "0202: %s: the outbound queue is full (%ld "
                      "items, XMPPQueueLimit %d): sends are refused with "
@@ -279,6 +280,106 @@ void mx_out_pump(mx_out *o)
 void mx_out_idle(mx_out *o)
 {
     count_queue(o, apr_time_now());
+}
+
+/* ---- dev mode ---- */
+
+static void dev_line(mx_out *o, const char *label, const char *value)
+{
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, o->app->s, "    %s", label);
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, o->app->s, "       %s",
+                 value ? value : "");
+}
+
+/* Log a stanza the way App Engine's development server logged sends. */
+static void dev_log(mx_out *o, xmpp_ctx_t *ctx, const char *text)
+{
+    xmpp_stanza_t *st = xmpp_stanza_new_from_string(ctx, text);
+    const char *name = st ? xmpp_stanza_get_name(st) : NULL;
+    const char *type = st ? xmpp_stanza_get_type(st) : NULL;
+    xmpp_stanza_t *child;
+    char *body;
+
+    if (!name) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, o->app->s,
+                     "Sending an XMPP stanza: %s", text);
+    }
+    else if (!strcmp(name, "message")) {
+        body = xmpp_message_get_body(st);
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, o->app->s,
+                     "Sending an XMPP Message:");
+        dev_line(o, "From:", xmpp_stanza_get_from(st));
+        if (body) {
+            dev_line(o, "Body:", body);
+            xmpp_free(ctx, body);
+        }
+        else { /* raw XML: the children as they were given */
+            char *buf = NULL;
+            size_t len;
+
+            for (child = xmpp_stanza_get_children(st); child;
+                 child = xmpp_stanza_get_next(child)) {
+                if (xmpp_stanza_to_text(child, &buf, &len) == XMPP_EOK) {
+                    dev_line(o, "Body:", buf);
+                    xmpp_free(ctx, buf);
+                    break;
+                }
+            }
+        }
+        dev_line(o, "Type:", type ? type : "chat");
+        dev_line(o, "Raw Xml:", body ? "False" : "True");
+        dev_line(o, "To JIDs:", xmpp_stanza_get_to(st));
+    }
+    else if (type && !strcmp(type, "subscribe")) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, o->app->s,
+                     "Sending an XMPP Invite:");
+        dev_line(o, "From:", xmpp_stanza_get_from(st));
+        dev_line(o, "To:", xmpp_stanza_get_to(st));
+    }
+    else {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, o->app->s,
+                     "Sending an XMPP Presence:");
+        dev_line(o, "From:", xmpp_stanza_get_from(st));
+        dev_line(o, "To:", xmpp_stanza_get_to(st) ? xmpp_stanza_get_to(st)
+                                                  : "subscribers");
+        dev_line(o, "Type:", type ? type : "available");
+        child = xmpp_stanza_get_child_by_name(st, "show");
+        body = child ? xmpp_stanza_get_text(child) : NULL;
+        dev_line(o, "Show:", body);
+        if (body)
+            xmpp_free(ctx, body);
+        child = xmpp_stanza_get_child_by_name(st, "status");
+        body = child ? xmpp_stanza_get_text(child) : NULL;
+        dev_line(o, "Status:", body);
+        if (body)
+            xmpp_free(ctx, body);
+    }
+    if (st)
+        xmpp_stanza_release(st);
+}
+
+void mx_out_dev_pump(mx_out *o, xmpp_ctx_t *ctx)
+{
+    apr_time_t now = apr_time_now();
+    size_t i;
+    char *data;
+    size_t len;
+    mx_queue_item item;
+
+    refill(o, now);
+    for (i = o->next; i < o->npending; i++) {
+        const char *name = o->pending[i];
+
+        if (mx_queue_read(o->app->dir, name, &data, &len) != 0)
+            continue;
+        if (mx_queue_item_parse(data, len, &item) == 0)
+            dev_log(o, ctx, item.stanza);
+        free(data);
+        mx_queue_remove(o->app->dir, name);
+        shared_add(o, &o->app->shared->sent, 1);
+    }
+    o->next = o->npending;
+    count_queue(o, now);
 }
 
 /* ---- XEP-0198 ---- */

@@ -26,6 +26,10 @@ void mx_out_pump(mx_out *o);
  * "full" flag up to date). */
 void mx_out_idle(mx_out *o);
 
+/* XMPPDevMode On: log queued items the way App Engine's development
+ * server did, and remove them; nothing is sent. ctx parses them. */
+void mx_out_dev_pump(mx_out *o, xmpp_ctx_t *ctx);
+
 /* The session ended: what was not acknowledged stays queued for the next. */
 void mx_out_on_end(mx_out *o);
 

@@ -1,0 +1,457 @@
+/* mod_xmpp_api: the ways into the send operations from inside httpd:
+ * the optional functions of mod_xmpp.h, the "xmpp-api" HTTP handler, and
+ * the environment CGI scripts get so that xmpp-send needs no options.
+ * All of them go through mx_ops, as xmpp-send does. */
+#include <string.h>
+
+#include <jansson.h>
+
+#include "apr_strings.h"
+#include "httpd.h"
+#include "http_config.h"
+#include "http_log.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "util_script.h"
+
+#include "mod_xmpp.h"
+#include "mod_xmpp_api.h"
+#include "mod_xmpp_app.h"
+#include "mod_xmpp_inbound.h"
+#include "mx_ops.h"
+
+APLOG_USE_MODULE(xmpp);
+
+#define MX_API_MAX_BODY (1024 * 1024) /* form bodies; 100 KB messages fit */
+#define MX_API_MAX_JIDS 1000
+
+/* ---- the app of a server ---- */
+
+mx_app *mx_app_of(const server_rec *s)
+{
+    int i;
+
+    for (i = 0; mx_apps && i < mx_apps->nelts; i++) {
+        mx_app *app = APR_ARRAY_IDX(mx_apps, i, mx_app *);
+
+        if (app->s == s)
+            return app;
+    }
+    return NULL;
+}
+
+/* A request in a server that is no app uses the only app there is, if
+ * there is exactly one: the common single-app setup needs no thought. */
+static mx_app *app_for_request(request_rec *r)
+{
+    mx_app *app = mx_app_of(r->server);
+
+    if (!app && mx_apps && mx_apps->nelts == 1)
+        app = APR_ARRAY_IDX(mx_apps, 0, mx_app *);
+    return app;
+}
+
+static void sender_of(const mx_app *app, mx_sender *snd)
+{
+    snd->queue_dir = app->dir;
+    snd->app_jid = app->jid;
+    snd->app_resource = mx_conf_resource(app->conf);
+    snd->sync = 1;
+}
+
+static const char *error_text(apr_pool_t *p, const mx_result *res)
+{
+    return apr_pstrcat(p, mx_err_name(res->err), ": ", res->why, NULL);
+}
+
+static void log_refused(const mx_app *app, const mx_status *st, size_t n,
+                        const mx_result *res)
+{
+    size_t i;
+
+    /* a queue that cannot take the item is the administrator's business */
+    for (i = 0; i < n; i++)
+        if (st[i] == MX_OTHER_ERROR) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, app->s, MX_LOG_TAG
+                         "0301: %s: a send was refused with OTHER_ERROR: %s",
+                         app->jid, res->why);
+            return;
+        }
+}
+
+/* ---- optional functions ---- */
+
+static apr_status_t mod_xmpp_send_message(server_rec *s, apr_pool_t *p,
+                                     const char *const *jids, int njids,
+                                     const char *body, const char *from_jid,
+                                     const char *type, int raw_xml,
+                                     int *statuses, const char **error)
+{
+    mx_app *app = mx_app_of(s);
+    mx_sender snd;
+    mx_result res;
+    mx_status *st;
+    int i;
+
+    *error = NULL;
+    if (!app)
+        return APR_ENOENT;
+    if (njids < 1) {
+        *error = "InvalidJidError: no recipient";
+        return APR_EINVAL;
+    }
+    sender_of(app, &snd);
+    st = apr_pcalloc(p, sizeof(*st) * njids);
+    mx_op_send_message(&snd, jids, (size_t)njids, body, from_jid, type,
+                       raw_xml, st, &res);
+    if (res.err != MX_OK) {
+        *error = error_text(p, &res);
+        return APR_EINVAL;
+    }
+    log_refused(app, st, (size_t)njids, &res);
+    for (i = 0; i < njids; i++)
+        statuses[i] = (int)st[i];
+    return APR_SUCCESS;
+}
+
+static apr_status_t mod_xmpp_send_invite(server_rec *s, apr_pool_t *p,
+                                    const char *jid, const char *from_jid,
+                                    int *status, const char **error)
+{
+    mx_app *app = mx_app_of(s);
+    mx_sender snd;
+    mx_result res;
+    mx_status st = MX_OTHER_ERROR;
+
+    *error = NULL;
+    if (!app)
+        return APR_ENOENT;
+    sender_of(app, &snd);
+    mx_op_send_invite(&snd, jid, from_jid, &st, &res);
+    if (res.err != MX_OK) {
+        *error = error_text(p, &res);
+        return APR_EINVAL;
+    }
+    log_refused(app, &st, 1, &res);
+    *status = (int)st;
+    return APR_SUCCESS;
+}
+
+static apr_status_t mod_xmpp_send_presence(server_rec *s, apr_pool_t *p,
+                                      const char *jid,
+                                      const char *status_text,
+                                      const char *from_jid, const char *type,
+                                      const char *show, int *status,
+                                      const char **error)
+{
+    mx_app *app = mx_app_of(s);
+    mx_sender snd;
+    mx_result res;
+    mx_status st = MX_OTHER_ERROR;
+
+    *error = NULL;
+    if (!app)
+        return APR_ENOENT;
+    sender_of(app, &snd);
+    mx_op_send_presence(&snd, jid, status_text, from_jid, type, show, &st,
+                        &res);
+    if (res.err != MX_OK) {
+        *error = error_text(p, &res);
+        return APR_EINVAL;
+    }
+    log_refused(app, &st, 1, &res);
+    *status = (int)st;
+    return APR_SUCCESS;
+}
+
+static apr_status_t mod_xmpp_get_presence(server_rec *s, apr_pool_t *p,
+                                     const char *jid, const char *from_jid,
+                                     int *available, const char **show,
+                                     const char **error)
+{
+    mx_app *app = mx_app_of(s);
+    mx_sender snd;
+    mx_result res;
+    char buf[16];
+
+    *error = NULL;
+    if (!app)
+        return APR_ENOENT;
+    sender_of(app, &snd);
+    mx_op_get_presence(&snd, jid, from_jid, available, buf, sizeof(buf),
+                       &res);
+    if (res.err != MX_OK) {
+        *error = error_text(p, &res);
+        return APR_EINVAL;
+    }
+    *show = apr_pstrdup(p, buf);
+    return APR_SUCCESS;
+}
+
+/* ---- the xmpp-api handler ---- */
+
+typedef struct {
+    apr_array_header_t *jids;   /* const char *, in order */
+    apr_table_t *args;          /* the other parameters, last one wins */
+} api_params;
+
+static void add_param(api_params *ap, apr_pool_t *p, const char *name,
+                      const char *value)
+{
+    if (!strcmp(name, "jid") || !strcmp(name, "jids"))
+        APR_ARRAY_PUSH(ap->jids, const char *) = value;
+    else
+        apr_table_set(ap->args, name, value);
+}
+
+/* Query string parameters (GET), decoded like a form. */
+static void parse_query(request_rec *r, api_params *ap)
+{
+    char *args = apr_pstrdup(r->pool, r->args ? r->args : ""), *pair, *last;
+
+    for (pair = apr_strtok(args, "&", &last); pair;
+         pair = apr_strtok(NULL, "&", &last)) {
+        char *eq = strchr(pair, '=');
+        char *val = eq ? eq + 1 : "";
+
+        if (eq)
+            *eq = '\0';
+        if (ap_unescape_urlencoded(pair) == OK
+            && ap_unescape_urlencoded(val) == OK)
+            add_param(ap, r->pool, pair, val);
+    }
+}
+
+/* The form body (POST), parsed by httpd's own ap_parse_form_data. */
+static int parse_body(request_rec *r, api_params *ap)
+{
+    apr_array_header_t *pairs = NULL;
+    int i, rc;
+
+    rc = ap_parse_form_data(r, NULL, &pairs, -1, MX_API_MAX_BODY);
+    if (rc != OK)
+        return rc;
+    for (i = 0; pairs && i < pairs->nelts; i++) {
+        ap_form_pair_t *pair = &APR_ARRAY_IDX(pairs, i, ap_form_pair_t);
+        apr_off_t len;
+        apr_size_t size;
+        char *buf;
+
+        apr_brigade_length(pair->value, 1, &len);
+        size = (apr_size_t)len;
+        buf = apr_palloc(r->pool, size + 1);
+        apr_brigade_flatten(pair->value, buf, &size);
+        buf[size] = '\0';
+        add_param(ap, r->pool, pair->name, buf);
+    }
+    return OK;
+}
+
+static int send_json(request_rec *r, int status, json_t *j)
+{
+    char *text = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII);
+
+    json_decref(j);
+    if (!text)
+        return HTTP_INTERNAL_SERVER_ERROR;
+    r->status = status;
+    ap_set_content_type(r, "application/json");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    ap_rputs(text, r);
+    ap_rputc('\n', r);
+    free(text);
+    return OK;
+}
+
+static int send_error(request_rec *r, int status, const char *name,
+                      const char *why)
+{
+    return send_json(r, status, json_pack("{s:s, s:s}", "error", name,
+                                          "message", why));
+}
+
+static int send_statuses(request_rec *r, const char *const *jids,
+                         const mx_status *st, size_t n)
+{
+    json_t *js = json_array(), *ss = json_array();
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        json_array_append_new(js, json_string(jids[i]));
+        json_array_append_new(ss, json_string(mx_status_name(st[i])));
+    }
+    return send_json(r, HTTP_OK, json_pack("{s:o, s:o}", "jids", js,
+                                           "statuses", ss));
+}
+
+static int api_result(request_rec *r, mx_app *app, const mx_result *res,
+                      const char *const *jids, const mx_status *st, size_t n)
+{
+    if (res->err != MX_OK)
+        return send_error(r, HTTP_BAD_REQUEST, mx_err_name(res->err),
+                          res->why);
+    log_refused(app, st, n, res);
+    return send_statuses(r, jids, st, n);
+}
+
+static int api_send_message(request_rec *r, mx_app *app, api_params *ap)
+{
+    mx_sender snd;
+    mx_result res;
+    mx_status *st;
+    const char *raw = apr_table_get(ap->args, "raw_xml");
+    size_t n = (size_t)ap->jids->nelts;
+
+    if (n == 0)
+        return send_error(r, HTTP_BAD_REQUEST, "InvalidJidError",
+                          "no recipient: give one or more jid parameters");
+    if (n > MX_API_MAX_JIDS)
+        return send_error(r, HTTP_BAD_REQUEST, "InvalidJidError",
+                          "too many recipients in one call (at most 1000)");
+    sender_of(app, &snd);
+    st = apr_pcalloc(r->pool, sizeof(*st) * n);
+    mx_op_send_message(&snd, (const char *const *)ap->jids->elts, n,
+                       apr_table_get(ap->args, "body"),
+                       apr_table_get(ap->args, "from_jid"),
+                       apr_table_get(ap->args, "message_type"),
+                       raw && (!strcasecmp(raw, "true") || !strcmp(raw, "1")
+                               || !strcasecmp(raw, "on")),
+                       st, &res);
+    return api_result(r, app, &res, (const char *const *)ap->jids->elts, st,
+                      n);
+}
+
+static const char *single_jid(api_params *ap)
+{
+    return ap->jids->nelts == 1 ? APR_ARRAY_IDX(ap->jids, 0, const char *)
+                                : NULL;
+}
+
+static int api_send_invite(request_rec *r, mx_app *app, api_params *ap)
+{
+    mx_sender snd;
+    mx_result res;
+    mx_status st = MX_OTHER_ERROR;
+    const char *jid = single_jid(ap);
+
+    if (!jid)
+        return send_error(r, HTTP_BAD_REQUEST, "InvalidJidError",
+                          "give exactly one jid parameter");
+    sender_of(app, &snd);
+    mx_op_send_invite(&snd, jid, apr_table_get(ap->args, "from_jid"), &st,
+                      &res);
+    return api_result(r, app, &res, &jid, &st, 1);
+}
+
+static int api_send_presence(request_rec *r, mx_app *app, api_params *ap)
+{
+    mx_sender snd;
+    mx_result res;
+    mx_status st = MX_OTHER_ERROR;
+    const char *jid = single_jid(ap);
+
+    if (!jid)
+        return send_error(r, HTTP_BAD_REQUEST, "InvalidJidError",
+                          "give exactly one jid parameter (or subscribers)");
+    sender_of(app, &snd);
+    mx_op_send_presence(&snd, jid, apr_table_get(ap->args, "status"),
+                        apr_table_get(ap->args, "from_jid"),
+                        apr_table_get(ap->args, "presence_type"),
+                        apr_table_get(ap->args, "presence_show"), &st, &res);
+    return api_result(r, app, &res, &jid, &st, 1);
+}
+
+static int api_get_presence(request_rec *r, mx_app *app, api_params *ap)
+{
+    mx_sender snd;
+    mx_result res;
+    int available = 0;
+    char show[16];
+    const char *jid = single_jid(ap);
+
+    if (!jid)
+        return send_error(r, HTTP_BAD_REQUEST, "InvalidJidError",
+                          "give exactly one jid parameter");
+    sender_of(app, &snd);
+    mx_op_get_presence(&snd, jid, apr_table_get(ap->args, "from_jid"),
+                       &available, show, sizeof(show), &res);
+    if (res.err != MX_OK)
+        return send_error(r, HTTP_BAD_REQUEST, mx_err_name(res.err),
+                          res.why);
+    return send_json(r, HTTP_OK, json_pack("{s:s, s:b, s:s}", "jid", jid,
+                                           "available", available,
+                                           "show", show));
+}
+
+static const struct {
+    const char *name;
+    int post_only;
+    int (*fn)(request_rec *r, mx_app *app, api_params *ap);
+} api_ops[] = {
+    { "send_message", 1, api_send_message },
+    { "send_invite", 1, api_send_invite },
+    { "send_presence", 1, api_send_presence },
+    { "get_presence", 0, api_get_presence },
+    { NULL, 0, NULL }
+};
+
+static int api_handler(request_rec *r)
+{
+    const char *op;
+    api_params ap;
+    mx_app *app;
+    int i, rc;
+
+    if (strcmp(r->handler, "xmpp-api"))
+        return DECLINED;
+    op = strrchr(r->uri, '/');
+    op = op ? op + 1 : r->uri;
+    for (i = 0; api_ops[i].name && strcmp(api_ops[i].name, op); i++)
+        ;
+    if (!api_ops[i].name)
+        return send_error(r, HTTP_NOT_FOUND, "UnknownOperation",
+                          "use send_message, send_invite, send_presence or "
+                          "get_presence");
+    r->allowed = (AP_METHOD_BIT << M_POST) | (api_ops[i].post_only ? 0
+                  : (AP_METHOD_BIT << M_GET));
+    if (r->method_number != M_POST
+        && (api_ops[i].post_only || r->method_number != M_GET))
+        return HTTP_METHOD_NOT_ALLOWED;
+    if (!(app = app_for_request(r)))
+        return send_error(r, HTTP_NOT_FOUND, "NoAppError",
+                          "this server has no XMPPEngine On");
+    ap.jids = apr_array_make(r->pool, 4, sizeof(const char *));
+    ap.args = apr_table_make(r->pool, 8);
+    parse_query(r, &ap);
+    if (r->method_number == M_POST && (rc = parse_body(r, &ap)) != OK)
+        return rc;
+    return api_ops[i].fn(r, app, &ap);
+}
+
+/* ---- the environment of CGI scripts ---- */
+
+/* What xmpp-send needs, and nothing secret: the queue directory (writable
+ * by User, as the script is), the app's address and resource. */
+static int api_fixups(request_rec *r)
+{
+    mx_app *app = app_for_request(r);
+
+    if (!app)
+        return DECLINED;
+    mx_inbound_set_env(r);
+    apr_table_setn(r->subprocess_env, "XMPP_QUEUE", app->dir);
+    apr_table_setn(r->subprocess_env, "XMPP_JID", app->jid);
+    apr_table_setn(r->subprocess_env, "XMPP_RESOURCE",
+                   mx_conf_resource(app->conf));
+    return DECLINED;
+}
+
+void mx_api_register_hooks(apr_pool_t *p)
+{
+    APR_REGISTER_OPTIONAL_FN(mod_xmpp_send_message);
+    APR_REGISTER_OPTIONAL_FN(mod_xmpp_send_invite);
+    APR_REGISTER_OPTIONAL_FN(mod_xmpp_send_presence);
+    APR_REGISTER_OPTIONAL_FN(mod_xmpp_get_presence);
+    ap_hook_handler(api_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_fixups(api_fixups, NULL, NULL, APR_HOOK_MIDDLE);
+}

@@ -1,0 +1,14 @@
+/* mod_xmpp_api: optional functions, the xmpp-api handler, CGI variables */
+#ifndef MOD_XMPP_API_H
+#define MOD_XMPP_API_H
+
+#include "httpd.h"
+
+#include "mod_xmpp_app.h"
+
+/* The app whose server is s, or NULL */
+mx_app *mx_app_of(const server_rec *s);
+
+void mx_api_register_hooks(apr_pool_t *p);
+
+#endif

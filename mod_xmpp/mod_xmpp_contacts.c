@@ -1,0 +1,223 @@
+/* mod_xmpp_contacts: see mod_xmpp_contacts.h.
+ *
+ * The XMPP server keeps the roster, so it survives restarts of httpd and
+ * of the holder: at login we fetch it and follow its pushes. Subscribers
+ * (subscription "from" or "both") are written to <spool>/roster, one bare
+ * JID a line, for the holder's "subscribers" sends. Presence is stored per
+ * contact in <spool>/presence/ (mx_presence_store), where get_presence in
+ * any process reads it. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "apr_hash.h"
+#include "apr_strings.h"
+#include "httpd.h"
+#include "http_log.h"
+
+#include "mod_xmpp_contacts.h"
+#include "mx_jid.h"
+#include "mx_queue.h"
+
+APLOG_USE_MODULE(xmpp);
+
+#define MX_NS_ROSTER "jabber:iq:roster"
+
+struct mx_contacts {
+    mx_app *app;
+    xmpp_ctx_t *ctx;
+    xmpp_conn_t *conn;
+    mx_out *out;
+    apr_pool_t *pool;
+    apr_hash_t *subscribers;   /* bare JID -> "" */
+};
+
+/* ---- the roster file ---- */
+
+static void save_roster(mx_contacts *ct)
+{
+    const char *tmp = apr_pstrcat(ct->pool, ct->app->dir, "/roster.tmp", NULL);
+    const char *path = apr_pstrcat(ct->pool, ct->app->dir, "/roster", NULL);
+    apr_hash_index_t *hi;
+    FILE *f = fopen(tmp, "w");
+
+    if (!f) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, ct->app->s, MX_LOG_TAG
+                     "0401: %s: cannot write %s", ct->app->jid, tmp);
+        return;
+    }
+    for (hi = apr_hash_first(NULL, ct->subscribers); hi;
+         hi = apr_hash_next(hi))
+        fprintf(f, "%s\n", (const char *)apr_hash_this_key(hi));
+    if (fclose(f) != 0 || rename(tmp, path) != 0)
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, ct->app->s, MX_LOG_TAG
+                     "0402: %s: cannot write %s", ct->app->jid, path);
+}
+
+/* Record one roster item; 1 when the set of subscribers changed. */
+static int roster_item(mx_contacts *ct, xmpp_stanza_t *item)
+{
+    const char *jid = xmpp_stanza_get_attribute(item, "jid");
+    const char *sub = xmpp_stanza_get_attribute(item, "subscription");
+    int subscribed = sub && (!strcmp(sub, "from") || !strcmp(sub, "both"));
+    int known;
+    char bare[2100];
+
+    if (!jid || mx_jid_bare(jid, bare, sizeof(bare)) < 0)
+        return 0;
+    known = apr_hash_get(ct->subscribers, bare, APR_HASH_KEY_STRING) != NULL;
+    if (subscribed == known)
+        return 0;
+    apr_hash_set(ct->subscribers, apr_pstrdup(ct->pool, bare),
+                 APR_HASH_KEY_STRING, subscribed ? "" : NULL);
+    return 1;
+}
+
+static int roster_items(mx_contacts *ct, xmpp_stanza_t *query)
+{
+    xmpp_stanza_t *item;
+    int changed = 0;
+
+    for (item = xmpp_stanza_get_children(query); item;
+         item = xmpp_stanza_get_next(item))
+        if (xmpp_stanza_get_name(item)
+            && !strcmp(xmpp_stanza_get_name(item), "item"))
+            changed |= roster_item(ct, item);
+    return changed;
+}
+
+static int on_roster_result(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
+{
+    mx_contacts *ct = ud;
+    xmpp_stanza_t *query = xmpp_stanza_get_child_by_ns(st, MX_NS_ROSTER);
+
+    if (query) {
+        apr_hash_clear(ct->subscribers);
+        roster_items(ct, query);
+        save_roster(ct);
+    }
+    return 0;
+}
+
+/* Roster pushes: the server tells us of every change. */
+static int on_roster_push(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
+{
+    mx_contacts *ct = ud;
+    xmpp_stanza_t *query = xmpp_stanza_get_child_by_ns(st, MX_NS_ROSTER);
+    xmpp_stanza_t *reply;
+    const char *from = xmpp_stanza_get_from(st);
+    const char *type = xmpp_stanza_get_type(st);
+
+    /* only our own server may push (RFC 6121 2.1.6) */
+    if (!query || !type || strcmp(type, "set")
+        || (from && !mx_jid_same_bare(from, ct->app->jid)))
+        return 1;
+    if (roster_items(ct, query))
+        save_roster(ct);
+    reply = xmpp_iq_new(ct->ctx, "result", xmpp_stanza_get_id(st));
+    mx_out_send_other(ct->out, reply);
+    xmpp_stanza_release(reply);
+    return 1;
+}
+
+/* ---- presence ---- */
+
+static void send_presence_to(mx_contacts *ct, const char *to,
+                             const char *type)
+{
+    xmpp_stanza_t *p = xmpp_presence_new(ct->ctx);
+
+    xmpp_stanza_set_to(p, to);
+    if (type)
+        xmpp_stanza_set_type(p, type);
+    mx_out_send_other(ct->out, p);
+    xmpp_stanza_release(p);
+}
+
+static char *child_text(xmpp_stanza_t *st, const char *name)
+{
+    xmpp_stanza_t *c = xmpp_stanza_get_child_by_name(st, name);
+
+    return c ? xmpp_stanza_get_text(c) : NULL;
+}
+
+static void store_presence(mx_contacts *ct, xmpp_stanza_t *st,
+                           const char *from, int available)
+{
+    char *show = available ? child_text(st, "show") : NULL;
+    char *status = child_text(st, "status");
+
+    if (mx_presence_store(ct->app->dir, from, available, show, status) != 0)
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, ct->app->s, MX_LOG_TAG
+                     "0403: %s: cannot store the presence of %s",
+                     ct->app->jid, from);
+    if (show)
+        xmpp_free(ct->ctx, show);
+    if (status)
+        xmpp_free(ct->ctx, status);
+}
+
+static int on_presence(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
+{
+    mx_contacts *ct = ud;
+    const char *from = xmpp_stanza_get_from(st);
+    const char *type = xmpp_stanza_get_type(st);
+    char bare[2100];
+
+    if (!from || mx_jid_bare(from, bare, sizeof(bare)) < 0
+        || mx_jid_same_bare(from, ct->app->jid))
+        return 1; /* our own presence, reflected by the server */
+    if (!type || !strcmp(type, "unavailable")) {
+        store_presence(ct, st, from, !type);
+    }
+    else if (!strcmp(type, "subscribe")) {
+        /* App Engine accepted every subscription, and asked back, so that
+         * both sides see each other */
+        send_presence_to(ct, bare, "subscribed");
+        send_presence_to(ct, bare, "subscribe");
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, ct->app->s, MX_LOG_TAG
+                     "0404: %s: accepted the subscription of %s",
+                     ct->app->jid, bare);
+    }
+    else if (!strcmp(type, "unsubscribe")) {
+        send_presence_to(ct, bare, "unsubscribed");
+    }
+    else if (!strcmp(type, "probe")) {
+        send_presence_to(ct, from, NULL);
+    }
+    return 1;
+}
+
+void mx_contacts_on_login(mx_contacts *ct, xmpp_ctx_t *ctx,
+                          xmpp_conn_t *conn, mx_out *out)
+{
+    xmpp_stanza_t *iq, *query;
+
+    ct->ctx = ctx;
+    ct->conn = conn;
+    ct->out = out;
+    xmpp_handler_add(conn, on_presence, NULL, "presence", NULL, ct);
+    xmpp_handler_add(conn, on_roster_push, MX_NS_ROSTER, "iq", "set", ct);
+    iq = xmpp_iq_new(ctx, "get", "mx-roster");
+    query = xmpp_stanza_new(ctx);
+    xmpp_stanza_set_name(query, "query");
+    xmpp_stanza_set_ns(query, MX_NS_ROSTER);
+    xmpp_stanza_add_child(iq, query);
+    xmpp_stanza_release(query);
+    xmpp_id_handler_add(conn, on_roster_result, "mx-roster", ct);
+    mx_out_send_other(out, iq);
+    xmpp_stanza_release(iq);
+}
+
+mx_contacts *mx_contacts_create(mx_app *app)
+{
+    mx_contacts *ct = calloc(1, sizeof(*ct));
+
+    if (!ct)
+        return NULL;
+    ct->app = app;
+    apr_pool_create_unmanaged_ex(&ct->pool, NULL, NULL);
+    ct->subscribers = apr_hash_make(ct->pool);
+    return ct;
+}

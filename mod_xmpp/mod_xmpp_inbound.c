@@ -1,0 +1,670 @@
+/* mod_xmpp_inbound: each inbound stanza of an enabled kind becomes a POST
+ * to XMPPInboundPath + its path, run through httpd's ordinary request
+ * processing in the app's virtual host (translate, access, fixups,
+ * handler, logging), on a connection that has no client and no socket.
+ *
+ * How. A conn_rec filled by hand, with its own pool and bucket allocator,
+ * goes through ap_pre_connection (modules such as mod_logio need their
+ * connection state), after which the core's network filters are replaced:
+ * XMPP_IN serves the request bytes, XMPP_OUT reads the status line of the
+ * answer and throws the rest away. XMPP_REPLY, a content filter on the
+ * request, keeps the body for the reply. Then ap_read_request and
+ * ap_process_request run as for any client. The request comes from
+ * 0.1.0.10 (as App Engine's own did), so "Require local" does not grant it
+ * by accident; "Require xmpp-internal" does, by a mark on the connection.
+ *
+ * Requests run on a small pool of threads of the holding child, so a slow
+ * handler does not stall the XMPP connection; when its queue is full the
+ * sender gets an error. Answers (replies, errors) go through the durable
+ * outbound queue, like every send. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "apr_strings.h"
+#include "apr_thread_pool.h"
+#include "httpd.h"
+#include "http_config.h"
+#include "http_connection.h"
+#include "http_core.h"
+#include "http_log.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "http_vhost.h"
+#include "ap_listen.h"
+#include "mod_ssl.h"
+#include "util_filter.h"
+
+#include "mod_xmpp_authz.h"
+#include "mod_xmpp_inbound.h"
+#include "mx_inbound.h"
+#include "mx_jid.h"
+#include "mx_queue.h"
+#include "mx_send.h"
+
+APLOG_USE_MODULE(xmpp);
+
+extern module AP_MODULE_DECLARE_DATA xmpp_module;
+
+#define MX_IN_THREADS     4        /* requests run at once per app */
+#define MX_IN_QUEUE       64       /* stanzas waiting for a thread */
+#define MX_IN_MAX_REPLY   (256 * 1024)
+#define MX_IN_RETRIES     3        /* for 503 answers */
+#define MX_IN_RETRY_MS    500      /* doubled each time */
+#define MX_CLIENT_IP      "0.1.0.10"
+
+struct mx_inbound {
+    mx_app *app;
+    apr_pool_t *pool;
+    apr_thread_pool_t *threads;
+    volatile int stopping;
+};
+
+/* One inbound stanza and its request. Allocated with malloc: it crosses
+ * from the holder thread to a request thread. */
+typedef struct mx_inreq {
+    mx_conn_mark mark;           /* first: what Require xmpp-internal sees */
+    mx_inbound *in;
+    int kind;
+    const char *path;            /* under XMPPInboundPath */
+    char *name, *type, *id;      /* of the stanza */
+    char *from, *to, *body, *show, *status, *stanza;
+    char *command, *arg;
+    /* the request, served by XMPP_IN */
+    char *request;
+    size_t request_len, request_off;
+    /* the answer, kept by XMPP_OUT and XMPP_REPLY */
+    int status_code;
+    int saw_status;
+    char *ctype;
+    char *reply;
+    size_t reply_len;
+    int reply_too_long;
+} mx_inreq;
+
+static apr_socket_t *dummy_socket;
+static module *event_module;    /* mpm_event, if that is the MPM */
+static APR_OPTIONAL_FN_TYPE(ssl_engine_disable) *disable_ssl;
+static APR_OPTIONAL_FN_TYPE(ap_logio_add_bytes_out) *logio_out;
+static ap_filter_rec_t *in_filter, *out_filter, *reply_filter;
+static volatile apr_uint32_t conn_ids;
+
+static const char *const kind_names[] = {
+    NULL, "message", "error", NULL, "subscribe", NULL, NULL, NULL, "presence"
+};
+
+/* ---- the stanza ---- */
+
+static void inreq_free(mx_inreq *ir)
+{
+    free(ir->name); free(ir->type); free(ir->id);
+    free(ir->from); free(ir->to); free(ir->body);
+    free(ir->show); free(ir->status); free(ir->stanza);
+    free(ir->command); free(ir->arg);
+    free(ir->request); free(ir->ctype); free(ir->reply);
+    free(ir);
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+/* Text of a child element, malloc'd, or NULL */
+static char *child_text(xmpp_ctx_t *ctx, xmpp_stanza_t *st, const char *name)
+{
+    xmpp_stanza_t *c = xmpp_stanza_get_child_by_name(st, name);
+    char *t = c ? xmpp_stanza_get_text(c) : NULL;
+    char *out = dup_or_null(t);
+
+    if (t)
+        xmpp_free(ctx, t);
+    return out;
+}
+
+/* Put an answer in the outbound queue; log when it cannot be. */
+static void queue_answer(mx_inbound *in, char *stanza, const char *what)
+{
+    char name[MX_QUEUE_NAME_SIZE], err[256];
+
+    if (!stanza)
+        return;
+    if (mx_queue_put_item(in->app->dir, MX_ITEM_STANZA, stanza,
+                          strlen(stanza), 1, name, sizeof(name), err,
+                          sizeof(err)) != 0)
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, in->app->s, MX_LOG_TAG
+                     "0501: %s: cannot queue the %s: %s", in->app->jid,
+                     what, err);
+    free(stanza);
+}
+
+/* Tell the sender that its stanza could not be handled. Never for a
+ * stanza of type error (that could loop), and only for messages: a
+ * presence has no one waiting for an answer. */
+static void error_answer(mx_inreq *ir, const char *etype, const char *cond,
+                         const char *text)
+{
+    mx_app *app = ir->in->app;
+
+    mx_shared_begin(app->shared);
+    app->shared->failed++;
+    mx_shared_end(app->shared);
+    if (strcmp(ir->name, "message") || (ir->type && !strcmp(ir->type,
+                                                             "error")))
+        return;
+    queue_answer(ir->in, mx_error_stanza(ir->name, ir->to, ir->from, ir->id,
+                                         etype, cond, text),
+                 "error answer");
+}
+
+/* ---- the request's bytes ---- */
+
+static int build_request(mx_inreq *ir)
+{
+    mx_app *app = ir->in->app;
+    mx_form_field f[] = {
+        { "from", ir->from, ir->from ? strlen(ir->from) : 0, NULL },
+        { "to", ir->to, ir->to ? strlen(ir->to) : 0, NULL },
+        { "body", ir->body, ir->body ? strlen(ir->body) : 0, NULL },
+        { "show", ir->show, ir->show ? strlen(ir->show) : 0, NULL },
+        { "status", ir->status, ir->status ? strlen(ir->status) : 0, NULL },
+        { "stanza", ir->stanza, strlen(ir->stanza), "text/xml" },
+    };
+    char boundary[80], *body, *head;
+    size_t blen;
+    int hlen;
+
+    body = mx_multipart(f, sizeof(f) / sizeof(f[0]), boundary,
+                        sizeof(boundary), &blen);
+    if (!body)
+        return -1;
+    /* HTTP/1.0: the answer is never chunked */
+    head = apr_psprintf(ir->in->pool, "POST %s%s HTTP/1.0\r\n"
+                        "Host: %s\r\n"
+                        "User-Agent: mod_xmpp\r\n"
+                        "Content-Type: multipart/form-data; boundary=%s\r\n"
+                        "Content-Length: %" APR_SIZE_T_FMT "\r\n\r\n",
+                        mx_conf_inbound_path(app->conf), ir->path,
+                        app->s->server_hostname, boundary, blen);
+    hlen = (int)strlen(head);
+    ir->request = malloc((size_t)hlen + blen);
+    if (ir->request) {
+        memcpy(ir->request, head, (size_t)hlen);
+        memcpy(ir->request + hlen, body, blen);
+        ir->request_len = (size_t)hlen + blen;
+    }
+    free(body);
+    return ir->request ? 0 : -1;
+}
+
+/* ---- filters ---- */
+
+static mx_inreq *inreq_of(conn_rec *c)
+{
+    return mx_authz_is_internal(c) ? ap_get_module_config(c->conn_config,
+                                                          &xmpp_module)
+                                   : NULL;
+}
+
+/* XMPP_IN: the request line, headers and body, as a client would send */
+static apr_status_t in_filter_fn(ap_filter_t *f, apr_bucket_brigade *bb,
+                                 ap_input_mode_t mode,
+                                 apr_read_type_e block, apr_off_t readbytes)
+{
+    mx_inreq *ir = f->ctx;
+    const char *p = ir->request + ir->request_off;
+    size_t left = ir->request_len - ir->request_off, n = left;
+    const char *lf;
+
+    if (mode == AP_MODE_EATCRLF || mode == AP_MODE_INIT)
+        return APR_SUCCESS;
+    if (left == 0)
+        return APR_EOF;
+    if (mode == AP_MODE_GETLINE) {
+        lf = memchr(p, '\n', left);
+        n = lf ? (size_t)(lf - p) + 1 : left;
+    }
+    else if (readbytes > 0 && (apr_off_t)n > readbytes) {
+        n = (size_t)readbytes;
+    }
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_transient_create(p, n,
+                                                            f->c->bucket_alloc));
+    if (mode != AP_MODE_SPECULATIVE)
+        ir->request_off += n;
+    return APR_SUCCESS;
+}
+
+/* XMPP_OUT: the end of the line. Reads the status code from the status
+ * line and deletes every bucket, EOR included: deleting EOR ends the
+ * request (it is logged, and its pool freed). */
+static apr_status_t out_filter_fn(ap_filter_t *f, apr_bucket_brigade *bb)
+{
+    mx_inreq *ir = f->ctx;
+    apr_bucket *b;
+    apr_size_t total = 0;
+
+    while (!APR_BRIGADE_EMPTY(bb)) {
+        b = APR_BRIGADE_FIRST(bb);
+        if (!APR_BUCKET_IS_METADATA(b)) {
+            const char *data;
+            apr_size_t len;
+
+            if (apr_bucket_read(b, &data, &len, APR_BLOCK_READ)
+                == APR_SUCCESS) {
+                total += len;
+                if (!ir->saw_status && len > 12 && !strncmp(data, "HTTP/", 5)) {
+                    const char *sp = memchr(data, ' ', len);
+
+                    ir->saw_status = 1;
+                    ir->status_code = sp ? atoi(sp + 1) : 500;
+                }
+            }
+        }
+        apr_bucket_delete(b);
+    }
+    if (total && logio_out)
+        logio_out(f->c, (apr_off_t)total);
+    return APR_SUCCESS;
+}
+
+/* XMPP_REPLY: keep the answer's body and type for the reply. On any other
+ * request it has no sender to answer, and passes everything on. */
+static apr_status_t reply_filter_fn(ap_filter_t *f, apr_bucket_brigade *bb)
+{
+    mx_inreq *ir = inreq_of(f->c);
+    request_rec *r = f->r;
+    apr_bucket *b;
+
+    if (!ir) {
+        ap_remove_output_filter(f);
+        return ap_pass_brigade(f->next, bb);
+    }
+    if (!ir->ctype && r->content_type)
+        ir->ctype = strdup(r->content_type);
+    for (b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb);
+         b = APR_BUCKET_NEXT(b)) {
+        const char *data;
+        apr_size_t len;
+        char *grown;
+
+        if (APR_BUCKET_IS_METADATA(b)
+            || apr_bucket_read(b, &data, &len, APR_BLOCK_READ) != APR_SUCCESS)
+            continue;
+        if (ir->reply_len + len > MX_IN_MAX_REPLY) {
+            ir->reply_too_long = 1;
+            continue;
+        }
+        if (!(grown = realloc(ir->reply, ir->reply_len + len + 1)))
+            continue;
+        ir->reply = grown;
+        memcpy(ir->reply + ir->reply_len, data, len);
+        ir->reply_len += len;
+        ir->reply[ir->reply_len] = '\0';
+    }
+    return ap_pass_brigade(f->next, bb);
+}
+
+static void insert_reply_filter(request_rec *r)
+{
+    if (inreq_of(r->connection))
+        ap_add_output_filter_handle(reply_filter, NULL, r, r->connection);
+}
+
+/* ---- the connection ---- */
+
+/* An address the app's host listens on, so that ap_update_vhost_given_ip
+ * picks its address set; the Host header then picks it by name. */
+static apr_sockaddr_t *local_addr_of(mx_app *app)
+{
+    server_rec *s = app->s;
+
+    if (s->is_virtual && s->addrs && s->addrs->host_addr) {
+        apr_sockaddr_t *sa = s->addrs->host_addr;
+
+        if (s->addrs->host_port && sa->port != s->addrs->host_port)
+            apr_sockaddr_info_get(&sa, sa->hostname, sa->family,
+                                  s->addrs->host_port, 0, app->s->process->pool);
+        return sa;
+    }
+    return ap_listeners ? ap_listeners->bind_addr : NULL;
+}
+
+static conn_rec *make_conn(mx_inreq *ir, apr_pool_t *pool)
+{
+    conn_rec *c = apr_pcalloc(pool, sizeof(*c));
+    apr_sockaddr_t *client;
+
+    c->pool = pool;
+    c->base_server = ir->in->app->s;
+    c->conn_config = ap_create_conn_config(pool);
+    c->notes = apr_table_make(pool, 5);
+    c->bucket_alloc = apr_bucket_alloc_create(pool);
+    c->local_addr = local_addr_of(ir->in->app);
+    if (!c->local_addr)
+        return NULL;
+    apr_sockaddr_ip_get(&c->local_ip, c->local_addr);
+    apr_sockaddr_info_get(&client, MX_CLIENT_IP, APR_INET, 0, 0, pool);
+    c->client_addr = client;
+    c->client_ip = MX_CLIENT_IP;
+    /* above the ids MPMs give real connections */
+    c->id = (long)(0x40000000L | __atomic_add_fetch(&conn_ids, 1,
+                                                    __ATOMIC_RELAXED));
+    c->keepalive = AP_CONN_CLOSE;
+    c->keepalives = 1;
+    /* no socket to poll: keep mpm_event from trying */
+    c->clogging_input_filters = 1;
+    c->sbh = NULL;
+    ap_set_module_config(c->conn_config, &xmpp_module, ir);
+    /* mpm_event's request hooks use their connection state unchecked */
+    if (event_module)
+        ap_set_module_config(c->conn_config, event_module,
+                             apr_pcalloc(pool, 4096));
+    return c;
+}
+
+/* Run the request; the answer lands in ir. */
+static void run_request(mx_inreq *ir)
+{
+    apr_pool_t *pool;
+    apr_allocator_t *alloc;
+    conn_rec *c;
+    request_rec *r;
+    int rc;
+
+    ir->request_off = 0;
+    ir->saw_status = 0;
+    ir->status_code = 0;
+    free(ir->reply);
+    free(ir->ctype);
+    ir->reply = ir->ctype = NULL;
+    ir->reply_len = 0;
+    apr_allocator_create(&alloc);
+    apr_allocator_max_free_set(alloc, 512 * 1024);
+    apr_pool_create_ex(&pool, NULL, NULL, alloc);
+    apr_allocator_owner_set(alloc, pool);
+    c = make_conn(ir, pool);
+    if (!c) {
+        ir->status_code = 500;
+        apr_pool_destroy(pool);
+        return;
+    }
+    ap_update_vhost_given_ip(c);
+    if (disable_ssl)
+        disable_ssl(c);
+    rc = ap_pre_connection(c, dummy_socket);
+    if ((rc == OK || rc == DONE) && !c->aborted) {
+        ap_filter_t *f;
+
+        for (f = c->input_filters; f; f = f->next)
+            if (!strcasecmp(f->frec->name, "core_in"))
+                ap_remove_input_filter(f);
+        for (f = c->output_filters; f; f = f->next)
+            if (!strcasecmp(f->frec->name, "core"))
+                ap_remove_output_filter(f);
+        ap_add_input_filter_handle(in_filter, ir, NULL, c);
+        ap_add_output_filter_handle(out_filter, ir, NULL, c);
+        r = ap_read_request(c);
+        if (r)
+            ap_process_request(r);
+    }
+    if (!ir->saw_status)
+        ir->status_code = 500;
+    apr_pool_destroy(pool);
+}
+
+/* ---- what the answer means ---- */
+
+static int is_type(const char *ctype, const char *want)
+{
+    size_t n = strlen(want);
+
+    return ctype && !strncasecmp(ctype, want, n)
+           && (ctype[n] == '\0' || ctype[n] == ';' || ctype[n] == ' ');
+}
+
+static void answer(mx_inreq *ir)
+{
+    mx_app *app = ir->in->app;
+    char id[MX_ID_SIZE];
+    const char *why = NULL;
+
+    if (ir->status_code != HTTP_OK || !ir->reply_len
+        || (ir->type && !strcmp(ir->type, "error")))
+        return; /* 202, 204, empty: nothing to say */
+    if (ir->reply_too_long) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, app->s, MX_LOG_TAG "0502: %s: "
+                     "the answer of %s%s is longer than %d bytes; not sent",
+                     app->jid, mx_conf_inbound_path(app->conf), ir->path,
+                     MX_IN_MAX_REPLY);
+        return;
+    }
+    if (is_type(ir->ctype, "application/xmpp+xml")) {
+        if (mx_message_check(ir->reply, "chat", 1, &why) != MX_OK) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, app->s, MX_LOG_TAG
+                         "0503: %s: the application/xmpp+xml answer of %s%s "
+                         "is not well-formed XML (%s); not sent", app->jid,
+                         mx_conf_inbound_path(app->conf), ir->path,
+                         why ? why : "?");
+            return;
+        }
+        queue_answer(ir->in, strdup(ir->reply), "stanza answer");
+    }
+    else if (is_type(ir->ctype, "text/plain") && ir->from && ir->to) {
+        mx_new_id(id, sizeof(id));
+        queue_answer(ir->in, mx_message_stanza(ir->to, ir->from, "chat",
+                                               ir->reply, 0, id), "reply");
+    }
+}
+
+static void *APR_THREAD_FUNC request_task(apr_thread_t *t, void *data)
+{
+    mx_inreq *ir = data;
+    mx_app *app = ir->in->app;
+    unsigned int wait = MX_IN_RETRY_MS;
+    int attempt;
+
+    for (attempt = 0; ; attempt++) {
+        run_request(ir);
+        if (ir->status_code != HTTP_SERVICE_UNAVAILABLE
+            || attempt >= MX_IN_RETRIES || ir->in->stopping)
+            break;
+        apr_sleep(apr_time_from_msec(wait));
+        wait *= 2;
+    }
+    if (ir->status_code >= 500) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, app->s, MX_LOG_TAG "0504: %s: "
+                     "the handler of %s%s answered %d to a %s from %s%s",
+                     app->jid, mx_conf_inbound_path(app->conf), ir->path,
+                     ir->status_code, ir->name, ir->from,
+                     ir->status_code == HTTP_SERVICE_UNAVAILABLE
+                     ? " (after retries)" : "");
+        error_answer(ir, ir->status_code == HTTP_SERVICE_UNAVAILABLE
+                     ? "wait" : "cancel",
+                     ir->status_code == HTTP_SERVICE_UNAVAILABLE
+                     ? "service-unavailable" : "internal-server-error",
+                     "the application could not handle this message");
+    }
+    else {
+        answer(ir);
+    }
+    inreq_free(ir);
+    return NULL;
+}
+
+/* ---- the holder's side ---- */
+
+static mx_inreq *inreq_from_stanza(mx_inbound *in, xmpp_ctx_t *ctx,
+                                   xmpp_stanza_t *st, const char *path,
+                                   int kind)
+{
+    mx_inreq *ir = calloc(1, sizeof(*ir));
+    char *text = NULL;
+    size_t len;
+
+    if (!ir)
+        return NULL;
+    ir->mark.magic = mx_authz_marker;
+    ir->in = in;
+    ir->kind = kind;
+    ir->path = path;
+    ir->name = dup_or_null(xmpp_stanza_get_name(st));
+    ir->type = dup_or_null(xmpp_stanza_get_type(st));
+    ir->id = dup_or_null(xmpp_stanza_get_id(st));
+    ir->from = dup_or_null(xmpp_stanza_get_from(st));
+    ir->to = dup_or_null(xmpp_stanza_get_to(st));
+    if (!ir->to)
+        ir->to = strdup(in->app->full_jid);
+    if (!strcmp(ir->name, "message")) {
+        ir->body = child_text(ctx, st, "body");
+        if (ir->body)
+            mx_inbound_command(ir->body, &ir->command, &ir->arg);
+    }
+    else {
+        ir->show = child_text(ctx, st, "show");
+        ir->status = child_text(ctx, st, "status");
+    }
+    if (xmpp_stanza_to_text(st, &text, &len) == XMPP_EOK) {
+        ir->stanza = strdup(text);
+        xmpp_free(ctx, text);
+    }
+    if (!ir->name || !ir->stanza || build_request(ir) != 0) {
+        inreq_free(ir);
+        return NULL;
+    }
+    return ir;
+}
+
+typedef struct {
+    mx_inbound *in;
+    xmpp_ctx_t *ctx;
+} handler_ctx;
+
+static int on_stanza(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
+{
+    handler_ctx *hc = ud;
+    mx_inbound *in = hc->in;
+    mx_app *app = in->app;
+    const char *name = xmpp_stanza_get_name(st), *path, *from;
+    xmpp_stanza_t *body = xmpp_stanza_get_child_by_name(st, "body");
+    char *text = body ? xmpp_stanza_get_text(body) : NULL;
+    int kind, has_body = text && *text;
+    mx_inreq *ir;
+
+    if (text)
+        xmpp_free(hc->ctx, text);
+    from = xmpp_stanza_get_from(st);
+    if (!from || mx_jid_same_bare(from, app->jid) || in->stopping)
+        return 1; /* the server reflecting our own presence */
+    if (mx_inbound_route(name, xmpp_stanza_get_type(st), has_body, &path,
+                         &kind) != 0
+        || !(kind & mx_conf_inbound(app->conf)))
+        return 1;
+    mx_shared_begin(app->shared);
+    app->shared->received++;
+    mx_shared_end(app->shared);
+    ir = inreq_from_stanza(in, hc->ctx, st, path, kind);
+    if (!ir) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, app->s, MX_LOG_TAG "0505: %s: "
+                     "out of memory for an inbound %s from %s", app->jid,
+                     name, from);
+        return 1;
+    }
+    if (apr_thread_pool_tasks_count(in->threads) >= MX_IN_QUEUE
+        || apr_thread_pool_push(in->threads, request_task, ir, 0, NULL)
+           != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, app->s, MX_LOG_TAG "0506: %s: "
+                     "%d inbound requests are waiting already; the %s from "
+                     "%s gets an error answer", app->jid, MX_IN_QUEUE, name,
+                     from);
+        error_answer(ir, "wait", "resource-constraint",
+                     "the application is busy; try again later");
+        inreq_free(ir);
+    }
+    return 1;
+}
+
+void mx_inbound_on_login(mx_inbound *in, xmpp_ctx_t *ctx, xmpp_conn_t *conn)
+{
+    handler_ctx *hc = apr_pcalloc(in->pool, sizeof(*hc));
+
+    hc->in = in;
+    hc->ctx = ctx;
+    xmpp_handler_add(conn, on_stanza, NULL, "message", NULL, hc);
+    xmpp_handler_add(conn, on_stanza, NULL, "presence", NULL, hc);
+}
+
+void mx_inbound_stop(mx_inbound *in, unsigned int ms)
+{
+    apr_time_t end = apr_time_now() + apr_time_from_msec(ms);
+
+    in->stopping = 1;
+    while ((apr_thread_pool_busy_count(in->threads)
+            || apr_thread_pool_tasks_count(in->threads))
+           && apr_time_now() < end)
+        apr_sleep(apr_time_from_msec(10));
+}
+
+mx_inbound *mx_inbound_create(mx_app *app)
+{
+    mx_inbound *in = calloc(1, sizeof(*in));
+
+    if (!in)
+        return NULL;
+    in->app = app;
+    apr_pool_create_unmanaged_ex(&in->pool, NULL, NULL);
+    if (apr_thread_pool_create(&in->threads, 0, MX_IN_THREADS, in->pool)
+        != APR_SUCCESS) {
+        free(in);
+        return NULL;
+    }
+    return in;
+}
+
+/* ---- CGI variables ---- */
+
+void mx_inbound_set_env(request_rec *r)
+{
+    mx_inreq *ir = inreq_of(r->connection);
+    apr_table_t *e = r->subprocess_env;
+
+    if (!ir)
+        return;
+    apr_table_set(e, "XMPP_FROM", ir->from ? ir->from : "");
+    apr_table_set(e, "XMPP_TO", ir->to ? ir->to : "");
+    apr_table_set(e, "XMPP_KIND", kind_names[ir->kind]);
+    if (ir->command)
+        apr_table_set(e, "XMPP_COMMAND", ir->command);
+    if (ir->arg)
+        apr_table_set(e, "XMPP_ARG", ir->arg);
+}
+
+/* ---- set-up ---- */
+
+void mx_inbound_child_init(apr_pool_t *pchild)
+{
+    module *m;
+    int i;
+
+    if (!dummy_socket)
+        apr_socket_create(&dummy_socket, APR_INET, SOCK_STREAM, APR_PROTO_TCP,
+                          pchild);
+    for (i = 0; ap_loaded_modules[i]; i++) {
+        m = ap_loaded_modules[i];
+        if (!strcmp(m->name, "event.c"))
+            event_module = m;
+    }
+    disable_ssl = APR_RETRIEVE_OPTIONAL_FN(ssl_engine_disable);
+    logio_out = APR_RETRIEVE_OPTIONAL_FN(ap_logio_add_bytes_out);
+}
+
+void mx_inbound_register_hooks(apr_pool_t *p)
+{
+    in_filter = ap_register_input_filter("XMPP_IN", in_filter_fn, NULL,
+                                         AP_FTYPE_NETWORK);
+    out_filter = ap_register_output_filter("XMPP_OUT", out_filter_fn, NULL,
+                                           AP_FTYPE_NETWORK);
+    reply_filter = ap_register_output_filter("XMPP_REPLY", reply_filter_fn,
+                                             NULL, AP_FTYPE_CONTENT_SET);
+    ap_hook_insert_filter(insert_reply_filter, NULL, NULL, APR_HOOK_MIDDLE);
+}

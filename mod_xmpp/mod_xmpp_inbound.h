@@ -1,0 +1,31 @@
+/* mod_xmpp_inbound: inbound stanzas become internal requests to the app's
+ * handlers under XMPPInboundPath, run on a connection with no client. */
+#ifndef MOD_XMPP_INBOUND_H
+#define MOD_XMPP_INBOUND_H
+
+#include <strophe.h>
+
+#include "httpd.h"
+#include "mod_xmpp_app.h"
+
+typedef struct mx_inbound mx_inbound;
+
+/* child_init: the pieces every injected request shares */
+void mx_inbound_child_init(apr_pool_t *pchild);
+
+/* The holder's dispatcher for app (its pool of request threads). */
+mx_inbound *mx_inbound_create(mx_app *app);
+
+/* A session logged in: post the enabled kinds of stanzas from now on.
+ * Call after mx_contacts_on_login, so that presence is stored first. */
+void mx_inbound_on_login(mx_inbound *in, xmpp_ctx_t *ctx, xmpp_conn_t *conn);
+
+/* Stop taking stanzas and wait (bounded) for requests in flight. */
+void mx_inbound_stop(mx_inbound *in, unsigned int ms);
+
+/* CGI variables of an injected request (fixups) */
+void mx_inbound_set_env(request_rec *r);
+
+void mx_inbound_register_hooks(apr_pool_t *p);
+
+#endif

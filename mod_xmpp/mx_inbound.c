@@ -1,0 +1,221 @@
+/* mx_inbound: see mx_inbound.h */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mx_inbound.h"
+
+int mx_inbound_route(const char *name, const char *type, int has_body,
+                     const char **path, int *kind)
+{
+    static const char *const subscriptions[] = {
+        "subscribe", "subscribed", "unsubscribe", "unsubscribed", NULL
+    };
+    static const char *const presences[] = {
+        "unavailable", "probe", NULL
+    };
+    int i;
+
+    if (!name)
+        return -1;
+    if (type && !strcmp(type, "error")) {
+        *path = "error/";
+        *kind = MX_KIND_ERROR;
+        return 0;
+    }
+    if (!strcmp(name, "message")) {
+        /* chat and normal, and no type; groupchat and headline are not
+         * what App Engine posted; a message without body is a chat state
+         * or a receipt, not something to answer */
+        if (type && strcmp(type, "chat") && strcmp(type, "normal"))
+            return -1;
+        if (!has_body)
+            return -1;
+        *path = "message/chat/";
+        *kind = MX_KIND_MESSAGE;
+        return 0;
+    }
+    if (strcmp(name, "presence"))
+        return -1;
+    if (!type) {
+        *path = "presence/available/";
+        *kind = MX_KIND_PRESENCE;
+        return 0;
+    }
+    for (i = 0; subscriptions[i]; i++)
+        if (!strcmp(type, subscriptions[i])) {
+            static const char *const paths[] = {
+                "subscription/subscribe/", "subscription/subscribed/",
+                "subscription/unsubscribe/", "subscription/unsubscribed/"
+            };
+            *path = paths[i];
+            *kind = MX_KIND_SUBSCRIBE;
+            return 0;
+        }
+    for (i = 0; presences[i]; i++)
+        if (!strcmp(type, presences[i])) {
+            *path = i == 0 ? "presence/unavailable/" : "presence/probe/";
+            *kind = MX_KIND_PRESENCE;
+            return 0;
+        }
+    return -1;
+}
+
+/* Python's str.strip(): white space at both ends */
+static char *strip_dup(const char *s, size_t len)
+{
+    char *out;
+
+    while (len && strchr(" \t\r\n\f\v", *s))
+        s++, len--;
+    while (len && strchr(" \t\r\n\f\v", s[len - 1]))
+        len--;
+    out = malloc(len + 1);
+    if (out) {
+        memcpy(out, s, len);
+        out[len] = '\0';
+    }
+    return out;
+}
+
+int mx_inbound_command(const char *body, char **command, char **arg)
+{
+    const char *space;
+
+    *command = *arg = NULL;
+    if (!body)
+        body = "";
+    if (body[0] != '/' && body[0] != '\\') {
+        *arg = strip_dup(body, strlen(body));
+        return *arg ? 0 : -1;
+    }
+    /* App Engine split at the first space only */
+    space = strchr(body, ' ');
+    if (!space)
+        space = body + strlen(body);
+    *command = strip_dup(body + 1, (size_t)(space - body - 1));
+    *arg = strip_dup(*space ? space + 1 : space, strlen(*space ? space + 1
+                                                                : space));
+    if (!*command || !*arg) {
+        free(*command);
+        free(*arg);
+        *command = *arg = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static int boundary_free(const mx_form_field *f, size_t n, const char *b)
+{
+    size_t i, blen = strlen(b);
+
+    for (i = 0; i < n; i++) {
+        const char *v = f[i].value;
+        size_t left = f[i].len;
+
+        while (v && left >= blen) {
+            const char *hit = memchr(v, b[0], left - blen + 1);
+
+            if (!hit)
+                break;
+            if (!memcmp(hit, b, blen))
+                return 0;
+            left -= (size_t)(hit - v) + 1;
+            v = hit + 1;
+        }
+    }
+    return 1;
+}
+
+char *mx_multipart(const mx_form_field *fields, size_t n, char *boundary,
+                   size_t boundary_size, size_t *len)
+{
+    size_t i, size = 8, off = 0;
+    unsigned int seed = 0x9e3779b9u;
+    char *out;
+
+    if (boundary_size < 40)
+        return NULL;
+    do { /* a boundary no value contains */
+        seed = seed * 1103515245u + 12345u + (unsigned int)n;
+        snprintf(boundary, boundary_size, "mod_xmpp-%08x%08x", seed,
+                 seed ^ 0x5bd1e995u);
+    } while (!boundary_free(fields, n, boundary));
+    for (i = 0; i < n; i++)
+        if (fields[i].value)
+            size += fields[i].len + strlen(fields[i].name) + 200;
+    if (!(out = malloc(size + strlen(boundary))))
+        return NULL;
+    for (i = 0; i < n; i++) {
+        if (!fields[i].value)
+            continue;
+        off += (size_t)sprintf(out + off, "--%s\r\nContent-Disposition: "
+                               "form-data; name=\"%s\"\r\nContent-Type: "
+                               "%s\r\n\r\n", boundary, fields[i].name,
+                               fields[i].content_type
+                               ? fields[i].content_type
+                               : "text/plain; charset=UTF-8");
+        memcpy(out + off, fields[i].value, fields[i].len);
+        off += fields[i].len;
+        memcpy(out + off, "\r\n", 2);
+        off += 2;
+    }
+    off += (size_t)sprintf(out + off, "--%s--\r\n", boundary);
+    *len = off;
+    return out;
+}
+
+char *mx_xml_escape(const char *s)
+{
+    size_t n = 0;
+    const char *p;
+    char *out, *o;
+
+    for (p = s; *p; p++)
+        n += strchr("&<>\"'", *p) ? 6 : 1;
+    if (!(out = malloc(n + 1)))
+        return NULL;
+    for (p = s, o = out; *p; p++) {
+        switch (*p) {
+        case '&':  memcpy(o, "&amp;", 5);  o += 5; break;
+        case '<':  memcpy(o, "&lt;", 4);   o += 4; break;
+        case '>':  memcpy(o, "&gt;", 4);   o += 4; break;
+        case '"':  memcpy(o, "&quot;", 6); o += 6; break;
+        case '\'': memcpy(o, "&apos;", 6); o += 6; break;
+        default:   *o++ = *p;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+char *mx_error_stanza(const char *name, const char *from, const char *to,
+                      const char *id, const char *etype, const char *cond,
+                      const char *text)
+{
+    char *efrom = mx_xml_escape(from ? from : "");
+    char *eto = mx_xml_escape(to ? to : "");
+    char *eid = mx_xml_escape(id ? id : "");
+    char *etext = mx_xml_escape(text ? text : "");
+    char *out = NULL;
+    size_t size;
+
+    if (efrom && eto && eid && etext) {
+        size = strlen(efrom) + strlen(eto) + strlen(eid) + strlen(etext)
+               + strlen(name) * 2 + strlen(etype) + strlen(cond) + 400;
+        if ((out = malloc(size)) != NULL)
+            snprintf(out, size,
+                     "<%s xmlns=\"jabber:client\" type=\"error\" from=\"%s\" "
+                     "to=\"%s\"%s%s%s><error type=\"%s\"><%s xmlns=\"urn:"
+                     "ietf:params:xml:ns:xmpp-stanzas\"/>%s%s%s</error></%s>",
+                     name, efrom, eto, id ? " id=\"" : "", eid, id ? "\"" : "",
+                     etype, cond, text ? "<text xmlns=\"urn:ietf:params:xml:"
+                     "ns:xmpp-stanzas\">" : "", etext, text ? "</text>" : "",
+                     name);
+    }
+    free(efrom);
+    free(eto);
+    free(eid);
+    free(etext);
+    return out;
+}

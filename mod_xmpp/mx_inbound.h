@@ -1,0 +1,57 @@
+/* mx_inbound: what an inbound stanza becomes as a request: its path under
+ * XMPPInboundPath, the App Engine command split of a message body, and the
+ * multipart/form-data body. Portable: no httpd, no APR. */
+#ifndef MX_INBOUND_H
+#define MX_INBOUND_H
+
+#include <stddef.h>
+
+/* Inbound kinds, as XMPPInboundServices names them */
+#define MX_KIND_MESSAGE   0x01
+#define MX_KIND_ERROR     0x02
+#define MX_KIND_SUBSCRIBE 0x04
+#define MX_KIND_PRESENCE  0x08
+
+/* Where a stanza goes: `path` is relative to XMPPInboundPath (for example
+ * "message/chat/"), `kind` one of MX_KIND_*. Returns 0, or -1 when the
+ * stanza is not posted at all (a message without body, such as a chat
+ * state; an unknown presence type). `has_body` is 1 when a message has a
+ * non-empty <body>. */
+int mx_inbound_route(const char *name, const char *type, int has_body,
+                     const char **path, int *kind);
+
+/* App Engine's command parsing: a body "/cmd rest" (or "\cmd rest") has
+ * command "cmd" and arg "rest" trimmed; any other body has no command and
+ * arg = the body trimmed. Writes malloc'd strings (*command NULL when
+ * none). Returns 0, -1 without memory. */
+int mx_inbound_command(const char *body, char **command, char **arg);
+
+/* multipart/form-data */
+typedef struct {
+    const char *name;
+    const char *value;
+    size_t len;
+    const char *content_type; /* "text/plain; charset=UTF-8" when NULL */
+} mx_form_field;
+
+/* Encode fields (skipping those with a NULL value) with a boundary that
+ * occurs in none of them. Returns a malloc'd body of *len bytes and writes
+ * the boundary (at most 70 characters) into boundary; NULL without
+ * memory. */
+char *mx_multipart(const mx_form_field *fields, size_t n, char *boundary,
+                   size_t boundary_size, size_t *len);
+
+
+
+/* XML-escaped copy of s (& < > " '), malloc'd */
+char *mx_xml_escape(const char *s);
+
+/* An error answer to a stanza (RFC 6120 8.3): `name` is the stanza's
+ * element name, from/to are the answer's (the original's to/from), id the
+ * original's id (may be NULL), etype cancel/wait/modify, cond a defined
+ * condition such as "service-unavailable", text for people (may be NULL).
+ * Malloc'd. */
+char *mx_error_stanza(const char *name, const char *from, const char *to,
+                      const char *id, const char *etype, const char *cond,
+                      const char *text);
+#endif

@@ -1,0 +1,169 @@
+/* mx_ops: see mx_ops.h */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mx_jid.h"
+#include "mx_ops.h"
+#include "mx_queue.h"
+
+const char *mx_status_name(mx_status st)
+{
+    switch (st) {
+    case MX_NO_ERROR:    return "NO_ERROR";
+    case MX_INVALID_JID: return "INVALID_JID";
+    default:             return "OTHER_ERROR";
+    }
+}
+
+static void result(mx_result *res, mx_err err, const char *why)
+{
+    res->err = err;
+    snprintf(res->why, sizeof(res->why), "%s", why ? why : "");
+}
+
+/* The from address for stanzas: the app's full JID unless the caller gave
+ * one of the app's own addresses. */
+static int from_of(const mx_sender *s, const char *from_jid, char *buf,
+                   size_t size, mx_result *res)
+{
+    if (mx_check_from(from_jid, s->app_jid, s->app_resource) != MX_OK) {
+        result(res, MX_ERR_INVALID_JID, "from_jid must be the app's own "
+               "address (its bare JID, or its full JID with its resource)");
+        return -1;
+    }
+    if (from_jid && *from_jid)
+        snprintf(buf, size, "%s", from_jid);
+    else
+        snprintf(buf, size, "%s/%s", s->app_jid, s->app_resource);
+    return 0;
+}
+
+/* Queue one stanza; OTHER_ERROR (with the reason in res->why) when the
+ * queue cannot take it. */
+static mx_status put(const mx_sender *s, mx_item_kind kind, char *stanza,
+                     mx_result *res)
+{
+    char name[64], err[256];
+    int rc;
+
+    if (!stanza) {
+        snprintf(res->why, sizeof(res->why), "out of memory");
+        return MX_OTHER_ERROR;
+    }
+    rc = mx_queue_put_item(s->queue_dir, kind, stanza, strlen(stanza),
+                           s->sync, name, sizeof(name), err, sizeof(err));
+    free(stanza);
+    if (rc != 0) {
+        snprintf(res->why, sizeof(res->why), "%s", err);
+        return MX_OTHER_ERROR;
+    }
+    return MX_NO_ERROR;
+}
+
+void mx_op_send_message(const mx_sender *s, const char *const *jids,
+                        size_t njids, const char *body, const char *from_jid,
+                        const char *type, int raw_xml, mx_status *statuses,
+                        mx_result *res)
+{
+    char from[3100], id[MX_ID_SIZE];
+    const char *why = NULL;
+    mx_err err;
+    size_t i, valid = 0;
+
+    result(res, MX_OK, NULL);
+    if ((err = mx_message_check(body, type, raw_xml, &why)) != MX_OK) {
+        result(res, err, why);
+        return;
+    }
+    if (from_of(s, from_jid, from, sizeof(from), res) != 0)
+        return;
+    for (i = 0; i < njids; i++)
+        valid += mx_check_to(jids[i]) == MX_OK;
+    if (valid == 0) { /* App Engine raised InvalidJidError then */
+        result(res, MX_ERR_INVALID_JID, "no valid recipient");
+        return;
+    }
+    for (i = 0; i < njids; i++) {
+        if (mx_check_to(jids[i]) != MX_OK) {
+            statuses[i] = MX_INVALID_JID;
+            continue;
+        }
+        mx_new_id(id, sizeof(id));
+        statuses[i] = put(s, MX_ITEM_STANZA,
+                          mx_message_stanza(from, jids[i], type, body,
+                                            raw_xml, id), res);
+    }
+}
+
+void mx_op_send_invite(const mx_sender *s, const char *jid,
+                       const char *from_jid, mx_status *status,
+                       mx_result *res)
+{
+    char from[3100], id[MX_ID_SIZE];
+
+    result(res, MX_OK, NULL);
+    if (from_of(s, from_jid, from, sizeof(from), res) != 0)
+        return;
+    if (mx_check_to(jid) != MX_OK) {
+        result(res, MX_ERR_INVALID_JID, "not a valid JID");
+        return;
+    }
+    /* a subscription is between bare JIDs */
+    if (!from_jid || !*from_jid)
+        snprintf(from, sizeof(from), "%s", s->app_jid);
+    mx_new_id(id, sizeof(id));
+    *status = put(s, MX_ITEM_STANZA, mx_invite_stanza(from, jid, id), res);
+}
+
+void mx_op_send_presence(const mx_sender *s, const char *jid,
+                         const char *status_text, const char *from_jid,
+                         const char *type, const char *show,
+                         mx_status *status, mx_result *res)
+{
+    char from[3100], id[MX_ID_SIZE];
+    int everyone = jid && !strcmp(jid, "subscribers");
+    mx_err err;
+
+    result(res, MX_OK, NULL);
+    if ((err = mx_presence_check(type, show, status_text)) != MX_OK) {
+        result(res, err, err == MX_ERR_INVALID_TYPE
+               ? "presence_type must be available, unavailable or probe"
+               : err == MX_ERR_INVALID_SHOW
+               ? "presence_show must be chat, away, dnd or xa"
+               : "status must be valid UTF-8 of at most 1024 characters");
+        return;
+    }
+    if (from_of(s, from_jid, from, sizeof(from), res) != 0)
+        return;
+    if (!everyone && mx_check_to(jid) != MX_OK) {
+        result(res, MX_ERR_INVALID_JID, "not a valid JID");
+        return;
+    }
+    mx_new_id(id, sizeof(id));
+    *status = put(s, everyone ? MX_ITEM_SUBSCRIBERS : MX_ITEM_STANZA,
+                  mx_presence_stanza(from, everyone ? NULL : jid, type, show,
+                                     status_text, id), res);
+}
+
+void mx_op_get_presence(const mx_sender *s, const char *jid,
+                        const char *from_jid, int *available, char *show,
+                        size_t showsize, mx_result *res)
+{
+    result(res, MX_OK, NULL);
+    *available = 0;
+    if (showsize)
+        show[0] = '\0';
+    if (mx_check_from(from_jid, s->app_jid, s->app_resource) != MX_OK) {
+        result(res, MX_ERR_INVALID_JID, "from_jid must be the app's own "
+               "address");
+        return;
+    }
+    if (mx_check_to(jid) != MX_OK) {
+        result(res, MX_ERR_INVALID_JID, "not a valid JID");
+        return;
+    }
+    /* a contact never seen is unavailable, as App Engine answered */
+    mx_presence_load(s->queue_dir, jid, available, show, showsize, NULL);
+}
