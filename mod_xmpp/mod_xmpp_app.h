@@ -20,7 +20,9 @@ typedef enum {
 } mx_state;
 
 /* What the holding child publishes for every child to read (status page,
- * console). Written by one thread only; readers retry on a torn read. */
+ * console). The state and the strings are written by the holder thread
+ * only, under seq (readers retry on a torn read); the counters are added
+ * to atomically by any thread (mx_shared_count). */
 typedef struct {
     volatile apr_uint32_t seq;   /* odd while being written */
     apr_uint32_t state;          /* mx_state */
@@ -56,6 +58,10 @@ const char *mx_state_name(mx_state st);
 /* Publish a consistent snapshot; `fn` changes the fields. */
 void mx_shared_begin(mx_shared *sh);
 void mx_shared_end(mx_shared *sh);
+/* Add n to a counter of sh; any thread (counters are not under seq). */
+#define mx_shared_count(field, n) \
+    __atomic_add_fetch(&(field), (apr_uint64_t)(n), __ATOMIC_RELAXED)
+
 /* Copy a consistent snapshot of sh into out. */
 void mx_shared_read(const mx_shared *sh, mx_shared *out);
 

@@ -248,9 +248,7 @@ static void on_conn_event(xmpp_conn_t *conn, xmpp_conn_event_t ev, int error,
         h->logged_in = 1;
         h->failures = 0;
         if (h->ever_logged_in) {
-            mx_shared_begin(app->shared);
-            app->shared->reconnects++;
-            mx_shared_end(app->shared);
+            mx_shared_count(app->shared->reconnects, 1);
         }
         h->ever_logged_in = 1;
         mx_out_on_login(h->out, h->ctx, conn);
@@ -370,8 +368,8 @@ static int start_connection(mx_holder *h)
         xmpp_conn_set_cafile(h->conn, c->tls_ca_file);
     xmpp_conn_set_certfail_handler(h->conn, mx_certfail);
 
+    mx_shared_count(app->shared->attempts, 1);
     mx_shared_begin(app->shared);
-    app->shared->attempts++;
     apr_snprintf(app->shared->server, sizeof(app->shared->server), "%s:%d",
                  host ? host : "(SRV)", port ? port : MX_CLIENT_PORT);
     mx_shared_end(app->shared);

@@ -57,6 +57,7 @@ extern module AP_MODULE_DECLARE_DATA xmpp_module;
 struct mx_inbound {
     mx_app *app;
     apr_pool_t *pool;
+    apr_sockaddr_t *local_addr;  /* an address the app's host listens on */
     apr_thread_pool_t *threads;
     volatile int stopping;
 };
@@ -147,9 +148,7 @@ static void error_answer(mx_inreq *ir, const char *etype, const char *cond,
 {
     mx_app *app = ir->in->app;
 
-    mx_shared_begin(app->shared);
-    app->shared->failed++;
-    mx_shared_end(app->shared);
+    mx_shared_count(app->shared->failed, 1);
     if (strcmp(ir->name, "message") || (ir->type && !strcmp(ir->type,
                                                              "error")))
         return;
@@ -315,7 +314,7 @@ static void insert_reply_filter(request_rec *r)
 
 /* An address the app's host listens on, so that ap_update_vhost_given_ip
  * picks its address set; the Host header then picks it by name. */
-static apr_sockaddr_t *local_addr_of(mx_app *app)
+static apr_sockaddr_t *local_addr_of(mx_app *app, apr_pool_t *p)
 {
     server_rec *s = app->s;
 
@@ -324,13 +323,14 @@ static apr_sockaddr_t *local_addr_of(mx_app *app)
 
         if (s->addrs->host_port && sa->port != s->addrs->host_port)
             apr_sockaddr_info_get(&sa, sa->hostname, sa->family,
-                                  s->addrs->host_port, 0, app->s->process->pool);
+                                  s->addrs->host_port, 0, p);
         return sa;
     }
     return ap_listeners ? ap_listeners->bind_addr : NULL;
 }
 
-static conn_rec *make_conn(mx_inreq *ir, apr_pool_t *pool)
+static conn_rec *make_conn(mx_inreq *ir, apr_pool_t *pool,
+                           apr_thread_t *thread)
 {
     conn_rec *c = apr_pcalloc(pool, sizeof(*c));
     apr_sockaddr_t *client;
@@ -340,7 +340,8 @@ static conn_rec *make_conn(mx_inreq *ir, apr_pool_t *pool)
     c->conn_config = ap_create_conn_config(pool);
     c->notes = apr_table_make(pool, 5);
     c->bucket_alloc = apr_bucket_alloc_create(pool);
-    c->local_addr = local_addr_of(ir->in->app);
+    c->local_addr = ir->in->local_addr;
+    c->current_thread = thread;
     if (!c->local_addr)
         return NULL;
     apr_sockaddr_ip_get(&c->local_ip, c->local_addr);
@@ -364,7 +365,7 @@ static conn_rec *make_conn(mx_inreq *ir, apr_pool_t *pool)
 }
 
 /* Run the request; the answer lands in ir. */
-static void run_request(mx_inreq *ir)
+static void run_request(mx_inreq *ir, apr_thread_t *thread)
 {
     apr_pool_t *pool;
     apr_allocator_t *alloc;
@@ -383,7 +384,7 @@ static void run_request(mx_inreq *ir)
     apr_allocator_max_free_set(alloc, 512 * 1024);
     apr_pool_create_ex(&pool, NULL, NULL, alloc);
     apr_allocator_owner_set(alloc, pool);
-    c = make_conn(ir, pool);
+    c = make_conn(ir, pool, thread);
     if (!c) {
         ir->status_code = 500;
         apr_pool_destroy(pool);
@@ -465,7 +466,7 @@ static void *APR_THREAD_FUNC request_task(apr_thread_t *t, void *data)
     int attempt;
 
     for (attempt = 0; ; attempt++) {
-        run_request(ir);
+        run_request(ir, t);
         if (ir->status_code != HTTP_SERVICE_UNAVAILABLE
             || attempt >= MX_IN_RETRIES || ir->in->stopping)
             break;
@@ -560,9 +561,7 @@ static int on_stanza(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
                          &kind) != 0
         || !(kind & mx_conf_inbound(app->conf)))
         return 1;
-    mx_shared_begin(app->shared);
-    app->shared->received++;
-    mx_shared_end(app->shared);
+    mx_shared_count(app->shared->received, 1);
     ir = inreq_from_stanza(in, hc->ctx, st, path, kind);
     if (!ir) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, app->s, MX_LOG_TAG "0505: %s: "
@@ -613,6 +612,7 @@ mx_inbound *mx_inbound_create(mx_app *app)
         return NULL;
     in->app = app;
     apr_pool_create_unmanaged_ex(&in->pool, NULL, NULL);
+    in->local_addr = local_addr_of(app, in->pool);
     if (apr_thread_pool_create(&in->threads, 0, MX_IN_THREADS, in->pool)
         != APR_SUCCESS) {
         free(in);

@@ -59,13 +59,6 @@ struct mx_out {
 
 /* ---- queue bookkeeping ---- */
 
-static void shared_add(mx_out *o, apr_uint64_t *field, long n)
-{
-    mx_shared_begin(o->app->shared);
-    *field += n;
-    mx_shared_end(o->app->shared);
-}
-
 static void drop_pending(mx_out *o)
 {
     mx_queue_free_list(o->pending, o->npending);
@@ -107,7 +100,7 @@ static void acked(mx_out *o, apr_uint32_t h)
         done++;
     }
     if (done)
-        shared_add(o, &o->app->shared->sent, done);
+        mx_shared_count(o->app->shared->sent, done);
 }
 
 static void count_queue(mx_out *o, apr_time_t now)
@@ -121,9 +114,8 @@ static void count_queue(mx_out *o, apr_time_t now)
     n = mx_queue_count(o->app->dir);
     if (n < 0)
         return;
-    mx_shared_begin(o->app->shared);
-    o->app->shared->queued = (apr_uint64_t)n;
-    mx_shared_end(o->app->shared);
+    __atomic_store_n(&o->app->shared->queued, (apr_uint64_t)n,
+                     __ATOMIC_RELAXED);
     if ((n >= limit ? mx_queue_set_full_counts(o->app->dir, n, limit)
                     : mx_queue_set_full(o->app->dir, 0)) == 1)
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, o->app->s,
@@ -200,7 +192,7 @@ static int send_item(mx_out *o, const char *name)
                      "%s: queue item %s is damaged; moved aside to bad/",
                      o->app->jid, name);
         mx_queue_set_aside(o->app->dir, name);
-        shared_add(o, &o->app->shared->failed, 1);
+        mx_shared_count(o->app->shared->failed, 1);
         free(data);
         return 0;
     }
@@ -376,7 +368,7 @@ void mx_out_dev_pump(mx_out *o, xmpp_ctx_t *ctx)
             dev_log(o, ctx, item.stanza);
         free(data);
         mx_queue_remove(o->app->dir, name);
-        shared_add(o, &o->app->shared->sent, 1);
+        mx_shared_count(o->app->shared->sent, 1);
     }
     o->next = o->npending;
     count_queue(o, now);
