@@ -146,8 +146,9 @@ static int prepare_dir(apr_pool_t *p, server_rec *s, mx_app *app)
 {
     static const char *const subdirs[] = { "", "/new", "/tmp", "/presence",
                                            NULL };
-    const char *path = app->dir;
-    apr_status_t rv = APR_SUCCESS;
+    /* XMPPSpoolDir itself is mod_xmpp's: User must be able to enter it */
+    const char *path = mx_conf_spool_dir(app->conf);
+    apr_status_t rv = make_owned(p, path, 1);
     int i;
 
     for (i = 0; subdirs[i] && rv == APR_SUCCESS; i++) {

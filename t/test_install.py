@@ -1,0 +1,51 @@
+"""make install: the module through apxs, the header, xmpp-send and the
+Debian-style configuration snippets (so that `a2enmod xmpp` works)."""
+
+import os
+import subprocess
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def apxs(var):
+    return subprocess.run(["apxs", "-q", var], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def destdir(tmp_path_factory):
+    if not os.path.exists(os.path.join(REPO, "Makefile")):
+        pytest.skip("not configured (run ./configure first)")
+    d = tmp_path_factory.mktemp("destdir")
+    out = subprocess.run(["make", "-C", REPO, "install", "DESTDIR=%s" % d],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return str(d)
+
+
+def test_module_header_command_installed(destdir):
+    assert os.path.isfile(destdir + apxs("LIBEXECDIR") + "/mod_xmpp.so")
+    header = destdir + apxs("INCLUDEDIR") + "/mod_xmpp.h"
+    assert "mod_xmpp_send_message" in open(header).read()
+    found = [os.path.join(r, f) for r, _, fs in os.walk(destdir) for f in fs
+             if f == "xmpp-send"]
+    assert found and os.access(found[0], os.X_OK)
+
+
+def test_debian_snippets_for_a2enmod(destdir):
+    mods = destdir + apxs("SYSCONFDIR") + "/mods-available"
+    load = open(os.path.join(mods, "xmpp.load")).read()
+    # a2enmod links mods-available/xmpp.load: it must load the installed .so
+    assert ("LoadModule xmpp_module %s/mod_xmpp.so" % apxs("LIBEXECDIR")) in load
+    conf = open(os.path.join(mods, "xmpp.conf")).read()
+    assert "Require xmpp-internal" in conf
+
+
+def test_shipped_snippet_passes_configtest(destdir, httpd_factory):
+    """The installed xmpp.conf, included as a2enmod would, is valid."""
+    mods = destdir + apxs("SYSCONFDIR") + "/mods-available"
+    h = httpd_factory(app_conf="", extra_conf="Include %s/xmpp.conf\n" % mods)
+    rc, out = h.configtest()
+    assert rc == 0 and "Syntax OK" in out, out
