@@ -23,14 +23,26 @@ static void result(mx_result *res, mx_err err, const char *why)
     snprintf(res->why, sizeof(res->why), "%s", why ? why : "");
 }
 
+/* "'jid' is not a valid JID: reason" */
+static void bad_jid(mx_result *res, const char *jid)
+{
+    const char *why = mx_jid_parse(jid, NULL);
+
+    res->err = MX_ERR_INVALID_JID;
+    snprintf(res->why, sizeof(res->why), "'%s' is not a valid JID: %s",
+             jid ? jid : "", why ? why : "not a recipient");
+}
+
 /* The from address for stanzas: the app's full JID unless the caller gave
  * one of the app's own addresses. */
 static int from_of(const mx_sender *s, const char *from_jid, char *buf,
                    size_t size, mx_result *res)
 {
     if (mx_check_from(from_jid, s->app_jid, s->app_resource) != MX_OK) {
-        result(res, MX_ERR_INVALID_JID, "from_jid must be the app's own "
-               "address (its bare JID, or its full JID with its resource)");
+        res->err = MX_ERR_INVALID_JID;
+        snprintf(res->why, sizeof(res->why), "'%s' is not one of the app's "
+                 "own addresses (%s or %s/%s)", from_jid, s->app_jid,
+                 s->app_jid, s->app_resource);
         return -1;
     }
     if (from_jid && *from_jid)
@@ -74,6 +86,14 @@ void mx_op_send_message(const mx_sender *s, const char *const *jids,
 
     result(res, MX_OK, NULL);
     if ((err = mx_message_check(body, type, raw_xml, &why)) != MX_OK) {
+        if (err == MX_ERR_NO_BODY)
+            why = "the message body is empty";
+        if (err == MX_ERR_INVALID_TYPE) {
+            res->err = err;
+            snprintf(res->why, sizeof(res->why), "message type '%s' is not "
+                     "one of chat, error, groupchat, headline, normal", type);
+            return;
+        }
         result(res, err, why);
         return;
     }
@@ -82,7 +102,11 @@ void mx_op_send_message(const mx_sender *s, const char *const *jids,
     for (i = 0; i < njids; i++)
         valid += mx_check_to(jids[i]) == MX_OK;
     if (valid == 0) { /* App Engine raised InvalidJidError then */
-        result(res, MX_ERR_INVALID_JID, "no valid recipient");
+        if (njids == 1)
+            bad_jid(res, jids[0]);
+        else
+            result(res, MX_ERR_INVALID_JID, njids ? "none of the recipients "
+                   "is a valid JID" : "no recipient");
         return;
     }
     for (i = 0; i < njids; i++) {
@@ -107,7 +131,7 @@ void mx_op_send_invite(const mx_sender *s, const char *jid,
     if (from_of(s, from_jid, from, sizeof(from), res) != 0)
         return;
     if (mx_check_to(jid) != MX_OK) {
-        result(res, MX_ERR_INVALID_JID, "not a valid JID");
+        bad_jid(res, jid);
         return;
     }
     /* a subscription is between bare JIDs */
@@ -128,17 +152,23 @@ void mx_op_send_presence(const mx_sender *s, const char *jid,
 
     result(res, MX_OK, NULL);
     if ((err = mx_presence_check(type, show, status_text)) != MX_OK) {
-        result(res, err, err == MX_ERR_INVALID_TYPE
-               ? "presence_type must be available, unavailable or probe"
-               : err == MX_ERR_INVALID_SHOW
-               ? "presence_show must be chat, away, dnd or xa"
-               : "status must be valid UTF-8 of at most 1024 characters");
+        res->err = err;
+        if (err == MX_ERR_INVALID_TYPE)
+            snprintf(res->why, sizeof(res->why), "presence type '%s' is not "
+                     "one of available, unavailable, probe", type);
+        else if (err == MX_ERR_INVALID_SHOW)
+            snprintf(res->why, sizeof(res->why), "show '%s' is not one of "
+                     "chat, away, dnd, xa", show);
+        else
+            snprintf(res->why, sizeof(res->why), "the status is longer than "
+                     "%d characters or is not valid UTF-8",
+                     MX_STATUS_MAX_CHARS);
         return;
     }
     if (from_of(s, from_jid, from, sizeof(from), res) != 0)
         return;
     if (!everyone && mx_check_to(jid) != MX_OK) {
-        result(res, MX_ERR_INVALID_JID, "not a valid JID");
+        bad_jid(res, jid);
         return;
     }
     mx_new_id(id, sizeof(id));
@@ -161,7 +191,7 @@ void mx_op_get_presence(const mx_sender *s, const char *jid,
         return;
     }
     if (mx_check_to(jid) != MX_OK) {
-        result(res, MX_ERR_INVALID_JID, "not a valid JID");
+        bad_jid(res, jid);
         return;
     }
     /* a contact never seen is unavailable, as App Engine answered */

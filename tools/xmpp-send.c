@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "mx_jid.h"
+#include "mx_ops.h"
 #include "mx_queue.h"
 #include "mx_send.h"
 
@@ -270,36 +271,35 @@ static void resolve_queue(const options *o, sender *s)
         usage_error("no queue directory: set XMPP_QUEUE or pass --queue DIR");
 }
 
-/* ---- queueing ---- */
+/* ---- results ---- */
 
-/* Queue one stanza; prints the recipient's status line. Returns 1 when
- * queued, 0 when not (the reason went to stderr). */
-static int enqueue(const sender *s, const char *label, mx_item_kind kind,
-                   char *stanza)
+static mx_sender ops_sender(const sender *s)
 {
-    char err[512];
-    int rv = -1;
+    mx_sender snd = { s->queue, s->app_jid, s->resource, 1 };
 
-    if (!stanza)
-        snprintf(err, sizeof(err), "out of memory");
-    else
-        rv = mx_queue_put_item(s->queue, kind, stanza, strlen(stanza), 1,
-                               NULL, 0, err, sizeof(err));
-    free(stanza);
-    if (rv != 0)
-        fprintf(stderr, "xmpp-send: %s: %s\n", label, err);
-    printf("%s %s\n", label, rv == 0 ? "NO_ERROR" : "OTHER_ERROR");
-    return rv == 0;
+    return snd;
 }
 
-/* A stanza id; on failure the recipient's line says OTHER_ERROR. */
-static int new_id(char *id, const char *label)
+/* Print a status line per recipient (reasons on stderr); a refused call
+ * is a validation error. Returns the exit status. */
+static int report(const mx_result *res, const char *const *jids,
+                  const mx_status *st, size_t n)
 {
-    if (mx_new_id(id, MX_ID_SIZE) == 0)
-        return 1;
-    fprintf(stderr, "xmpp-send: %s: no random bytes for a stanza id\n", label);
-    printf("%s OTHER_ERROR\n", label);
-    return 0;
+    size_t i;
+    int failed = 0;
+
+    if (res->err != MX_OK)
+        validation_error(res->err, "%s", res->why);
+    for (i = 0; i < n; i++) {
+        if (st[i] == MX_INVALID_JID)
+            fprintf(stderr, "xmpp-send: '%s' is not a valid JID: %s\n",
+                    jids[i], mx_jid_parse(jids[i], NULL));
+        else if (st[i] != MX_NO_ERROR)
+            fprintf(stderr, "xmpp-send: %s: %s\n", jids[i], res->why);
+        printf("%s %s\n", jids[i], mx_status_name(st[i]));
+        failed |= st[i] != MX_NO_ERROR;
+    }
+    return failed ? EXIT_SOME_FAILED : 0;
 }
 
 /* ---- the body of a message ---- */
@@ -376,70 +376,6 @@ static char *message_body(const options *o)
 
 /* ---- commands ---- */
 
-static void check_message(const options *o, const char *body)
-{
-    const char *why;
-    mx_err e = mx_message_check(body, o->type, o->raw_xml, &why);
-
-    if (e == MX_ERR_NO_BODY)
-        validation_error(e, "the message body is empty");
-    if (e == MX_ERR_INVALID_TYPE)
-        validation_error(e, "message type '%s' is not one of chat, error, "
-                         "groupchat, headline, normal", o->type);
-    if (e != MX_OK)
-        validation_error(e, "%s", why);
-}
-
-/* App Engine: InvalidJidError only when no recipient is valid; otherwise
- * a status per recipient. */
-static void check_recipients(const options *o)
-{
-    const char *why;
-    size_t i, valid = 0;
-
-    for (i = 0; i < o->nwords; i++) {
-        if ((why = mx_jid_parse(o->words[i], NULL)) == NULL)
-            valid++;
-        else if (o->nwords > 1)
-            fprintf(stderr, "xmpp-send: '%s' is not a valid JID: %s\n",
-                    o->words[i], why);
-    }
-    if (valid == 0 && o->nwords > 1)
-        validation_error(MX_ERR_INVALID_JID,
-                         "none of the recipients is a valid JID");
-    if (valid == 0)
-        validation_error(MX_ERR_INVALID_JID, "'%s' is not a valid JID: %s",
-                         o->words[0], mx_jid_parse(o->words[0], NULL));
-}
-
-static int cmd_message(const options *o)
-{
-    char *body = message_body(o), id[MX_ID_SIZE];
-    sender s;
-    size_t i;
-    int failed = 0;
-
-    check_message(o, body);
-    check_recipients(o);
-    resolve_queue(o, &s);
-    resolve_app(o, &s);
-    for (i = 0; i < o->nwords; i++) {
-        if (mx_check_to(o->words[i]) != MX_OK) {
-            printf("%s INVALID_JID\n", o->words[i]);
-            failed = 1;
-            continue;
-        }
-        if (!new_id(id, o->words[i])
-            || !enqueue(&s, o->words[i], MX_ITEM_STANZA,
-                        mx_message_stanza(s.from, o->words[i], o->type,
-                                          body, o->raw_xml, id)))
-            failed = 1;
-    }
-    free(body);
-    free(s.from);
-    return failed ? EXIT_SOME_FAILED : 0;
-}
-
 static void check_single_jid(const char *jid)
 {
     if (mx_check_to(jid) != MX_OK)
@@ -447,66 +383,65 @@ static void check_single_jid(const char *jid)
                          jid, mx_jid_parse(jid, NULL));
 }
 
-static int cmd_invite(const options *o)
+/* The checks and the queueing are mx_ops', as for every way in. */
+static int cmd_message(const options *o)
 {
-    char id[MX_ID_SIZE];
+    char *body = message_body(o);
+    const char *const *jids = (const char *const *)o->words;
+    mx_status *st = calloc(o->nwords + 1, sizeof(*st));
+    mx_sender snd;
+    mx_result res;
     sender s;
-    int ok;
+    int rv;
 
-    check_single_jid(o->words[0]);
+    if (!st) {
+        fputs("xmpp-send: out of memory\n", stderr);
+        exit(EXIT_USAGE);
+    }
     resolve_queue(o, &s);
     resolve_app(o, &s);
-    /* a subscription is between bare JIDs (RFC 6121 3.1.1) */
-    if (!o->from || !*o->from) {
-        free(s.from);
-        s.from = concat3(s.app_jid, "", "");
-    }
-    ok = new_id(id, o->words[0])
-         && enqueue(&s, o->words[0], MX_ITEM_STANZA,
-                    mx_invite_stanza(s.from, o->words[0], id));
+    snd = ops_sender(&s);
+    mx_op_send_message(&snd, jids, o->nwords, body, o->from, o->type,
+                       o->raw_xml, st, &res);
+    rv = report(&res, jids, st, o->nwords);
+    free(st);
+    free(body);
     free(s.from);
-    return ok ? 0 : EXIT_SOME_FAILED;
+    return rv;
 }
 
-static void check_presence(const options *o)
+static int cmd_invite(const options *o)
 {
-    switch (mx_presence_check(o->type, o->show, o->status)) {
-    case MX_OK:
-        return;
-    case MX_ERR_INVALID_TYPE:
-        validation_error(MX_ERR_INVALID_TYPE, "presence type '%s' is not one "
-                         "of available, unavailable, probe", o->type);
-        break;
-    case MX_ERR_INVALID_SHOW:
-        validation_error(MX_ERR_INVALID_SHOW, "show '%s' is not one of chat, "
-                         "away, dnd, xa", o->show);
-        break;
-    default:
-        validation_error(MX_ERR_INVALID_STATUS, "the status is longer than "
-                         "%d characters or is not valid UTF-8",
-                         MX_STATUS_MAX_CHARS);
-        break;
-    }
+    const char *jid = o->words[0];
+    mx_status st = MX_OTHER_ERROR;
+    mx_sender snd;
+    mx_result res;
+    sender s;
+
+    check_single_jid(jid);
+    resolve_queue(o, &s);
+    resolve_app(o, &s);
+    snd = ops_sender(&s);
+    mx_op_send_invite(&snd, jid, o->from, &st, &res);
+    free(s.from);
+    return report(&res, &jid, &st, 1);
 }
 
 static int cmd_presence(const options *o)
 {
-    const char *to = o->words[0];
-    int subscribers = strcmp(to, "subscribers") == 0, ok;
-    char id[MX_ID_SIZE];
+    const char *jid = o->words[0];
+    mx_status st = MX_OTHER_ERROR;
+    mx_sender snd;
+    mx_result res;
     sender s;
 
-    check_presence(o);
-    if (!subscribers)
-        check_single_jid(to);
     resolve_queue(o, &s);
     resolve_app(o, &s);
-    ok = new_id(id, to)
-         && enqueue(&s, to, subscribers ? MX_ITEM_SUBSCRIBERS : MX_ITEM_STANZA,
-                    mx_presence_stanza(s.from, subscribers ? NULL : to,
-                                       o->type, o->show, o->status, id));
+    snd = ops_sender(&s);
+    mx_op_send_presence(&snd, jid, o->status, o->from, o->type, o->show,
+                        &st, &res);
     free(s.from);
-    return ok ? 0 : EXIT_SOME_FAILED;
+    return report(&res, &jid, &st, 1);
 }
 
 static int cmd_get_presence(const options *o)
