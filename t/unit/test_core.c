@@ -1,6 +1,9 @@
 /* Unit tests of the portable core (mod_xmpp/mx_*.c). */
 #include "unit.h"
+#include <stdlib.h>
+
 #include "mx_backoff.h"
+#include "mx_inbound.h"
 #include "mx_jid.h"
 #include "mx_redact.h"
 
@@ -105,8 +108,131 @@ static void test_redact(void)
     CHECK(strstr(out, "abc") == NULL);
 }
 
+static void test_route(void)
+{
+    const char *path = NULL;
+    int kind = 0;
+
+    CHECK(mx_inbound_route("message", "chat", 1, &path, &kind) == 0);
+    CHECK_STR(path, "message/chat/");
+    CHECK(kind == MX_KIND_MESSAGE);
+    CHECK(mx_inbound_route("message", NULL, 1, &path, &kind) == 0);
+    CHECK(mx_inbound_route("message", "normal", 1, &path, &kind) == 0);
+    CHECK(mx_inbound_route("message", "chat", 0, &path, &kind) == -1);
+    CHECK(mx_inbound_route("message", "groupchat", 1, &path, &kind) == -1);
+    CHECK(mx_inbound_route("message", "headline", 1, &path, &kind) == -1);
+    CHECK(mx_inbound_route("message", "error", 0, &path, &kind) == 0);
+    CHECK_STR(path, "error/");
+    CHECK(kind == MX_KIND_ERROR);
+    CHECK(mx_inbound_route("presence", "error", 0, &path, &kind) == 0);
+    CHECK_STR(path, "error/");
+    CHECK(mx_inbound_route("presence", NULL, 0, &path, &kind) == 0);
+    CHECK_STR(path, "presence/available/");
+    CHECK(kind == MX_KIND_PRESENCE);
+    CHECK(mx_inbound_route("presence", "unavailable", 0, &path, &kind) == 0);
+    CHECK_STR(path, "presence/unavailable/");
+    CHECK(mx_inbound_route("presence", "probe", 0, &path, &kind) == 0);
+    CHECK_STR(path, "presence/probe/");
+    CHECK(mx_inbound_route("presence", "unsubscribed", 0, &path, &kind) == 0);
+    CHECK_STR(path, "subscription/unsubscribed/");
+    CHECK(kind == MX_KIND_SUBSCRIBE);
+    CHECK(mx_inbound_route("presence", "bogus", 0, &path, &kind) == -1);
+    CHECK(mx_inbound_route("iq", "get", 0, &path, &kind) == -1);
+}
+
+static void check_command(const char *body, const char *cmd, const char *arg)
+{
+    char *c, *a;
+
+    CHECK(mx_inbound_command(body, &c, &a) == 0);
+    if (cmd)
+        CHECK_STR(c, cmd);
+    else
+        CHECK(c == NULL);
+    CHECK_STR(a, arg);
+    free(c);
+    free(a);
+}
+
+static void test_command(void)
+{
+    check_command("/score druidjane", "score", "druidjane");
+    check_command("\\stats", "stats", "");
+    check_command("/score   a b  ", "score", "a b");
+    check_command("  hello there \n", NULL, "hello there");
+    check_command("/", "", "");
+    check_command("", NULL, "");
+    check_command("no /command here", NULL, "no /command here");
+}
+
+static void test_multipart(void)
+{
+    mx_form_field f[] = {
+        { "from", "a@x/r", 5, NULL },
+        { "show", NULL, 0, NULL },
+        { "stanza", "<m/>", 4, "text/xml" },
+    };
+    char boundary[80], *body, *hit;
+    size_t len;
+
+    body = mx_multipart(f, 3, boundary, sizeof(boundary), &len);
+    CHECK(body != NULL);
+    if (!body)
+        return;
+    CHECK(strlen(body) == len);
+    CHECK(strstr(body, "name=\"from\"\r\nContent-Type: text/plain; "
+                 "charset=UTF-8\r\n\r\na@x/r\r\n") != NULL);
+    CHECK(strstr(body, "name=\"show\"") == NULL);
+    CHECK(strstr(body, "Content-Type: text/xml\r\n\r\n<m/>\r\n") != NULL);
+    hit = strstr(body, boundary);
+    CHECK(hit == body + 2);
+    /* it ends with the closing delimiter "--boundary--\r\n" */
+    CHECK(len > strlen(boundary) + 6
+          && !strncmp(body + len - strlen(boundary) - 6, "\r\n--", 4)
+          && !strncmp(body + len - strlen(boundary) - 2, boundary,
+                      strlen(boundary))
+          && !strcmp(body + len - 4, "--\r\n"));
+    free(body);
+    /* a value containing the first boundary candidate gets another one */
+    {
+        char first[80];
+        mx_form_field g[1];
+        char *b1 = mx_multipart(f, 1, first, sizeof(first), &len), *b2;
+
+        free(b1);
+        g[0].name = "body";
+        g[0].value = first;
+        g[0].len = strlen(first);
+        g[0].content_type = NULL;
+        b2 = mx_multipart(g, 1, boundary, sizeof(boundary), &len);
+        CHECK(b2 && strcmp(first, boundary) != 0);
+        free(b2);
+    }
+}
+
+static void test_error_stanza(void)
+{
+    char *e = mx_error_stanza("message", "app@x/bot", "a<b@x", "i\"d",
+                              "cancel", "internal-server-error", "t&t");
+
+    CHECK(e != NULL);
+    if (!e)
+        return;
+    CHECK(strstr(e, "type=\"error\"") != NULL);
+    CHECK(strstr(e, "to=\"a&lt;b@x\"") != NULL);
+    CHECK(strstr(e, "id=\"i&quot;d\"") != NULL);
+    CHECK(strstr(e, "<internal-server-error xmlns=\"urn:ietf:params:xml:"
+                 "ns:xmpp-stanzas\"/>") != NULL);
+    CHECK(strstr(e, ">t&amp;t</text>") != NULL);
+    free(e);
+}
+
 int main(void)
 {
+    test_route();
+    test_command();
+    test_multipart();
+    test_error_stanza();
     test_jid_valid();
     test_jid_bare();
     test_utf8();
