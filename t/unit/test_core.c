@@ -186,10 +186,10 @@ static void test_multipart(void)
     CHECK(strstr(body, "Content-Type: text/xml\r\n\r\n<m/>\r\n") != NULL);
     hit = strstr(body, boundary);
     CHECK(hit == body + 2);
-    /* it ends with the closing delimiter "--boundary--\r\n" */
-    CHECK(len > strlen(boundary) + 6
-          && !strncmp(body + len - strlen(boundary) - 6, "\r\n--", 4)
-          && !strncmp(body + len - strlen(boundary) - 2, boundary,
+    /* it ends with the closing delimiter "\r\n--boundary--\r\n" */
+    CHECK(len > strlen(boundary) + 8
+          && !strncmp(body + len - strlen(boundary) - 8, "\r\n--", 4)
+          && !strncmp(body + len - strlen(boundary) - 4, boundary,
                       strlen(boundary))
           && !strcmp(body + len - 4, "--\r\n"));
     free(body);
