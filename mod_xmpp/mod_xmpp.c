@@ -170,13 +170,6 @@ static mx_app *make_app(apr_pool_t *p, server_rec *s, mx_srv_conf *c, int idx)
 {
     mx_app *app = apr_pcalloc(p, sizeof(*app));
 
-    if (!c->jid || !c->password_file) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, MX_LOG_TAG "0007: "
-                     "XMPPEngine On (%s) needs %s and %s", c->defined_in,
-                     c->jid ? "" : MX_CMD_JID, c->password_file ? ""
-                     : MX_CMD_PASSWORD_FILE);
-        return NULL;
-    }
     app->index = idx;
     app->s = s;
     app->conf = c;
@@ -191,9 +184,43 @@ static mx_app *make_app(apr_pool_t *p, server_rec *s, mx_srv_conf *c, int idx)
     return app;
 }
 
-static int same_app(const mx_app *a, const mx_srv_conf *c)
+static int same_app(const mx_srv_conf *a, const mx_srv_conf *b)
 {
-    return c->jid && !strcasecmp(a->jid, c->jid);
+    return a->jid && b->jid && !strcasecmp(a->jid, b->jid);
+}
+
+/* What only the whole configuration can tell; run by configtest too. */
+static int mx_check_config(apr_pool_t *pconf, apr_pool_t *plog,
+                           apr_pool_t *ptemp, server_rec *s)
+{
+    server_rec *sv, *other;
+
+    for (sv = s; sv; sv = sv->next) {
+        mx_srv_conf *c = mx_conf(sv);
+
+        if (c->engine != 1)
+            continue;
+        if (!c->jid || !c->password_file) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, sv, MX_LOG_TAG "0007: "
+                         "XMPPEngine On (%s) needs %s", c->defined_in,
+                         !c->jid && !c->password_file
+                         ? MX_CMD_JID " and " MX_CMD_PASSWORD_FILE
+                         : !c->jid ? MX_CMD_JID : MX_CMD_PASSWORD_FILE);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        for (other = s; other != sv; other = other->next) {
+            mx_srv_conf *oc = mx_conf(other);
+
+            if (oc->engine == 1 && same_app(oc, c)) {
+                ap_log_error(APLOG_MARK, APLOG_EMERG, 0, sv, MX_LOG_TAG
+                             "0008: %s is the app of two servers (%s and "
+                             "%s); give each its own XMPPJID", c->jid,
+                             oc->defined_in, c->defined_in);
+                return HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+    }
+    return OK;
 }
 
 static int mx_post_config(apr_pool_t *pconf, apr_pool_t *plog,
@@ -212,15 +239,6 @@ static int mx_post_config(apr_pool_t *pconf, apr_pool_t *plog,
 
         if (c->engine != 1)
             continue;
-        for (i = 0; i < mx_apps->nelts; i++) {
-            if (same_app(APR_ARRAY_IDX(mx_apps, i, mx_app *), c)) {
-                ap_log_error(APLOG_MARK, APLOG_EMERG, 0, sv, MX_LOG_TAG
-                             "0008: %s is the app of two servers (%s and "
-                             "earlier); give each its own XMPPJID",
-                             c->jid, c->defined_in);
-                return HTTP_INTERNAL_SERVER_ERROR;
-            }
-        }
         if (!(app = make_app(pconf, sv, c, mx_apps->nelts)))
             return HTTP_INTERNAL_SERVER_ERROR;
         APR_ARRAY_PUSH(mx_apps, mx_app *) = app;
@@ -250,6 +268,7 @@ static void mx_child_init(apr_pool_t *pchild, server_rec *s)
 
 static void mx_register_hooks(apr_pool_t *p)
 {
+    ap_hook_check_config(mx_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(mx_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(mx_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_stopping(mx_holder_child_stopping, NULL, NULL,
