@@ -82,6 +82,7 @@ typedef struct mx_inreq {
     char *reply;
     size_t reply_len;
     int reply_too_long;
+    const void *reply_owner;     /* the XMPP_REPLY filter that keeps it */
 } mx_inreq;
 
 static apr_socket_t *dummy_socket;
@@ -275,10 +276,13 @@ static apr_status_t reply_filter_fn(ap_filter_t *f, apr_bucket_brigade *bb)
     request_rec *r = f->r;
     apr_bucket *b;
 
-    if (!ir) {
+    /* no sender to answer, or added twice (by mod_xmpp and by the
+     * configuration): pass the response on untouched */
+    if (!ir || (ir->reply_owner && ir->reply_owner != f)) {
         ap_remove_output_filter(f);
         return ap_pass_brigade(f->next, bb);
     }
+    ir->reply_owner = f;
     if (!ir->ctype && r->content_type)
         ir->ctype = strdup(r->content_type);
     for (b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb);
@@ -380,6 +384,8 @@ static void run_request(mx_inreq *ir, apr_thread_t *thread)
     free(ir->ctype);
     ir->reply = ir->ctype = NULL;
     ir->reply_len = 0;
+    ir->reply_too_long = 0;
+    ir->reply_owner = NULL;
     apr_allocator_create(&alloc);
     apr_allocator_max_free_set(alloc, 512 * 1024);
     apr_pool_create_ex(&pool, NULL, NULL, alloc);
@@ -473,17 +479,24 @@ static void *APR_THREAD_FUNC request_task(apr_thread_t *t, void *data)
         apr_sleep(apr_time_from_msec(wait));
         wait *= 2;
     }
-    if (ir->status_code >= 500) {
+    if (ir->status_code >= 400) {
+        int unavailable = ir->status_code == HTTP_SERVICE_UNAVAILABLE;
+
+        /* 4xx: nobody handles the path (404), or it is protected (403):
+         * the configuration's fault, said so, and the sender told */
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, app->s, MX_LOG_TAG "0504: %s: "
                      "the handler of %s%s answered %d to a %s from %s%s",
                      app->jid, mx_conf_inbound_path(app->conf), ir->path,
                      ir->status_code, ir->name, ir->from,
-                     ir->status_code == HTTP_SERVICE_UNAVAILABLE
-                     ? " (after retries)" : "");
-        error_answer(ir, ir->status_code == HTTP_SERVICE_UNAVAILABLE
-                     ? "wait" : "cancel",
-                     ir->status_code == HTTP_SERVICE_UNAVAILABLE
-                     ? "service-unavailable" : "internal-server-error",
+                     unavailable ? " (after retries)"
+                     : ir->status_code == HTTP_NOT_FOUND
+                     ? "; map a handler to that path"
+                     : ir->status_code == HTTP_FORBIDDEN
+                     ? "; the inbound path needs Require xmpp-internal" : "");
+        error_answer(ir, unavailable ? "wait" : "cancel",
+                     ir->status_code < 500 ? "service-unavailable"
+                     : unavailable ? "service-unavailable"
+                     : "internal-server-error",
                      "the application could not handle this message");
     }
     else {
