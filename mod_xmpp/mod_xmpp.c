@@ -21,6 +21,7 @@
 #include "mod_xmpp_app.h"
 #include "mod_xmpp_authz.h"
 #include "mod_xmpp_config.h"
+#include "mod_xmpp_console.h"
 #include "mod_xmpp_holder.h"
 #include "mod_xmpp_inbound.h"
 #include "mod_xmpp_status.h"
@@ -63,6 +64,22 @@ void mx_shared_read(const mx_shared *sh, mx_shared *out)
              && ++tries < 100);
     out->server[sizeof(out->server) - 1] = '\0';
     out->last_error[sizeof(out->last_error) - 1] = '\0';
+}
+
+void mx_traffic_add(mx_shared *sh, char dir, const char *kind,
+                    const char *peer, const char *text)
+{
+    mx_traffic *t;
+
+    mx_shared_begin(sh);
+    t = &sh->traffic[sh->traffic_next % MX_TRAFFIC_N];
+    t->when = apr_time_now();
+    t->dir = dir;
+    apr_cpystrn(t->kind, kind ? kind : "", sizeof(t->kind));
+    apr_cpystrn(t->peer, peer ? peer : "", sizeof(t->peer));
+    apr_cpystrn(t->text, text ? text : "", sizeof(t->text));
+    sh->traffic_next++;
+    mx_shared_end(sh);
 }
 
 /* ---- start-up ---- */
@@ -277,6 +294,7 @@ static void mx_register_hooks(apr_pool_t *p)
     mx_authz_register_hooks(p);
     mx_api_register_hooks(p);
     mx_inbound_register_hooks(p);
+    mx_console_register_hooks(p);
 }
 
 AP_DECLARE_MODULE(xmpp) = {

@@ -42,7 +42,7 @@ mx_app *mx_app_of(const server_rec *s)
 
 /* A request in a server that is no app uses the only app there is, if
  * there is exactly one: the common single-app setup needs no thought. */
-static mx_app *app_for_request(request_rec *r)
+mx_app *mx_app_for_request(request_rec *r)
 {
     mx_app *app = mx_app_of(r->server);
 
@@ -417,7 +417,7 @@ static int api_handler(request_rec *r)
     if (r->method_number != M_POST
         && (api_ops[i].post_only || r->method_number != M_GET))
         return HTTP_METHOD_NOT_ALLOWED;
-    if (!(app = app_for_request(r)))
+    if (!(app = mx_app_for_request(r)))
         return send_error(r, HTTP_NOT_FOUND, "NoAppError",
                           "this server has no XMPPEngine On");
     ap.jids = apr_array_make(r->pool, 4, sizeof(const char *));
@@ -434,7 +434,7 @@ static int api_handler(request_rec *r)
  * by User, as the script is), the app's address and resource. */
 static int api_fixups(request_rec *r)
 {
-    mx_app *app = app_for_request(r);
+    mx_app *app = mx_app_for_request(r);
 
     if (!app)
         return DECLINED;

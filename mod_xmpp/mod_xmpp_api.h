@@ -9,6 +9,9 @@
 /* The app whose server is s, or NULL */
 mx_app *mx_app_of(const server_rec *s);
 
+/* The app of r's server, or the only app there is; NULL if none */
+mx_app *mx_app_for_request(request_rec *r);
+
 void mx_api_register_hooks(apr_pool_t *p);
 
 #endif

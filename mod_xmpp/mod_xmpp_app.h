@@ -23,6 +23,16 @@ typedef enum {
  * console). The state and the strings are written by the holder thread
  * only, under seq (readers retry on a torn read); the counters are added
  * to atomically by any thread (mx_shared_count). */
+#define MX_TRAFFIC_N 32          /* recent stanzas kept for the console */
+
+typedef struct {
+    apr_time_t when;
+    char dir;                    /* '<' received, '>' sent */
+    char kind[15];               /* message, presence, subscribe, ... */
+    char peer[96];
+    char text[160];
+} mx_traffic;
+
 typedef struct {
     volatile apr_uint32_t seq;   /* odd while being written */
     apr_uint32_t state;          /* mx_state */
@@ -34,6 +44,8 @@ typedef struct {
     apr_uint64_t queued, sent, received, failed;
     char server[128];            /* host:port actually used */
     char last_error[256];
+    apr_uint32_t traffic_next;   /* total recorded; ring index = % N */
+    mx_traffic traffic[MX_TRAFFIC_N];
 } mx_shared;
 
 typedef struct mx_app {
@@ -58,6 +70,10 @@ const char *mx_state_name(mx_state st);
 /* Publish a consistent snapshot; `fn` changes the fields. */
 void mx_shared_begin(mx_shared *sh);
 void mx_shared_end(mx_shared *sh);
+/* Record a stanza for the console (holder thread only). */
+void mx_traffic_add(mx_shared *sh, char dir, const char *kind,
+                    const char *peer, const char *text);
+
 /* Add n to a counter of sh; any thread (counters are not under seq). */
 #define mx_shared_count(field, n) \
     __atomic_add_fetch(&(field), (apr_uint64_t)(n), __ATOMIC_RELAXED)

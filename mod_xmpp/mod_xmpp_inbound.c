@@ -464,9 +464,9 @@ static void answer(mx_inreq *ir)
     }
 }
 
-static void *APR_THREAD_FUNC request_task(apr_thread_t *t, void *data)
+/* Run ir's request (503 retried), then act on the answer. */
+static void handle(mx_inreq *ir, apr_thread_t *t)
 {
-    mx_inreq *ir = data;
     mx_app *app = ir->in->app;
     unsigned int wait = MX_IN_RETRY_MS;
     int attempt;
@@ -502,6 +502,13 @@ static void *APR_THREAD_FUNC request_task(apr_thread_t *t, void *data)
     else {
         answer(ir);
     }
+}
+
+static void *APR_THREAD_FUNC request_task(apr_thread_t *t, void *data)
+{
+    mx_inreq *ir = data;
+
+    handle(ir, t);
     inreq_free(ir);
     return NULL;
 }
@@ -565,11 +572,17 @@ static int on_stanza(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
     int kind, has_body = text && *text;
     mx_inreq *ir;
 
+    from = xmpp_stanza_get_from(st);
+    if (!from || mx_jid_same_bare(from, app->jid) || in->stopping) {
+        if (text)
+            xmpp_free(hc->ctx, text);
+        return 1; /* the server reflecting our own presence */
+    }
+    mx_traffic_add(app->shared, '<', xmpp_stanza_get_type(st)
+                   ? xmpp_stanza_get_type(st) : name, from,
+                   text ? text : "");
     if (text)
         xmpp_free(hc->ctx, text);
-    from = xmpp_stanza_get_from(st);
-    if (!from || mx_jid_same_bare(from, app->jid) || in->stopping)
-        return 1; /* the server reflecting our own presence */
     if (mx_inbound_route(name, xmpp_stanza_get_type(st), has_body, &path,
                          &kind) != 0
         || !(kind & mx_conf_inbound(app->conf)))
@@ -632,6 +645,59 @@ mx_inbound *mx_inbound_create(mx_app *app)
         return NULL;
     }
     return in;
+}
+
+/* ---- the console's simulation ---- */
+
+const char *mx_inbound_simulate(request_rec *r, mx_app *app,
+                                const char *stanza, mx_sim_result *res)
+{
+    mx_inbound in = { 0 };
+    xmpp_ctx_t *ctx;
+    xmpp_stanza_t *st;
+    xmpp_stanza_t *body;
+    char *text;
+    const char *path, *why = NULL;
+    int kind;
+    mx_inreq *ir = NULL;
+
+    memset(res, 0, sizeof(*res));
+    in.app = app;
+    in.pool = r->pool;
+    in.local_addr = local_addr_of(app, r->pool);
+    /* a context of our own: libstrophe's belongs to the holder thread */
+    if (!(ctx = xmpp_ctx_new(NULL, NULL)))
+        return "out of memory";
+    st = xmpp_stanza_new_from_string(ctx, stanza);
+    body = st ? xmpp_stanza_get_child_by_name(st, "body") : NULL;
+    text = body ? xmpp_stanza_get_text(body) : NULL;
+    if (!st)
+        why = "not a stanza";
+    else if (mx_inbound_route(xmpp_stanza_get_name(st),
+                              xmpp_stanza_get_type(st), text && *text, &path,
+                              &kind) != 0)
+        why = "mod_xmpp does not post such a stanza (e.g. a message "
+              "without body)";
+    else if (!(kind & mx_conf_inbound(app->conf)))
+        why = "its kind is not in XMPPInboundServices";
+    else if (!(ir = inreq_from_stanza(&in, ctx, st, path, kind)))
+        why = "out of memory";
+    if (text)
+        xmpp_free(ctx, text);
+    if (st)
+        xmpp_stanza_release(st);
+    xmpp_ctx_free(ctx);
+    if (!ir)
+        return why;
+    handle(ir, r->connection->current_thread);
+    res->path = apr_pstrcat(r->pool, mx_conf_inbound_path(app->conf),
+                            ir->path, NULL);
+    res->status = ir->status_code;
+    res->content_type = ir->ctype ? apr_pstrdup(r->pool, ir->ctype) : NULL;
+    res->body = ir->reply ? apr_pstrmemdup(r->pool, ir->reply,
+                                           ir->reply_len) : NULL;
+    inreq_free(ir);
+    return NULL;
 }
 
 /* ---- CGI variables ---- */

@@ -23,6 +23,20 @@ void mx_inbound_on_login(mx_inbound *in, xmpp_ctx_t *ctx, xmpp_conn_t *conn);
 /* Stop taking stanzas and wait (bounded) for requests in flight. */
 void mx_inbound_stop(mx_inbound *in, unsigned int ms);
 
+/* What a simulated stanza's request answered */
+typedef struct {
+    const char *path;            /* the request's path */
+    int status;
+    const char *content_type;
+    const char *body;
+} mx_sim_result;
+
+/* The console: post `stanza` (XML text, from a form) to the app as if it
+ * had arrived, in the calling thread, and act on the answer as for a real
+ * one (replies are queued). Returns NULL, or why it was not posted. */
+const char *mx_inbound_simulate(request_rec *r, mx_app *app,
+                                const char *stanza, mx_sim_result *res);
+
 /* CGI variables of an injected request (fixups) */
 void mx_inbound_set_env(request_rec *r);
 

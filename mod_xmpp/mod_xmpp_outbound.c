@@ -178,6 +178,39 @@ static void send_to_subscribers(mx_out *o, const char *stanza)
     free(roster);
 }
 
+/* Copy what follows `start` in s up to `end` (or nothing) into buf. */
+static void between(const char *s, const char *start, const char *end,
+                    char *buf, size_t size)
+{
+    const char *a = strstr(s, start), *b;
+
+    buf[0] = '\0';
+    if (!a)
+        return;
+    a += strlen(start);
+    b = strstr(a, end);
+    if (b && size > 0) {
+        size_t n = (size_t)(b - a) < size - 1 ? (size_t)(b - a) : size - 1;
+
+        memcpy(buf, a, n);
+        buf[n] = '\0';
+    }
+}
+
+/* For the console's recent traffic: element, recipient, body. */
+static void record_sent(mx_out *o, const char *stanza, int subscribers)
+{
+    char kind[16], peer[96], text[160];
+
+    between(stanza, "<", " ", kind, sizeof(kind));
+    between(stanza, " to=\"", "\"", peer, sizeof(peer));
+    between(stanza, "<body>", "</body>", text, sizeof(text));
+    if (!text[0])
+        between(stanza, "<status>", "</status>", text, sizeof(text));
+    mx_traffic_add(o->app->shared, '>', kind,
+                   subscribers ? "(subscribers)" : peer, text);
+}
+
 /* Send the item `name`. 0 when sent (or dealt with), -1 to retry later. */
 static int send_item(mx_out *o, const char *name)
 {
@@ -200,6 +233,7 @@ static int send_item(mx_out *o, const char *name)
         send_to_subscribers(o, item.stanza);
     else
         send_counted(o, item.stanza, item.stanza_len);
+    record_sent(o, item.stanza, item.kind == MX_ITEM_SUBSCRIBERS);
     free(data);
     o->flight[(o->head + o->len) % MX_WINDOW].name = strdup(name);
     o->flight[(o->head + o->len) % MX_WINDOW].seq = o->out_seq;

@@ -1,0 +1,248 @@
+/* mod_xmpp_console: an HTML page per app, as App Engine's development
+ * console had: the connection's state, recent traffic, the roster and
+ * the contacts' presence, and forms that simulate an inbound message,
+ * presence or subscription (posted to the app's handlers as if they had
+ * arrived; their answers are queued like real ones). Whoever may use it
+ * is ordinary access control's business: it can make the app send. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "apr_strings.h"
+#include "apr_file_info.h"
+#include "httpd.h"
+#include "http_config.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "util_script.h"
+
+#include "mod_xmpp_api.h"
+#include "mod_xmpp_app.h"
+#include "mod_xmpp_console.h"
+#include "mod_xmpp_inbound.h"
+#include "mx_queue.h"
+#include "mx_send.h"
+
+#define MX_CONSOLE_MAX_FORM (256 * 1024)
+
+static const char *esc(request_rec *r, const char *s)
+{
+    return ap_escape_html(r->pool, s ? s : "");
+}
+
+static void row(request_rec *r, const char *k, const char *v)
+{
+    ap_rprintf(r, "<tr><th>%s</th><td>%s</td></tr>\n", k, esc(r, v));
+}
+
+static void show_state(request_rec *r, const mx_app *app, const mx_shared *sh)
+{
+    char since[APR_RFC822_DATE_LEN] = "-";
+
+    if (sh->connected_since)
+        apr_rfc822_date(since, sh->connected_since);
+    ap_rputs("<h2>Connection</h2>\n<table>\n", r);
+    row(r, "State", mx_state_name(sh->state));
+    row(r, "JID", app->full_jid);
+    row(r, "Server", sh->server);
+    row(r, "Connected since", since);
+    row(r, "Reconnects", apr_psprintf(r->pool, "%" APR_UINT64_T_FMT,
+                                      sh->reconnects));
+    row(r, "Queued / sent / received / failed",
+        apr_psprintf(r->pool, "%" APR_UINT64_T_FMT " / %" APR_UINT64_T_FMT
+                     " / %" APR_UINT64_T_FMT " / %" APR_UINT64_T_FMT,
+                     sh->queued, sh->sent, sh->received, sh->failed));
+    row(r, "Last error", sh->last_error);
+    ap_rputs("</table>\n", r);
+}
+
+static void show_traffic(request_rec *r, const mx_shared *sh)
+{
+    apr_uint32_t n = sh->traffic_next, i;
+    char when[APR_CTIME_LEN];
+
+    ap_rputs("<h2>Recent traffic</h2>\n<table>\n<tr><th>Time</th><th></th>"
+             "<th>Kind</th><th>With</th><th>Text</th></tr>\n", r);
+    for (i = 0; i < n && i < MX_TRAFFIC_N; i++) {
+        const mx_traffic *t = &sh->traffic[(n - 1 - i) % MX_TRAFFIC_N];
+
+        apr_ctime(when, t->when);
+        ap_rprintf(r, "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td>"
+                   "<td>%s</td></tr>\n", esc(r, when),
+                   t->dir == '<' ? "in" : "out", esc(r, t->kind),
+                   esc(r, t->peer), esc(r, t->text));
+    }
+    if (n == 0)
+        ap_rputs("<tr><td colspan=\"5\">nothing yet</td></tr>\n", r);
+    ap_rputs("</table>\n", r);
+}
+
+static void show_contacts(request_rec *r, const mx_app *app)
+{
+    char *roster = NULL, show[32];
+    size_t len;
+    apr_dir_t *dir;
+    apr_finfo_t fi;
+    int available;
+
+    ap_rputs("<h2>Subscribers</h2>\n<pre>", r);
+    if (mx_queue_read_file(app->dir, "roster", &roster, &len) == 0) {
+        ap_rputs(esc(r, roster), r);
+        free(roster);
+    }
+    ap_rputs("</pre>\n<h2>Presence</h2>\n<table>\n", r);
+    if (apr_dir_open(&dir, apr_pstrcat(r->pool, app->dir, "/presence", NULL),
+                     r->pool) == APR_SUCCESS) {
+        while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE, dir)
+               == APR_SUCCESS) {
+            if (fi.filetype != APR_REG || fi.name[0] == '.'
+                || mx_presence_load(app->dir, fi.name, &available, show,
+                                    sizeof(show), NULL) != 0)
+                continue;
+            row(r, esc(r, fi.name), available
+                ? apr_pstrcat(r->pool, "available ", show, NULL)
+                : "unavailable");
+        }
+        apr_dir_close(dir);
+    }
+    ap_rputs("</table>\n", r);
+}
+
+static void show_forms(request_rec *r, const mx_app *app)
+{
+    const char *uri = esc(r, r->uri);
+
+    ap_rprintf(r, "<h2>Simulate</h2>\n"
+        "<form method=\"post\" action=\"%s\"><fieldset><legend>Chat message"
+        "</legend><input type=\"hidden\" name=\"kind\" value=\"message\">"
+        "From <input name=\"from\" value=\"someone@example.org/console\"> "
+        "Body <input name=\"body\" size=\"40\"> "
+        "<button>Send to %s</button></fieldset></form>\n"
+        "<form method=\"post\" action=\"%s\"><fieldset><legend>Presence"
+        "</legend><input type=\"hidden\" name=\"kind\" value=\"presence\">"
+        "From <input name=\"from\" value=\"someone@example.org/console\"> "
+        "<select name=\"type\"><option>available</option><option>"
+        "unavailable</option><option>probe</option></select> "
+        "Show <select name=\"show\"><option></option><option>chat</option>"
+        "<option>away</option><option>dnd</option><option>xa</option>"
+        "</select> Status <input name=\"status\"> <button>Send</button>"
+        "</fieldset></form>\n"
+        "<form method=\"post\" action=\"%s\"><fieldset><legend>Subscription"
+        "</legend><input type=\"hidden\" name=\"kind\" value=\"presence\">"
+        "From <input name=\"from\" value=\"someone@example.org\"> "
+        "<select name=\"type\"><option>subscribe</option><option>subscribed"
+        "</option><option>unsubscribe</option><option>unsubscribed</option>"
+        "</select> <button>Send</button></fieldset></form>\n",
+        uri, esc(r, app->jid), uri, uri);
+}
+
+/* The stanza a form describes, or NULL with *why set */
+static char *form_stanza(request_rec *r, const mx_app *app, apr_table_t *f,
+                         const char **why)
+{
+    const char *kind = apr_table_get(f, "kind");
+    const char *from = apr_table_get(f, "from");
+    const char *type = apr_table_get(f, "type");
+    const char *show = apr_table_get(f, "show");
+    char id[MX_ID_SIZE], *st = NULL, *out;
+
+    mx_new_id(id, sizeof(id));
+    if (!from || mx_check_to(from) != MX_OK)
+        *why = "From is not a valid JID";
+    else if (kind && !strcmp(kind, "message"))
+        st = mx_message_stanza(from, app->full_jid, "chat",
+                               apr_table_get(f, "body"), 0, id);
+    else if (kind && !strcmp(kind, "presence"))
+        /* "available" has no type attribute; the others are sent as is */
+        st = mx_presence_stanza(from, app->jid,
+                                type && strcmp(type, "available") ? type
+                                                                  : NULL,
+                                show && *show ? show : NULL,
+                                apr_table_get(f, "status"), id);
+    else
+        *why = "unknown kind";
+    if (!st)
+        return NULL;
+    out = apr_pstrdup(r->pool, st);
+    free(st);
+    return out;
+}
+
+static void simulate(request_rec *r, mx_app *app)
+{
+    apr_array_header_t *pairs = NULL;
+    apr_table_t *f = apr_table_make(r->pool, 8);
+    const char *why = "the form could not be read";
+    mx_sim_result res;
+    char *stanza = NULL;
+    int i;
+
+    if (ap_parse_form_data(r, NULL, &pairs, -1, MX_CONSOLE_MAX_FORM) == OK) {
+        for (i = 0; pairs && i < pairs->nelts; i++) {
+            ap_form_pair_t *p = &APR_ARRAY_IDX(pairs, i, ap_form_pair_t);
+            apr_off_t len;
+            apr_size_t size;
+            char *v;
+
+            apr_brigade_length(p->value, 1, &len);
+            size = (apr_size_t)len;
+            v = apr_palloc(r->pool, size + 1);
+            apr_brigade_flatten(p->value, v, &size);
+            v[size] = '\0';
+            apr_table_set(f, p->name, v);
+        }
+        why = NULL;
+        stanza = form_stanza(r, app, f, &why);
+    }
+    if (stanza && !why)
+        why = mx_inbound_simulate(r, app, stanza, &res);
+    ap_rputs("<h2>Result</h2>\n", r);
+    if (why || !stanza) {
+        ap_rprintf(r, "<p class=\"error\">Not posted: %s</p>\n",
+                   esc(r, why ? why : "invalid form"));
+        return;
+    }
+    ap_rputs("<table>\n", r);
+    row(r, "Stanza", stanza);
+    row(r, "Posted to", res.path);
+    row(r, "Status", apr_itoa(r->pool, res.status));
+    row(r, "Content-Type", res.content_type);
+    row(r, "Answer", res.body);
+    ap_rputs("</table>\n", r);
+}
+
+static int console_handler(request_rec *r)
+{
+    mx_app *app;
+    mx_shared snap;
+
+    if (strcmp(r->handler, "xmpp-console"))
+        return DECLINED;
+    r->allowed = (AP_METHOD_BIT << M_GET) | (AP_METHOD_BIT << M_POST);
+    if (r->method_number != M_GET && r->method_number != M_POST)
+        return HTTP_METHOD_NOT_ALLOWED;
+    if (!(app = mx_app_for_request(r)))
+        return HTTP_NOT_FOUND;
+    ap_set_content_type(r, "text/html; charset=UTF-8");
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    ap_rprintf(r, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+               "<title>mod_xmpp console: %s</title><style>body{font-family:"
+               "sans-serif;margin:2em}table{border-collapse:collapse}th,td{"
+               "border:1px solid #ccc;padding:2px 6px;text-align:left}"
+               ".error{color:#a00}</style></head><body>\n"
+               "<h1>mod_xmpp console: %s</h1>\n", esc(r, app->jid),
+               esc(r, app->jid));
+    if (r->method_number == M_POST)
+        simulate(r, app);
+    mx_shared_read(app->shared, &snap);
+    show_state(r, app, &snap);
+    show_forms(r, app);
+    show_traffic(r, &snap);
+    show_contacts(r, app);
+    ap_rputs("</body></html>\n", r);
+    return OK;
+}
+
+void mx_console_register_hooks(apr_pool_t *p)
+{
+    ap_hook_handler(console_handler, NULL, NULL, APR_HOOK_MIDDLE);
+}

@@ -1,0 +1,99 @@
+"""SetHandler xmpp-console: the app's state, recent traffic, contacts, and
+simulated inbound stanzas posted to the app's handlers."""
+
+import os
+import re
+import urllib.parse
+
+CGI = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cgi-bin",
+                   "env.cgi")
+
+CONSOLE = """
+<Location /console>
+    SetHandler xmpp-console
+    Require local
+</Location>
+ScriptAliasMatch "^/_ah/xmpp/message/chat/$" "%s"
+<Location /_ah/xmpp/>
+    Require xmpp-internal
+</Location>
+""" % CGI
+
+
+def wait_connected(h, timeout=20):
+    import time
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if h.status().get("XMPPApp1State") == "connected":
+            return
+        time.sleep(0.2)
+    raise AssertionError("not connected: %s" % h.status())
+
+
+def post_form(h, fields):
+    return h.post("/console", data=urllib.parse.urlencode(fields).encode(),
+                  headers={"Content-Type":
+                           "application/x-www-form-urlencoded"})
+
+
+def test_console_shows_state_and_simulates_a_message(httpd_factory,
+                                                     xmpp_client):
+    h = httpd_factory(extra_conf=CONSOLE, start=True)
+    wait_connected(h)
+    status, headers, body = h.get("/console")
+    page = body.decode()
+    assert status == 200 and "text/html" in headers["Content-Type"]
+    assert "mod_xmpp console: app@localhost" in page
+    assert re.search(r"<th>State</th><td>connected</td>", page), page
+
+    # a simulated message goes through the handler like a real one
+    status, _, body = post_form(h, {"kind": "message",
+                                    "from": "alice@localhost/console",
+                                    "body": "/score druidjane"})
+    page = body.decode()
+    assert status == 200
+    assert "<th>Posted to</th><td>/_ah/xmpp/message/chat/</td>" in page
+    assert "<th>Status</th><td>200</td>" in page
+    assert "XMPP_COMMAND=score" in page and "XMPP_ARG=druidjane" in page
+    assert "XMPP_FROM=alice@localhost/console" in page
+    # the request is in the access log, from App Engine's address
+    assert re.search(r"^0\.1\.0\.10 .*POST /_ah/xmpp/message/chat/ ",
+                     h.access_log(), re.M)
+
+
+def test_console_reply_is_sent_and_shown_as_traffic(httpd_factory,
+                                                     xmpp_client):
+    alice = xmpp_client("alice")
+    h = httpd_factory(extra_conf=CONSOLE, start=True)
+    wait_connected(h)
+    n = len(alice.messages)
+    post_form(h, {"kind": "message", "from": "alice@localhost",
+                  "body": "hello from the console"})
+    # the handler's text/plain answer is a real reply: alice gets it
+    msg = alice.wait_message(timeout=10, since=n)
+    assert "XMPP_ARG=hello from the console" in msg["body"]
+    assert msg["from"].startswith("app@localhost")
+    status, _, body = h.get("/console")
+    assert re.search(r"<td>out</td><td>message</td><td>alice@localhost</td>",
+                     body.decode())
+
+
+def test_console_refuses_bad_input(httpd_factory):
+    h = httpd_factory(extra_conf=CONSOLE, start=True)
+    status, _, body = post_form(h, {"kind": "message", "from": "not a jid",
+                                    "body": "x"})
+    assert status == 200
+    assert "Not posted: From is not a valid JID" in body.decode()
+    # a kind the app does not take (presence is not in the default
+    # XMPPInboundServices) is said so, not posted
+    status, _, body = post_form(h, {"kind": "presence",
+                                    "from": "alice@localhost/x",
+                                    "type": "available"})
+    assert "not in XMPPInboundServices" in body.decode()
+
+
+def test_console_is_ordinary_access_control(httpd_factory):
+    h = httpd_factory(extra_conf=CONSOLE.replace("Require local",
+                                                 "Require all denied"),
+                      start=True)
+    assert h.get("/console").status == 403
