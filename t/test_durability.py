@@ -1,0 +1,451 @@
+"""Durability of sends (SPEC section 3): a send answers NO_ERROR once the
+stanza is durably queued; it then survives an outage of the XMPP server,
+kill -9 of the child holding the connection, graceful and hard httpd
+restarts, and is delivered (in order per recipient, duplicates only as
+resends with the same origin-id) when the connection is back.  Also the
+queue limit (XMPPQueueLimit): a full queue answers OTHER_ERROR, says why
+in the error log, and takes sends again once it drained.
+
+Prosody has no offline storage here (a chat message to a user with no
+session is bounced), so the clients must be online before the app
+reconnects.  The app therefore reaches Prosody through a TCP gate (a
+plain forwarder: TLS is still end to end, checked against the domain)
+that the test keeps shut until the clients have logged in again.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from harness import util
+from harness.httpd import REPO_DIR
+
+XMPP_SEND = os.path.join(REPO_DIR, "xmpp-send")
+APP = "app@localhost"
+APP_FULL = "app@localhost/bot"
+SID_NS = "urn:xmpp:sid:0"
+N = 20
+DELIVERY_WAIT = 90.0  # reconnect back-off may reach 8-16 s after an outage
+
+API_CONF = """
+<Location /xmpp-api/>
+    SetHandler xmpp-api
+    Require local
+</Location>
+"""
+
+
+class Gate:
+    """A TCP forwarder on 127.0.0.1 to Prosody's client port.  While shut,
+    it accepts connections and closes them at once (the app sees the
+    server go away and backs off); existing connections are not touched
+    unless cut()."""
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind((util.LOOPBACK, 0))
+        self._listener.listen(16)
+        self._listener.settimeout(0.2)
+        self.port = self._listener.getsockname()[1]
+        self._open = threading.Event()
+        self._open.set()
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._socks = []
+        self._threads = []
+        self.accepted = 0
+        self._thread = threading.Thread(target=self._accept_loop,
+                                        name="gate-accept", daemon=True)
+        self._thread.start()
+
+    def open(self):
+        self._open.set()
+
+    def shut(self):
+        self._open.clear()
+
+    def _accept_loop(self):
+        while not self._stopping.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.accepted += 1
+            if not self._open.is_set():
+                conn.close()
+                continue
+            try:
+                up = socket.create_connection(
+                    (util.LOOPBACK, self.target_port), timeout=2.0)
+            except OSError:
+                conn.close()
+                continue
+            conn.settimeout(None)
+            up.settimeout(None)
+            with self._lock:
+                self._socks += [conn, up]
+                for a, b in ((conn, up), (up, conn)):
+                    t = threading.Thread(target=self._pump, args=(a, b),
+                                         name="gate-pump", daemon=True)
+                    self._threads.append(t)
+                    t.start()
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def cut(self):
+        """Drop every forwarded connection."""
+        with self._lock:
+            socks, self._socks = self._socks, []
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def close(self):
+        self._stopping.set()
+        self.cut()
+        self._listener.close()
+        self._thread.join(5.0)
+        for t in self._threads:
+            t.join(2.0)
+
+
+# -------------------------------------------------------------- helpers
+
+
+def api(h, op, **params):
+    pairs = []
+    for name, value in params.items():
+        if isinstance(value, (list, tuple)):
+            pairs += [(name, v) for v in value]
+        elif value is not None:
+            pairs.append((name, value))
+    resp = h.post("/xmpp-api/" + op, data=pairs)
+    return resp.status, json.loads(resp.body)
+
+
+def xmpp_send(h, *args):
+    env = dict(os.environ, XMPP_QUEUE=os.path.join(h.spool_dir, APP),
+               XMPP_JID=APP)
+    cmd = [XMPP_SEND] + list(args)
+    if os.geteuid() == 0:
+        cmd = ["runuser", "-u", "www-data", "--"] + cmd
+    return subprocess.run(cmd, capture_output=True, text=True, env=env,
+                          timeout=30, stdin=subprocess.DEVNULL)
+
+
+def state(h):
+    try:
+        return h.status().get("XMPPApp1State")
+    except Exception:
+        return None
+
+
+def wait_connected(h, timeout=30.0):
+    util.wait_for(lambda: state(h) == "connected", timeout, 0.1,
+                  "the app to be connected")
+
+
+def queued_status(h):
+    try:
+        return int(h.status().get("XMPPApp1Queued", "-1"))
+    except Exception:
+        return -1
+
+
+def queue_dir(h):
+    return os.path.join(h.spool_dir, APP, "new")
+
+
+def queued_items(h):
+    """{recipient bare JID: {origin-id: body}} of the message items in the
+    queue directory (read as root)."""
+    items = {}
+    try:
+        names = sorted(os.listdir(queue_dir(h)))
+    except FileNotFoundError:
+        return items
+    for name in names:
+        try:
+            with open(os.path.join(queue_dir(h), name), "rb") as f:
+                data = f.read().decode("utf-8")
+        except FileNotFoundError:
+            continue
+        _, _, stanza = data.partition("\n")
+        root = ET.fromstring(stanza)
+        if root.tag.split("}")[-1] != "message":
+            continue
+        oid = root.find("{%s}origin-id" % SID_NS).get("id")
+        body = root.find("{jabber:client}body").text
+        items.setdefault(root.get("to"), {})[oid] = body
+    return items
+
+
+def origin_id(record):
+    el = ET.fromstring(record["xml"]).find("{%s}origin-id" % SID_NS)
+    return None if el is None else el.get("id")
+
+
+def received(client, prefix):
+    with client.lock:
+        return [m for m in client.messages
+                if (m["body"] or "").startswith(prefix)]
+
+
+def check_delivery(client, prefix, bodies, sent_ids):
+    """All `bodies` arrived at `client`, first arrivals in order; every
+    copy of a body has one origin-id, and the distinct origin-ids are the
+    ones that were queued (`sent_ids`: {origin-id: body})."""
+    try:
+        util.wait_for(lambda: len({m["body"] for m in received(client, prefix)})
+                      >= len(bodies), DELIVERY_WAIT, 0.2,
+                      "%d messages at %s" % (len(bodies), client.jid))
+    except TimeoutError:
+        got = sorted({m["body"] for m in received(client, prefix)})
+        raise AssertionError("%s got %d of %d messages; missing %s" % (
+            client.jid, len(got), len(bodies),
+            sorted(set(bodies) - set(got)))) from None
+    msgs = received(client, prefix)
+    first = []
+    for m in msgs:
+        if m["body"] not in first:
+            first.append(m["body"])
+    assert first == bodies, "out of order at %s: %s" % (client.jid, first)
+    ids = {}
+    for m in msgs:
+        assert m["from"] == APP_FULL, m
+        oid = origin_id(m)
+        assert oid, m["xml"]
+        ids.setdefault(oid, set()).add(m["body"])
+    assert all(len(b) == 1 for b in ids.values()), \
+        "one origin-id on different bodies: %s" % ids
+    assert {oid: b.pop() for oid, b in ids.items()} == sent_ids, \
+        "the origin-ids received are not those queued"
+    duplicates = len(msgs) - len(bodies)
+    return duplicates
+
+
+# -------------------------------------------------------------- fixtures
+
+
+@pytest.fixture
+def gated(httpd_factory, prosody):
+    """Factory: an httpd whose app reaches Prosody through a Gate, with the
+    xmpp-api handler; started and connected.  Returns (httpd, gate)."""
+    gates = []
+
+    def make(mpm="event", app_conf=None, children=None):
+        gate = Gate(prosody.port)
+        gates.append(gate)
+        conf = {"XMPPServer": "127.0.0.1:%d" % gate.port}
+        conf.update(app_conf or {})
+        h = httpd_factory(mpm=mpm, app_conf=conf, extra_conf=API_CONF,
+                          children=children, start=True)
+        wait_connected(h)
+        return h, gate
+
+    yield make
+    for gate in gates:
+        gate.close()
+
+
+class Outage:
+    """Shut the gate and stop Prosody; restart() brings Prosody back with
+    the gate still shut (also on failure: other tests need Prosody)."""
+
+    def __init__(self, prosody, gate, h):
+        self.prosody, self.gate, self.h = prosody, gate, h
+
+    def __enter__(self):
+        self.gate.shut()
+        self.prosody.stop()
+        util.wait_for(lambda: state(self.h) not in (None, "connected"), 15,
+                      0.1, "the app to notice the outage")
+        return self
+
+    def __exit__(self, *exc):
+        if not self.prosody.running:
+            self.prosody.start()
+        return False
+
+
+def queue_numbered(h, run, n=N, recipients=("alice@localhost",
+                                            "bob@localhost")):
+    bodies = ["%s #%02d" % (run, i) for i in range(n)]
+    for body in bodies:
+        code, answer = api(h, "send_message", jid=list(recipients), body=body)
+        assert code == 200, answer
+        assert answer["statuses"] == ["NO_ERROR"] * len(recipients), answer
+    return bodies
+
+
+def wait_queued(h, count):
+    util.wait_for(lambda: queued_status(h) >= count, 10, 0.2,
+                  "XMPPApp1Queued >= %d" % count)
+    assert len(os.listdir(queue_dir(h))) >= count
+
+
+def outage_scenario(h, gate, prosody, xmpp_client, during=None):
+    """Queue N numbered messages for alice and bob while Prosody is down,
+    run `during(h)`, bring Prosody back, log the clients in, open the
+    gate; every message arrives."""
+    run = "run-%d" % time.time_ns()
+    with Outage(prosody, gate, h):
+        bodies = queue_numbered(h, run)
+        wait_queued(h, 2 * N)
+        sent = queued_items(h)
+        assert sorted(sent) == ["alice@localhost", "bob@localhost"]
+        assert all(sorted(v.values()) == bodies for v in sent.values()), sent
+        assert state(h) != "connected"
+        if during:
+            during(h)
+            assert queued_items(h) == sent, "the queue changed"
+    clients = {"alice@localhost": xmpp_client("alice"),
+               "bob@localhost": xmpp_client("bob")}
+    gate.open()
+    wait_connected(h, DELIVERY_WAIT)
+    for jid, client in clients.items():
+        check_delivery(client, run, bodies, sent[jid])
+    util.wait_for(lambda: not os.listdir(queue_dir(h)), 15, 0.2,
+                  "the queue to drain")
+    util.wait_for(lambda: queued_status(h) == 0, 5, 0.2, "Queued: 0")
+
+
+# ----------------------------------------------------------------- tests
+
+
+def test_gate_forwards(gated, xmpp_client):
+    """The gate itself: the app connects through it and sends."""
+    h, gate = gated()
+    alice = xmpp_client("alice")
+    code, answer = api(h, "send_message", jid="alice@localhost",
+                       body="through the gate")
+    assert answer["statuses"] == ["NO_ERROR"]
+    alice.wait_message(15, lambda m: m["body"] == "through the gate")
+    assert gate.accepted >= 1
+
+
+def test_sends_while_prosody_is_down_arrive_later(gated, prosody,
+                                                  xmpp_client):
+    h, gate = gated()
+    outage_scenario(h, gate, prosody, xmpp_client)
+
+
+def test_kill_9_of_the_holder(gated, prosody, xmpp_client):
+    h, gate = gated()
+
+    def kill_holder(h):
+        pid = int(h.status()["XMPPApp1HolderPID"])
+        assert pid in h.worker_pids(), (pid, h.worker_pids())
+        os.kill(pid, signal.SIGKILL)
+        util.wait_for(lambda: not util.pid_alive(pid), 10, 0.05,
+                      "the holder to die")
+
+        def new_holder():
+            try:
+                p = int(h.status().get("XMPPApp1HolderPID", "0"))
+            except Exception:
+                return None
+            return p if p not in (0, pid) and util.pid_alive(p) else None
+        util.wait_for(new_holder, 15, 0.1, "another child to hold")
+    outage_scenario(h, gate, prosody, xmpp_client, during=kill_holder)
+
+
+@pytest.mark.parametrize("how", ["graceful", "restart", "stop-start"])
+def test_queue_survives_httpd_restarts(gated, prosody, xmpp_client, how):
+    h, gate = gated()
+
+    def restart(h):
+        old = h.status().get("XMPPApp1HolderPID")
+        if how == "graceful":
+            h.graceful()
+        elif how == "restart":
+            h.restart()
+        else:
+            assert h.stop()
+            h.start()
+        util.wait_for(lambda: h.status().get("XMPPApp1HolderPID")
+                      not in (None, "0", old), 15, 0.1, "a new holder")
+    outage_scenario(h, gate, prosody, xmpp_client, during=restart)
+
+
+def test_full_queue_refuses_and_recovers(gated, prosody, xmpp_client):
+    h, gate = gated(app_conf={"XMPPQueueLimit": "5"})
+    run = "full-%d" % time.time_ns()
+    with Outage(prosody, gate, h):
+        offset = h.log_size()
+        code, answer = api(h, "send_message", body=run + " first",
+                           jid=["alice@localhost", "bob@localhost"] * 3)
+        assert code == 200, answer
+        # the limit is applied by the holder's recount (every second), so
+        # all six may be taken; at least the first five are
+        assert answer["statuses"][:5] == ["NO_ERROR"] * 5, answer
+        h.wait_log(r"XMPP0202: app@localhost: the outbound queue is full "
+                   r"\(\d+ items, XMPPQueueLimit 5\)", 5, offset)
+        time.sleep(0.2)
+        # HTTP: 200 with OTHER_ERROR, and the error log says why
+        offset = h.log_size()
+        code, answer = api(h, "send_message", jid="alice@localhost",
+                           body=run + " refused")
+        assert (code, answer["statuses"]) == (200, ["OTHER_ERROR"]), answer
+        h.wait_log(r"app@localhost: a send was refused with OTHER_ERROR: "
+                   r"the outbound queue is full", 5, offset)
+        code, answer = api(h, "send_presence", jid="alice@localhost",
+                           status="refused too")
+        assert (code, answer["statuses"]) == (200, ["OTHER_ERROR"]), answer
+        # xmpp-send: exit 1, OTHER_ERROR, the reason on stderr
+        r = xmpp_send(h, "message", "alice@localhost", "--", run + " cli")
+        assert r.returncode == 1, r
+        assert r.stdout == "alice@localhost OTHER_ERROR\n", r
+        assert "full" in r.stderr, r.stderr
+        # nothing refused was written
+        queued = queued_items(h)
+        bodies = [b for v in queued.values() for b in v.values()]
+        assert bodies and all(b == run + " first" for b in bodies), queued
+        assert queued_status(h) >= 5
+    gate.open()
+    wait_connected(h, DELIVERY_WAIT)
+    util.wait_for(lambda: not os.listdir(queue_dir(h)), 30, 0.2,
+                  "the queue to drain")
+    util.wait_for(lambda: queued_status(h) == 0, 5, 0.2, "Queued: 0")
+
+    def accepted():
+        code, answer = api(h, "send_message", jid="alice@localhost",
+                           body=run + " again")
+        return answer.get("statuses") == ["NO_ERROR"]
+    util.wait_for(accepted, 5, 0.5, "a send to be accepted again")
+    r = xmpp_send(h, "message", "alice@localhost", "--", run + " cli again")
+    assert (r.returncode, r.stdout) == (0, "alice@localhost NO_ERROR\n"), r
+    alice = xmpp_client("alice")
+    code, answer = api(h, "send_message", jid="alice@localhost",
+                       body=run + " delivered")
+    assert answer["statuses"] == ["NO_ERROR"]
+    alice.wait_message(15, lambda m: m["body"] == run + " delivered")
