@@ -31,6 +31,7 @@ struct mx_contacts {
     mx_out *out;
     apr_pool_t *pool;
     apr_hash_t *subscribers;   /* bare JID -> "" */
+    apr_hash_t *online;        /* bare JID -> hash of its resources online */
 };
 
 /* ---- the roster file ---- */
@@ -142,12 +143,42 @@ static char *child_text(xmpp_stanza_t *st, const char *name)
     return c ? xmpp_stanza_get_text(c) : NULL;
 }
 
-static void store_presence(mx_contacts *ct, xmpp_stanza_t *st,
-                           const char *from, int available)
+/* A contact is available while any of its resources is: remember which
+ * are online, and store the latest presence of one that is (or the
+ * unavailable one, when none is left). */
+static int track_resource(mx_contacts *ct, const char *bare,
+                          const char *from, int available)
 {
-    char *show = available ? child_text(st, "show") : NULL;
-    char *status = child_text(st, "status");
+    apr_hash_t *res = apr_hash_get(ct->online, bare, APR_HASH_KEY_STRING);
 
+    if (!res) {
+        if (!available)
+            return 0;
+        res = apr_hash_make(ct->pool);
+        apr_hash_set(ct->online, apr_pstrdup(ct->pool, bare),
+                     APR_HASH_KEY_STRING, res);
+    }
+    if (available) {
+        if (!apr_hash_get(res, from, APR_HASH_KEY_STRING))
+            apr_hash_set(res, apr_pstrdup(ct->pool, from),
+                         APR_HASH_KEY_STRING, "");
+    }
+    else {
+        apr_hash_set(res, from, APR_HASH_KEY_STRING, NULL);
+    }
+    return (int)apr_hash_count(res);
+}
+
+static void store_presence(mx_contacts *ct, xmpp_stanza_t *st,
+                           const char *bare, const char *from, int available)
+{
+    char *show, *status;
+    int online = track_resource(ct, bare, from, available);
+
+    if (!available && online > 0)
+        return; /* another resource is still online: keep its presence */
+    show = available ? child_text(st, "show") : NULL;
+    status = child_text(st, "status");
     if (mx_presence_store(ct->app->dir, from, available, show, status) != 0)
         ap_log_error(APLOG_MARK, APLOG_ERR, errno, ct->app->s, MX_LOG_TAG
                      "0403: %s: cannot store the presence of %s",
@@ -169,7 +200,7 @@ static int on_presence(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
         || mx_jid_same_bare(from, ct->app->jid))
         return 1; /* our own presence, reflected by the server */
     if (!type || !strcmp(type, "unavailable")) {
-        store_presence(ct, st, from, !type);
+        store_presence(ct, st, bare, from, !type);
     }
     else if (!strcmp(type, "subscribe")) {
         /* App Engine accepted every subscription, and asked back, so that
@@ -197,6 +228,8 @@ void mx_contacts_on_login(mx_contacts *ct, xmpp_ctx_t *ctx,
     ct->ctx = ctx;
     ct->conn = conn;
     ct->out = out;
+    /* the server sends every contact's presence again after login */
+    apr_hash_clear(ct->online);
     xmpp_handler_add(conn, on_presence, NULL, "presence", NULL, ct);
     xmpp_handler_add(conn, on_roster_push, MX_NS_ROSTER, "iq", "set", ct);
     iq = xmpp_iq_new(ctx, "get", "mx-roster");
@@ -219,5 +252,6 @@ mx_contacts *mx_contacts_create(mx_app *app)
     ct->app = app;
     apr_pool_create_unmanaged_ex(&ct->pool, NULL, NULL);
     ct->subscribers = apr_hash_make(ct->pool);
+    ct->online = apr_hash_make(ct->pool);
     return ct;
 }

@@ -515,11 +515,33 @@ static void *APR_THREAD_FUNC request_task(apr_thread_t *t, void *data)
 
 /* ---- the holder's side ---- */
 
+/* libstrophe's parser keeps xml:lang as "lang", and the stanza's
+ * namespace is the stream's default: give both back, so that the stanza
+ * part is the stanza as received. */
+static void restore_xml(xmpp_stanza_t *st, int top)
+{
+    const char *lang = xmpp_stanza_get_attribute(st, "lang");
+    xmpp_stanza_t *c;
+    char *copy;
+
+    if (lang && (copy = strdup(lang)) != NULL) {
+        xmpp_stanza_del_attribute(st, "lang");
+        xmpp_stanza_set_attribute(st, "xml:lang", copy);
+        free(copy);
+    }
+    if (top && !xmpp_stanza_get_ns(st))
+        xmpp_stanza_set_ns(st, "jabber:client");
+    for (c = xmpp_stanza_get_children(st); c; c = xmpp_stanza_get_next(c))
+        if (xmpp_stanza_is_tag(c))
+            restore_xml(c, 0);
+}
+
 static mx_inreq *inreq_from_stanza(mx_inbound *in, xmpp_ctx_t *ctx,
                                    xmpp_stanza_t *st, const char *path,
                                    int kind)
 {
     mx_inreq *ir = calloc(1, sizeof(*ir));
+    xmpp_stanza_t *copy;
     char *text = NULL;
     size_t len;
 
@@ -545,9 +567,14 @@ static mx_inreq *inreq_from_stanza(mx_inbound *in, xmpp_ctx_t *ctx,
         ir->show = child_text(ctx, st, "show");
         ir->status = child_text(ctx, st, "status");
     }
-    if (xmpp_stanza_to_text(st, &text, &len) == XMPP_EOK) {
-        ir->stanza = strdup(text);
-        xmpp_free(ctx, text);
+    copy = xmpp_stanza_copy(st);
+    if (copy) {
+        restore_xml(copy, 1);
+        if (xmpp_stanza_to_text(copy, &text, &len) == XMPP_EOK) {
+            ir->stanza = strdup(text);
+            xmpp_free(ctx, text);
+        }
+        xmpp_stanza_release(copy);
     }
     if (!ir->name || !ir->stanza || build_request(ir) != 0) {
         inreq_free(ir);
@@ -573,7 +600,8 @@ static int on_stanza(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
     mx_inreq *ir;
 
     from = xmpp_stanza_get_from(st);
-    if (!from || mx_jid_same_bare(from, app->jid) || in->stopping) {
+    if (!name || (strcmp(name, "message") && strcmp(name, "presence"))
+        || !from || mx_jid_same_bare(from, app->jid) || in->stopping) {
         if (text)
             xmpp_free(hc->ctx, text);
         return 1; /* the server reflecting our own presence */
@@ -615,8 +643,9 @@ void mx_inbound_on_login(mx_inbound *in, xmpp_ctx_t *ctx, xmpp_conn_t *conn)
 
     hc->in = in;
     hc->ctx = ctx;
-    xmpp_handler_add(conn, on_stanza, NULL, "message", NULL, hc);
-    xmpp_handler_add(conn, on_stanza, NULL, "presence", NULL, hc);
+    /* one registration: libstrophe ignores a second one of the same
+     * function with the same user data, whatever the element name */
+    xmpp_handler_add(conn, on_stanza, NULL, NULL, NULL, hc);
 }
 
 void mx_inbound_stop(mx_inbound *in, unsigned int ms)

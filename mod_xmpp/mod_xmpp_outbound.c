@@ -317,6 +317,47 @@ static void dev_line(mx_out *o, const char *label, const char *value)
                  value ? value : "");
 }
 
+/* A text message's children are exactly <body> and the origin-id that
+ * mx_message_stanza adds; anything else was given as raw XML. Returns
+ * the raw children as text (malloc'd), or NULL for a text message. */
+static char *raw_children(mx_out *o, xmpp_ctx_t *ctx, xmpp_stanza_t *st)
+{
+    xmpp_stanza_t *c;
+    char *buf, *all = NULL, *grown;
+    size_t len, total = 0;
+    int bodies = 0, others = 0;
+
+    for (c = xmpp_stanza_get_children(st); c; c = xmpp_stanza_get_next(c)) {
+        const char *n = xmpp_stanza_get_name(c);
+
+        if (!n || !strcmp(n, "origin-id"))
+            continue;
+        if (!strcmp(n, "body") && xmpp_stanza_get_children(c)
+            && xmpp_stanza_is_text(xmpp_stanza_get_children(c))
+            && !xmpp_stanza_get_next(xmpp_stanza_get_children(c)))
+            bodies++;
+        else
+            others++;
+    }
+    if (others == 0 && bodies <= 1)
+        return NULL;
+    for (c = xmpp_stanza_get_children(st); c; c = xmpp_stanza_get_next(c)) {
+        const char *n = xmpp_stanza_get_name(c);
+
+        if ((n && !strcmp(n, "origin-id"))
+            || xmpp_stanza_to_text(c, &buf, &len) != XMPP_EOK)
+            continue;
+        if ((grown = realloc(all, total + len + 1)) != NULL) {
+            all = grown;
+            memcpy(all + total, buf, len);
+            total += len;
+            all[total] = '\0';
+        }
+        xmpp_free(ctx, buf);
+    }
+    return all;
+}
+
 /* Log a stanza the way App Engine's development server logged sends. */
 static void dev_log(mx_out *o, xmpp_ctx_t *ctx, const char *text)
 {
@@ -331,30 +372,19 @@ static void dev_log(mx_out *o, xmpp_ctx_t *ctx, const char *text)
                      "Sending an XMPP stanza: %s", text);
     }
     else if (!strcmp(name, "message")) {
-        body = xmpp_message_get_body(st);
+        char *raw = raw_children(o, ctx, st);
+
+        body = raw ? NULL : xmpp_message_get_body(st);
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, o->app->s,
                      "Sending an XMPP Message:");
         dev_line(o, "From:", xmpp_stanza_get_from(st));
-        if (body) {
-            dev_line(o, "Body:", body);
-            xmpp_free(ctx, body);
-        }
-        else { /* raw XML: the children as they were given */
-            char *buf = NULL;
-            size_t len;
-
-            for (child = xmpp_stanza_get_children(st); child;
-                 child = xmpp_stanza_get_next(child)) {
-                if (xmpp_stanza_to_text(child, &buf, &len) == XMPP_EOK) {
-                    dev_line(o, "Body:", buf);
-                    xmpp_free(ctx, buf);
-                    break;
-                }
-            }
-        }
+        dev_line(o, "Body:", raw ? raw : body);
         dev_line(o, "Type:", type ? type : "chat");
-        dev_line(o, "Raw Xml:", body ? "False" : "True");
+        dev_line(o, "Raw Xml:", raw ? "True" : "False");
         dev_line(o, "To JIDs:", xmpp_stanza_get_to(st));
+        if (body)
+            xmpp_free(ctx, body);
+        free(raw);
     }
     else if (type && !strcmp(type, "subscribe")) {
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, o->app->s,
