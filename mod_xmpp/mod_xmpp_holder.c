@@ -52,6 +52,7 @@ APLOG_USE_MODULE(xmpp);
 #define MX_CLOSE_ACK_MS    2000  /* wait for the server to confirm on stop */
 #define MX_CLOSE_END_MS    1000  /* wait for the server's </stream> */
 #define MX_JOIN_MS         4000  /* child exit waits this long for a thread */
+#define MX_STABLE_SECS     10    /* a session this long resets the backoff */
 #define MX_KEEPALIVE_IDLE  60
 #define MX_KEEPALIVE_INTVL 20
 #define MX_KEEPALIVE_CNT   3
@@ -74,6 +75,7 @@ typedef struct mx_holder {
     int auth_failed;       /* libstrophe reported a SASL failure */
     int cert_failed;
     int ever_logged_in;
+    apr_time_t login_time; /* of the current conn */
     unsigned int failures; /* consecutive failed attempts */
     char lib_error[256];   /* libstrophe's last error line */
     char error[256];       /* why the current conn ended */
@@ -246,10 +248,9 @@ static void on_conn_event(xmpp_conn_t *conn, xmpp_conn_event_t ev, int error,
 
     if (ev == XMPP_CONN_CONNECT) {
         h->logged_in = 1;
-        h->failures = 0;
-        if (h->ever_logged_in) {
+        h->login_time = apr_time_now();
+        if (h->ever_logged_in)
             mx_shared_count(app->shared->reconnects, 1);
-        }
         h->ever_logged_in = 1;
         mx_out_on_login(h->out, h->ctx, conn);
         mx_contacts_on_login(h->contacts, h->ctx, conn, h->out);
@@ -406,6 +407,12 @@ static void backoff(mx_holder *h)
 {
     unsigned int rnd, ms;
 
+    /* a session that lasted starts the backoff over; one that ended at
+     * once (another client taking the resource, a server that kicks us)
+     * counts as a failure, so that such a fight does not loop fast */
+    if (h->logged_in && apr_time_now() - h->login_time
+                        > apr_time_from_sec(MX_STABLE_SECS))
+        h->failures = 0;
     h->failures++;
     apr_generate_random_bytes((unsigned char *)&rnd, sizeof(rnd));
     ms = mx_backoff_ms(h->failures, rnd);
