@@ -13,6 +13,7 @@
 #include "apr_file_io.h"
 #include "httpd.h"
 #include "http_config.h"
+#include "http_core.h"
 #include "http_log.h"
 #include "mpm_common.h"
 #include "unixd.h"
@@ -113,7 +114,9 @@ static const char *read_secret(apr_pool_t *p, server_rec *s, const char *path,
                      "cannot be read", directive, path);
         return NULL;
     }
-    if (apr_file_info_get(&fi, APR_FINFO_PROT, f) == APR_SUCCESS
+    /* warned once: not in the first of the two passes over the config */
+    if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG
+        && apr_file_info_get(&fi, APR_FINFO_PROT, f) == APR_SUCCESS
         && (fi.protection & APR_FPROT_WREAD))
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, MX_LOG_TAG "0002: %s %s "
                      "is readable by every user; make it readable by root "
