@@ -531,8 +531,10 @@ static void restore_xml(xmpp_stanza_t *st, int top)
     }
     if (top && !xmpp_stanza_get_ns(st))
         xmpp_stanza_set_ns(st, "jabber:client");
+    /* children of the stanza's own namespace (body, subject, status...);
+     * a "lang" of a foreign element is its own business */
     for (c = xmpp_stanza_get_children(st); c; c = xmpp_stanza_get_next(c))
-        if (xmpp_stanza_is_tag(c))
+        if (xmpp_stanza_is_tag(c) && !xmpp_stanza_get_ns(c))
             restore_xml(c, 0);
 }
 
@@ -600,8 +602,12 @@ static int on_stanza(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
     mx_inreq *ir;
 
     from = xmpp_stanza_get_from(st);
+    /* the app's own presence (the server's echo, its other resources)
+     * is not a contact's; a message from another resource of the app's
+     * account is posted like any */
     if (!name || (strcmp(name, "message") && strcmp(name, "presence"))
-        || !from || mx_jid_same_bare(from, app->jid) || in->stopping) {
+        || !from || in->stopping || !strcmp(from, app->full_jid)
+        || (!strcmp(name, "presence") && mx_jid_same_bare(from, app->jid))) {
         if (text)
             xmpp_free(hc->ctx, text);
         return 1; /* the server reflecting our own presence */
