@@ -195,8 +195,7 @@ typedef struct {
     apr_table_t *args;          /* the other parameters, last one wins */
 } api_params;
 
-static void add_param(api_params *ap, apr_pool_t *p, const char *name,
-                      const char *value)
+static void add_param(api_params *ap, const char *name, const char *value)
 {
     if (!strcmp(name, "jid") || !strcmp(name, "jids"))
         APR_ARRAY_PUSH(ap->jids, const char *) = value;
@@ -218,17 +217,19 @@ static void parse_query(request_rec *r, api_params *ap)
             *eq = '\0';
         if (ap_unescape_urlencoded(pair) == OK
             && ap_unescape_urlencoded(val) == OK)
-            add_param(ap, r->pool, pair, val);
+            add_param(ap, pair, val);
     }
 }
 
-/* The form body (POST), parsed by httpd's own ap_parse_form_data. */
-static int parse_body(request_rec *r, api_params *ap)
+int mx_read_form(request_rec *r, apr_size_t max,
+                 void (*add)(void *baton, const char *name,
+                             const char *value),
+                 void *baton)
 {
     apr_array_header_t *pairs = NULL;
     int i, rc;
 
-    rc = ap_parse_form_data(r, NULL, &pairs, -1, MX_API_MAX_BODY);
+    rc = ap_parse_form_data(r, NULL, &pairs, -1, max);
     if (rc != OK)
         return rc;
     for (i = 0; pairs && i < pairs->nelts; i++) {
@@ -242,9 +243,16 @@ static int parse_body(request_rec *r, api_params *ap)
         buf = apr_palloc(r->pool, size + 1);
         apr_brigade_flatten(pair->value, buf, &size);
         buf[size] = '\0';
-        add_param(ap, r->pool, pair->name, buf);
+        add(baton, pair->name, buf);
     }
     return OK;
+}
+
+static void add_body_param(void *baton, const char *name, const char *value)
+{
+    api_params *ap = baton;
+
+    add_param(ap, name, value);
 }
 
 static int send_json(request_rec *r, int status, json_t *j)
@@ -423,7 +431,8 @@ static int api_handler(request_rec *r)
     ap.jids = apr_array_make(r->pool, 4, sizeof(const char *));
     ap.args = apr_table_make(r->pool, 8);
     parse_query(r, &ap);
-    if (r->method_number == M_POST && (rc = parse_body(r, &ap)) != OK)
+    if (r->method_number == M_POST
+        && (rc = mx_read_form(r, MX_API_MAX_BODY, add_body_param, &ap)) != OK)
         return rc;
     return api_ops[i].fn(r, app, &ap);
 }

@@ -12,6 +12,14 @@ mx_app *mx_app_of(const server_rec *s);
 /* The app of r's server, or the only app there is; NULL if none */
 mx_app *mx_app_for_request(request_rec *r);
 
+/* Read a urlencoded form body with httpd's own ap_parse_form_data (at
+ * most max bytes), calling add for each field in order. OK, or an HTTP
+ * status. */
+int mx_read_form(request_rec *r, apr_size_t max,
+                 void (*add)(void *baton, const char *name,
+                             const char *value),
+                 void *baton);
+
 void mx_api_register_hooks(apr_pool_t *p);
 
 #endif

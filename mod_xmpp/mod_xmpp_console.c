@@ -167,29 +167,19 @@ static char *form_stanza(request_rec *r, const mx_app *app, apr_table_t *f,
     return out;
 }
 
+static void add_field(void *baton, const char *name, const char *value)
+{
+    apr_table_set(baton, name, value);
+}
+
 static void simulate(request_rec *r, mx_app *app)
 {
-    apr_array_header_t *pairs = NULL;
     apr_table_t *f = apr_table_make(r->pool, 8);
     const char *why = "the form could not be read";
     mx_sim_result res;
     char *stanza = NULL;
-    int i;
 
-    if (ap_parse_form_data(r, NULL, &pairs, -1, MX_CONSOLE_MAX_FORM) == OK) {
-        for (i = 0; pairs && i < pairs->nelts; i++) {
-            ap_form_pair_t *p = &APR_ARRAY_IDX(pairs, i, ap_form_pair_t);
-            apr_off_t len;
-            apr_size_t size;
-            char *v;
-
-            apr_brigade_length(p->value, 1, &len);
-            size = (apr_size_t)len;
-            v = apr_palloc(r->pool, size + 1);
-            apr_brigade_flatten(p->value, v, &size);
-            v[size] = '\0';
-            apr_table_set(f, p->name, v);
-        }
+    if (mx_read_form(r, MX_CONSOLE_MAX_FORM, add_field, f) == OK) {
         why = NULL;
         stanza = form_stanza(r, app, f, &why);
     }
