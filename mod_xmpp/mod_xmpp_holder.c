@@ -141,8 +141,8 @@ static void strophe_log(void *ud, xmpp_log_level_t level, const char *area,
 
 /* libstrophe waits with select(): an fd at or above FD_SETSIZE would
  * corrupt memory. A busy child easily has that many open, so move the
- * socket down, or refuse. Also: close-on-exec (CGIs fork from this child)
- * and TCP keepalive, so a dead peer is noticed. */
+ * socket down, or refuse. Also: close-on-exec (CGIs fork from this child),
+ * TCP keepalive, so a dead peer is noticed, and no Nagle delay. */
 static int mx_sockopt(xmpp_conn_t *conn, void *sockp)
 {
     int *fdp = sockp, fd = *fdp, on = 1;
@@ -172,6 +172,8 @@ static int mx_sockopt(xmpp_conn_t *conn, void *sockp)
     setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
     setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
     setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+    /* stanzas are small and a reply waits on them: no Nagle delay */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
     return 0;
 }
 
