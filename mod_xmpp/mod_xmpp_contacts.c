@@ -122,6 +122,39 @@ static int on_roster_push(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
     return 1;
 }
 
+/* Every IQ get or set needs an answer (RFC 6120 8.2.3): pings get theirs,
+ * roster pushes are answered above, anything else is an error. */
+static int on_iq(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
+{
+    mx_contacts *ct = ud;
+    const char *type = xmpp_stanza_get_type(st);
+    xmpp_stanza_t *payload = xmpp_stanza_get_children(st), *reply;
+    const char *ns = payload ? xmpp_stanza_get_ns(payload) : NULL;
+    const char *from = xmpp_stanza_get_from(st);
+
+    while (payload && !xmpp_stanza_is_tag(payload)) {
+        payload = xmpp_stanza_get_next(payload);
+        ns = payload ? xmpp_stanza_get_ns(payload) : NULL;
+    }
+    if (!type || (strcmp(type, "get") && strcmp(type, "set"))
+        || (ns && !strcmp(ns, MX_NS_ROSTER)))
+        return 1;
+    if (ns && !strcmp(ns, "urn:xmpp:ping")) {
+        reply = xmpp_iq_new(ct->ctx, "result", xmpp_stanza_get_id(st));
+        if (from)
+            xmpp_stanza_set_to(reply, from);
+    }
+    else {
+        reply = xmpp_stanza_reply_error(st, "cancel",
+                                        "service-unavailable", NULL);
+    }
+    if (reply) {
+        mx_out_send_other(ct->out, reply);
+        xmpp_stanza_release(reply);
+    }
+    return 1;
+}
+
 /* ---- presence ---- */
 
 static void send_presence_to(mx_contacts *ct, const char *to,
@@ -232,6 +265,7 @@ void mx_contacts_on_login(mx_contacts *ct, xmpp_ctx_t *ctx,
     apr_hash_clear(ct->online);
     xmpp_handler_add(conn, on_presence, NULL, "presence", NULL, ct);
     xmpp_handler_add(conn, on_roster_push, MX_NS_ROSTER, "iq", "set", ct);
+    xmpp_handler_add(conn, on_iq, NULL, "iq", NULL, ct);
     iq = xmpp_iq_new(ctx, "get", "mx-roster");
     query = xmpp_stanza_new(ctx);
     xmpp_stanza_set_name(query, "query");

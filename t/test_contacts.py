@@ -199,3 +199,28 @@ def test_probe_is_answered(httpd_factory, xmpp_client, prosody):
         dumps.wait(lambda d: d.path == "presence/probe/", len(received), 10,
                    "the probes that reached the app to be posted")
     print("probes that reached the app: %d" % len(received))
+
+
+def test_iq_requests_are_answered(httpd_factory, xmpp_client):
+    """Every IQ get/set to the app gets an answer (RFC 6120 8.2.3): a ping
+    a result, anything else an error, never silence."""
+    import slixmpp
+
+    alice = xmpp_client("alice")
+    h = httpd_factory(start=True)
+    h.wait_log(r"XMPP0102: app@localhost: connected", timeout=20)
+
+    async def ping():
+        return await alice.xmpp.plugin["xep_0199"].ping(
+            jid="app@localhost/bot", timeout=10)
+    alice._call(ping, timeout=15)  # raises on an error or a timeout
+
+    async def disco():
+        iq = alice.xmpp.make_iq_get(queryxmlns="urn:example:unknown",
+                                    ito="app@localhost/bot")
+        try:
+            await iq.send(timeout=10)
+        except slixmpp.exceptions.IqError as e:
+            return e.iq["error"]["condition"]
+        return "result"
+    assert alice._call(disco, timeout=15) == "service-unavailable"
