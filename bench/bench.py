@@ -1,0 +1,1038 @@
+"""mod_xmpp benchmarks (run through bench/run).
+
+Starts a private Prosody and private httpds on loopback (the test
+harness's classes), builds the C helpers of bench/ with gcc, and prints
+figures of mod_xmpp next to a baseline measured in the same run, with the
+ratio and the goal. Nothing here asserts a time: the figures are printed.
+
+Sending:   1 messages/s HTTP API -> receiver, vs a raw libstrophe sender
+           2 wall time of one xmpp-send, vs /bin/true (hyperfine)
+           3 xmpp-api requests/s vs a static file (wrk)
+           4 holder memory with a large queue while Prosody is down; drain
+Receiving: 5 inbound messages/s into a mod_lua handler that replies, vs wrk
+           posting the same body to the same handler
+           6 the same with a C CGI
+           7 round trip of single messages vs the handler's own time
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import queue
+import secrets
+import signal
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+TOP = os.path.dirname(BENCH)
+sys.path.insert(0, os.path.join(TOP, "t"))
+
+from harness import util  # noqa: E402
+from harness.httpd import Httpd, module_path  # noqa: E402
+from harness.prosody import ProsodyServer  # noqa: E402
+
+PROFILES = {
+    # n_send: messages of test 1; api_secs: wrk duration of test 3;
+    # hf_*: hyperfine; n_mem: items queued in test 4; n_in: inbound
+    # messages of tests 5/6; n_lat: single messages of test 7
+    "quick": dict(n_send=500, api_secs=3, hf_warmup=5, hf_runs=40,
+                  n_mem=10000, n_in=300, n_lat=60, lat_secs=3, repeat=1),
+    "full": dict(n_send=2000, api_secs=10, hf_warmup=20, hf_runs=200,
+                 n_mem=100000, n_in=2000, lat_secs=5, n_lat=300, repeat=2),
+}
+
+WRK_THREADS = 2
+WRK_CONNS = 16       # tests 3, 5, 6 (and the window of the XMPP client)
+SEND_CONNS = 8       # test 1: "a few concurrent HTTP clients"
+QUEUE_LIMIT = 1000000  # XMPPQueueLimit of the bench's app
+APP_JID = "app@localhost"
+
+# Every wait below has a bound; these are the longest.
+LOGIN_S = 20
+FILL_BOUND_S = 400   # queueing the items of test 4
+RECONNECT_BOUND_S = 90  # backoff after a long outage is at most 60 s
+DRAIN_BOUND_S = 300
+
+
+def say(text=""):
+    print(text, flush=True)
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+# ------------------------------------------------------------- processes
+
+class Proc:
+    """A helper process we started; its stdout lines are read on a thread.
+    Stopped by its PID (SIGTERM, then SIGKILL) and nothing else."""
+
+    started = []
+
+    def __init__(self, argv, env=None, name=None):
+        self.name = name or os.path.basename(argv[0])
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        self.popen = subprocess.Popen(argv, stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL, text=True,
+                                      env=full_env, start_new_session=True)
+        self.pid = self.popen.pid
+        self.lines = queue.Queue()
+        self.output = []
+        Proc.started.append(self)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.popen.stdout:
+            self.output.append(line)
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def wait_line(self, prefix, timeout):
+        """The next line starting with `prefix` (a string or a tuple of
+        them; bounded); raises on an ERROR line, on exit, or when time runs
+        out. Lines before it are skipped."""
+        end = time.monotonic() + timeout
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                raise BenchError("%s: no %r line within %.0fs"
+                                 % (self.name, prefix, timeout))
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
+                continue
+            if line is None:
+                self.lines.put(None)  # later calls see the end too
+                raise BenchError("%s exited before %r:\n%s"
+                                 % (self.name, prefix, "".join(self.output[-20:])))
+            if line.startswith(prefix):
+                return line
+            if line.startswith("ERROR"):
+                raise BenchError("%s: %s" % (self.name, line))
+
+    def wait(self, timeout):
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            return None
+
+    def stop(self):
+        if self.popen.poll() is None:
+            util.stop_pid(self.pid, self.popen, 5.0)
+
+    @classmethod
+    def stop_all(cls):
+        for p in cls.started:
+            p.stop()
+
+
+def kv(line):
+    """{"key": "value"} of a "WORD key=value ..." line."""
+    return dict(part.split("=", 1) for part in line.split()[1:] if "=" in part)
+
+
+def run(argv, timeout, **kw):
+    """Run a command to completion (bounded); its stdout."""
+    res = subprocess.run(argv, capture_output=True, text=True,
+                         timeout=timeout, stdin=subprocess.DEVNULL, **kw)
+    if res.returncode != 0:
+        raise BenchError("%s failed (%d):\n%s%s" % (
+            " ".join(argv[:3]), res.returncode, res.stdout[-2000:],
+            res.stderr[-2000:]))
+    return res.stdout
+
+
+def pct(values, p):
+    """The p-th percentile (nearest rank) of a list of numbers."""
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    k = max(0, min(len(s) - 1, int(round(p / 100.0 * len(s) + 0.5)) - 1))
+    return s[k]
+
+
+class CpuMeter:
+    """Share of the whole machine's CPU time that was busy between
+    start() and stop() (from /proc/stat): tells how loaded the box was."""
+
+    @staticmethod
+    def _read():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        idle = v[3] + v[4]
+        return sum(v), idle
+
+    def __enter__(self):
+        self.t0, self.i0 = self._read()
+        return self
+
+    def __exit__(self, *exc):
+        t1, i1 = self._read()
+        total = max(1, t1 - self.t0)
+        self.busy = 100.0 * (total - (i1 - self.i0)) / total
+
+
+def proc_mem(pid):
+    """(VmRSS, VmHWM) in kB of a process, from /proc."""
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                out[line.split(":")[0]] = int(line.split()[1])
+    return out.get("VmRSS", 0), out.get("VmHWM", 0)
+
+
+# ------------------------------------------------------------------ report
+
+class Report:
+    def __init__(self):
+        self.rows = []
+
+    def section(self, title):
+        self.rows.append(("section", title))
+        say("\n== %s" % title)
+
+    def row(self, label, value, base=None, base_label="", unit="",
+            goal=None, higher_is_better=True, note=""):
+        """One figure; with `base`, the ratio value/base and the goal."""
+        ratio = value / base if base else None
+        verdict = ""
+        if goal is not None and ratio is not None:
+            ok = ratio >= goal if higher_is_better else ratio <= goal
+            verdict = "%s goal %s%.2gx" % ("meets" if ok else "MISSES",
+                                           ">=" if higher_is_better else "<=",
+                                           goal)
+        self.rows.append(("row", label, value, base, base_label, unit, ratio,
+                          verdict, note))
+        say(self._fmt(self.rows[-1]))
+
+    def line(self, text):
+        self.rows.append(("line", text))
+        say("   " + text)
+
+    @staticmethod
+    def _num(v):
+        if v is None:
+            return "-"
+        if abs(v) >= 100:
+            return "%.0f" % v
+        if abs(v) >= 10:
+            return "%.1f" % v
+        return "%.2f" % v
+
+    def _fmt(self, r):
+        _, label, value, base, base_label, unit, ratio, verdict, note = r
+        s = "   %-44s %10s %-7s" % (label, self._num(value), unit)
+        if base is not None:
+            s += " | %-22s %10s | %5.2fx" % (base_label, self._num(base), ratio)
+        if verdict:
+            s += "  " + verdict
+        if note:
+            s += "  (%s)" % note
+        return s
+
+    def text(self):
+        out = []
+        for r in self.rows:
+            if r[0] == "section":
+                out.append("")
+                out.append("== " + r[1])
+            elif r[0] == "line":
+                out.append("   " + r[1])
+            else:
+                out.append(self._fmt(r))
+        return "\n".join(out)
+
+
+# ------------------------------------------------------------- the bench
+
+class Bench:
+    api_conf = ('<Location "/xmpp-api/">\n    SetHandler xmpp-api\n'
+                '    Require local\n</Location>\n')
+
+    def __init__(self, args):
+        self.args = args
+        self.p = dict(PROFILES["quick" if args.quick else "full"])
+        for key in ("repeat", "n_send", "n_mem", "n_in"):
+            if getattr(args, key, None):
+                self.p[key] = getattr(args, key)
+        self.report = Report()
+        self.work = util.make_tempdir("mx-bench-")
+        self.bin = os.path.join(self.work, "bin")
+        os.mkdir(self.bin, 0o755)
+        self.prosody = None
+        self.httpds = []
+        self.tag_n = 0
+        self.raw_rate = None
+
+    # ---------------------------------------------------------- set-up
+
+    def build(self):
+        """The C helpers, and a private copy of the module and xmpp-send
+        (others may rebuild the tree while we run)."""
+        so, xs = module_path(), os.path.join(TOP, "xmpp-send")
+        if not (os.path.exists(so) and os.path.exists(xs)) or self.args.build:
+            say("building mod_xmpp (make) ...")
+            run(["make", "-C", TOP], 600)
+        flags = run(["pkg-config", "--cflags", "--libs", "libstrophe"], 30).split()
+        for prog in ("raw_sender", "raw_client", "reply_cgi"):
+            run(["gcc", "-O2", "-Wall", "-Wextra", "-D_GNU_SOURCE", "-o",
+                 os.path.join(self.bin, prog), os.path.join(BENCH, prog + ".c")]
+                + (flags if prog != "reply_cgi" else []), 120)
+        # diagnostics only, preloaded into an httpd of their own
+        self.shims = {}
+        for shim in ("nofsync_shim",):
+            self.shims[shim] = os.path.join(self.bin, shim + ".so")
+            run(["gcc", "-shared", "-fPIC", "-O2", "-Wall", "-Wextra", "-o",
+                 self.shims[shim], os.path.join(BENCH, shim + ".c")], 120)
+        self.module = os.path.join(self.work, "mod_xmpp.so")
+        self.xmpp_send = os.path.join(self.bin, "xmpp-send")
+        shutil.copy2(so, self.module)
+        shutil.copy2(xs, self.xmpp_send)
+        self.module_mtime = os.path.getmtime(so)
+
+    def start_prosody(self):
+        self.prosody = ProsodyServer(users=("app", "alice", "bob", "carol"))
+        # The harness logs every stanza (debug level) for the tests; that
+        # would be most of what Prosody does here. Same file, same owner.
+        with open(self.prosody.config_file, "r+") as f:
+            text = f.read().replace('levels = { min = "debug" }',
+                                    'levels = { min = "warn" }')
+            f.seek(0)
+            f.write(text)
+            f.truncate()
+        self.prosody.start()
+
+    def start_httpd(self, extra_conf, preload=None):
+        """A private httpd with the app; `preload`: a library for
+        LD_PRELOAD (a diagnostic shim), in its environment only; such an
+        httpd logs in with a resource of its own, so that it never takes
+        the session of another one still running."""
+        h = Httpd(prosody=self.prosody, mpm="event", log_level="warn",
+                  module=self.module,
+                  app_conf={"XMPPQueueLimit": QUEUE_LIMIT,
+                            "XMPPResource": "diag" if preload else None},
+                  extra_conf=extra_conf)
+        self.httpds.append(h)
+        saved = os.environ.get("LD_PRELOAD")
+        if preload:
+            os.environ["LD_PRELOAD"] = preload
+        try:
+            h.start()
+        finally:
+            if saved is None:
+                os.environ.pop("LD_PRELOAD", None)
+            else:
+                os.environ["LD_PRELOAD"] = saved
+        self.wait_connected(h, LOGIN_S)
+        return h
+
+    def stop_httpd(self, h, expected=()):
+        """Stop it; report mod_xmpp error lines other than those whose
+        tags are `expected` (e.g. failed logins while Prosody is down)."""
+        h.stop()
+        bad = [l for l in h.error_log().splitlines()
+               if ("[xmpp:error]" in l or "[xmpp:crit]" in l
+                   or "[xmpp:warn]" in l)
+               and not any(tag in l for tag in expected)]
+        if bad:
+            self.report.line("error log of this httpd had %d unexpected "
+                             "mod_xmpp line(s), e.g.: %s"
+                             % (len(bad), bad[-1][-200:]))
+        if not self.args.keep:
+            h.cleanup()
+
+    @staticmethod
+    def wait_connected(h, timeout):
+        def ok():
+            return h.status().get("XMPPApp1State") == "connected"
+        util.wait_for(ok, timeout, 0.1, "the app to connect")
+
+    def tag(self, what):
+        self.tag_n += 1
+        return "%s%d%s" % (what, self.tag_n, secrets.token_hex(3))
+
+    def client(self, mode, user, *args, resource=None):
+        argv = [os.path.join(self.bin, "raw_client"), mode,
+                "--jid", self.prosody.jid(user),
+                "--resource", resource or "%s-%s" % (mode, secrets.token_hex(3)),
+                "--port", str(self.prosody.port), "--ca", self.prosody.ca_file,
+                *[str(a) for a in args]]
+        return Proc(argv, env={"BENCH_PASS": self.prosody.password(user)},
+                    name="raw_client %s" % mode)
+
+    def wrk(self, url, script, script_args, conns, threads, secs,
+            quota=False):
+        """Run wrk; its summary line as numbers, plus "rate" (answers that
+        were right, per second). With `quota` (wrk_send.lua with a QUOTA),
+        wrk gets SIGINT once every thread has done its share, so that it
+        ends then and not at its -d, which is only the bound."""
+        argv = ["wrk", "-t%d" % threads, "-c%d" % conns, "-d%ds" % secs,
+                "--timeout", "10s", "-s", os.path.join(BENCH, script),
+                url, "--"] + [str(a) for a in script_args]
+        p = Proc(argv, name="wrk")
+        try:
+            if quota:
+                seen = 0
+                while seen < threads:
+                    line = p.wait_line(("QUOTA", "WRK "), secs + 30)
+                    if line.startswith("WRK "):
+                        break
+                    seen += 1
+                else:
+                    util.signal_pid(p.pid, signal.SIGINT)
+                    line = p.wait_line("WRK ", 60)
+            else:
+                line = p.wait_line("WRK ", secs + 60)
+        finally:
+            p.wait(30)
+        r = {k: float(v) for k, v in kv(line).items()}
+        r["rate"] = r["ok"] / (r["duration"] / 1e6)
+        return r
+
+    def wait_drained(self, h, timeout=120):
+        """Until the app's queue is empty (status, recounted every 1 s)."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            st = h.status()
+            if st.get("XMPPApp1Queued") == "0" and \
+                    not os.listdir(os.path.join(self.queue_dir(h), "new")):
+                return True
+            time.sleep(0.2)
+        return False
+
+    @staticmethod
+    def queue_dir(h):
+        for name in os.listdir(h.spool_dir):
+            path = os.path.join(h.spool_dir, name)
+            if os.path.exists(os.path.join(path, "holder.lock")):
+                return path
+        raise BenchError("no app directory in %s" % h.spool_dir)
+
+    # ----------------------------------------------------------- conditions
+
+    def conditions(self):
+        r = self.report
+        r.section("Machine and conditions")
+        cpu = "?"
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+        with open("/proc/meminfo") as f:
+            mem = int(f.readline().split()[1]) // 1024
+        with open("/proc/loadavg") as f:
+            load = " ".join(f.read().split()[:3])
+        head = run(["git", "-C", TOP, "log", "-1", "--format=%h %cd",
+                    "--date=format:%Y-%m-%d %H:%M"], 30).strip()
+        dirty = run(["git", "-C", TOP, "status", "--porcelain", "--",
+                     "mod_xmpp", "tools", "configure.ac", "Makefile.am"],
+                    30).strip()
+        fstype, opts = (run(["findmnt", "-n", "-o", "FSTYPE,OPTIONS",
+                             "--target", self.work], 30).split() + ["", ""])[:2]
+        fs = fstype + (" (mounted with discard: every unlink waits for a "
+                       "discard)" if "discard" in opts.split(",") else "")
+        versions = [
+            run(["/usr/sbin/apache2", "-v"], 30).splitlines()[0].split(": ")[-1],
+            "prosody " + run(["dpkg-query", "-W", "-f=${Version}", "prosody"], 30),
+            "libstrophe " + run(["pkg-config", "--modversion", "libstrophe"],
+                                30).strip(),
+            run(["wrk", "--version"], 30, stderr=None).split("[")[0].strip()
+            if False else "wrk " + run(["dpkg-query", "-W", "-f=${Version}",
+                                        "wrk"], 30),
+            run(["hyperfine", "--version"], 30).strip(),
+        ]
+        self.start_load = load
+        r.line("date        %s" % datetime.datetime.now().strftime(
+            "%Y-%m-%d %H:%M %Z").strip())
+        r.line("machine     %d cores (nproc), %s, %d MiB RAM, %s %s"
+               % (os.cpu_count(), cpu, mem, platform.system(), platform.release()))
+        r.line("load        %s (1/5/15 min) at start; other people's test "
+               "suites may share the cores" % load)
+        r.line("mod_xmpp    commit %s%s, module built %s" % (
+            head, " + uncommitted changes" if dirty else "",
+            datetime.datetime.fromtimestamp(self.module_mtime)
+            .strftime("%Y-%m-%d %H:%M")))
+        r.line("software    %s" % "; ".join(versions))
+        r.line("set-up      all on 127.0.0.1; httpd event MPM (defaults), "
+               "LogLevel warn, access log on; Prosody with TLS (c2s "
+               "STARTTLS), log level warn, no `limits` module; spool on %s"
+               % fs)
+        r.line("profile     %s: %s" % ("quick" if self.args.quick else "full",
+                                       ", ".join("%s=%s" % kv_
+                                                 for kv_ in sorted(self.p.items()))))
+
+    # ---------------------------------------------------------- sending
+
+    def receiver(self, tag, count, idle=10, timeout=300):
+        rc = self.client("recv", "alice", "--count", count, "--prefix", tag,
+                         "--idle", idle, "--timeout", timeout)
+        rc.wait_line("READY", LOGIN_S)
+        return rc
+
+    def raw_send_rate(self, n):
+        tag = self.tag("raw")
+        rc = self.receiver(tag, n)
+        snd = Proc([os.path.join(self.bin, "raw_sender"),
+                    "--jid", self.prosody.jid("bob"), "--port",
+                    str(self.prosody.port), "--ca", self.prosody.ca_file,
+                    "--to", "alice@localhost", "--count", str(n),
+                    "--prefix", tag],
+                   env={"BENCH_PASS": self.prosody.password("bob")})
+        t0 = float(snd.wait_line("START", LOGIN_S).split()[1])
+        done = kv(rc.wait_line("DONE", 300))
+        snd.wait(30)
+        got, last = int(done["unique"]), float(done["last"])
+        return got / (last - t0), got
+
+    def api_send_rate(self, h, n):
+        tag = self.tag("api")
+        rc = self.receiver(tag, n, idle=15)
+        per_thread = n // WRK_THREADS
+        n = per_thread * WRK_THREADS
+        t0 = time.monotonic()
+        w = self.wrk(h.url("/"), "wrk_send.lua",
+                     ["/xmpp-api/send_message", "alice%40localhost", tag,
+                      per_thread, "/index.html"],
+                     SEND_CONNS, WRK_THREADS, 120, quota=True)
+        done = kv(rc.wait_line("DONE", 300))
+        got, last = int(done["unique"]), float(done["last"])
+        return got / (last - t0), got, w, n
+
+    def test_send_rate(self, h):
+        r = self.report
+        n = self.p["n_send"]
+        r.section("1. Sending: messages/s from the HTTP API into a receiving "
+                  "client (%d messages)" % n)
+        r.line("mod_xmpp: wrk -t%d -c%d POSTs /xmpp-api/send_message "
+               "(unique bodies), first POST -> last message at the receiver"
+               % (WRK_THREADS, SEND_CONNS))
+        r.line("baseline: bench/raw_sender (libstrophe, TLS, no acks) to the "
+               "same receiver (bench/raw_client recv, C)")
+        raws, mxs = [], []
+        for i in range(self.p["repeat"]):
+            with CpuMeter() as cpu_b:
+                raw, got_b = self.raw_send_rate(n)
+            self.wait_drained(h, 30)
+            with CpuMeter() as cpu_m:
+                mx, got_m, w, n_m = self.api_send_rate(h, n)
+            self.wait_drained(h, 60)
+            raws.append(raw)
+            mxs.append(mx)
+            r.line("run %d: raw %.0f msg/s (%d/%d received, CPU busy %.0f%%); "
+                   "mod_xmpp %.0f msg/s (%d/%d received, HTTP answered "
+                   "%.0f req/s, %d not NO_ERROR, CPU busy %.0f%%)"
+                   % (i + 1, raw, got_b, n, cpu_b.busy, mx, got_m, n_m,
+                      w["rate"], w["bad"], cpu_m.busy))
+        self.raw_rate = statistics.median(raws)
+        r.row("messages/s delivered (median of %d)" % len(mxs),
+              statistics.median(mxs), self.raw_rate, "raw libstrophe sender",
+              "msg/s", goal=0.8)
+
+    def test_slixmpp_receiver(self):
+        """Whether slixmpp could be the receiver: raw sender -> slixmpp."""
+        from harness.xmpp import XmppClient
+        r = self.report
+        n = min(self.p["n_send"], 1000)
+        tag = self.tag("slx")
+        cl = XmppClient("alice@localhost", self.prosody.password("alice"),
+                        self.prosody.port, self.prosody.ca_file)
+        try:
+            snd = Proc([os.path.join(self.bin, "raw_sender"),
+                        "--jid", self.prosody.jid("bob"), "--port",
+                        str(self.prosody.port), "--ca", self.prosody.ca_file,
+                        "--to", "alice@localhost", "--count", str(n),
+                        "--prefix", tag],
+                       env={"BENCH_PASS": self.prosody.password("bob")})
+            t0 = float(snd.wait_line("START", LOGIN_S).split()[1])
+            try:
+                msgs = cl.wait_messages(n, timeout=120, predicate=lambda m: (
+                    m["body"] or "").startswith(tag + " "))
+                last = max(m["time"] for m in msgs)
+                rate = n / (last - t0)
+            except TimeoutError:
+                rate = None
+            snd.wait(30)
+        finally:
+            cl.disconnect()
+        if rate:
+            ratio = rate / self.raw_rate
+            r.line("receiver check: slixmpp (the tests' XmppClient) counted "
+                   "the raw sender's %d messages at %.0f msg/s, %.2fx the C "
+                   "receiver's rate: %s" % (
+                       n, rate, ratio,
+                       "at these rates the receiver is not the limit"
+                       if ratio >= 0.9 else
+                       "slixmpp would be the limit; the C receiver is not"))
+        else:
+            r.line("receiver check: slixmpp did not count the raw sender's "
+                   "%d messages within 120 s" % n)
+
+    def test_xmpp_send(self, h):
+        r = self.report
+        r.section("2. Sending: wall time of one `xmpp-send message "
+                  "alice@localhost -- hi` (hyperfine)")
+        qdir = self.queue_dir(h)
+        out_dir = os.path.join(self.work, "hyperfine")
+        os.mkdir(out_dir, 0o755)
+        as_user = []
+        if os.geteuid() == 0:  # the queue belongs to httpd's User
+            util.chown(out_dir, "www-data")
+            as_user = ["runuser", "-u", "www-data", "--"]
+        out = os.path.join(out_dir, "xmpp-send.json")
+        run(as_user + ["env", "XMPP_QUEUE=" + qdir, "XMPP_JID=" + APP_JID,
+                       "hyperfine", "-N", "--style", "none",
+                       "--warmup", str(self.p["hf_warmup"]),
+                       "--runs", str(self.p["hf_runs"]),
+                       "--export-json", out,
+                       "%s message alice@localhost -- hi" % self.xmpp_send,
+                       "/bin/true"], 600)
+        with open(out) as f:
+            res = json.load(f)["results"]
+        xs, tr = res[0], res[1]
+        r.line("hyperfine -N (no shell), %d warm-up + %d runs each, as "
+               "httpd's User, XMPP_QUEUE/XMPP_JID set, the app connected"
+               % (self.p["hf_warmup"], self.p["hf_runs"]))
+        for key in ("mean", "median"):
+            r.row("%s wall time, ms" % key, xs[key] * 1000, tr[key] * 1000,
+                  "/bin/true (start floor)", "ms")
+        r.line("xmpp-send: min %.2f ms, max %.2f ms, stddev %.2f ms; above "
+               "the floor: %.2f ms (mean). Goal <= 5 ms (mean wall time): %s"
+               % (xs["min"] * 1000, xs["max"] * 1000, xs["stddev"] * 1000,
+                  (xs["mean"] - tr["mean"]) * 1000,
+                  "meets" if xs["mean"] <= 0.005 else "MISSES"))
+        self.wait_drained(h, 60)
+
+    def test_api_rps(self, h):
+        r = self.report
+        secs = self.p["api_secs"]
+        r.section("3. Sending: xmpp-api requests/s vs a static file (wrk -t%d "
+                  "-c%d -d%ds)" % (WRK_THREADS, WRK_CONNS, secs))
+        tag = self.tag("rps")
+        # The diagnostic httpd (fsync a no-op) runs alongside, idle while
+        # the others are measured, and is measured in the same rounds.
+        hd = None
+        if not self.args.no_diagnostic:
+            hd = self.start_httpd(self.api_conf,
+                                  preload=self.shims["nofsync_shim"])
+        statics, apis, diags = [], [], []
+        try:
+            for i in range(self.p["repeat"]):
+                with CpuMeter() as cpu_s:
+                    s = self.wrk(h.url("/index.html"), "wrk_req.lua",
+                                 ["GET", "/index.html", "ok"], WRK_CONNS,
+                                 WRK_THREADS, secs)
+                with CpuMeter() as cpu_a:
+                    a = self.api_rps_run(h, tag, secs)
+                statics.append(s["rate"])
+                apis.append(a["rate"])
+                r.line("run %d: static %.0f req/s (p50 %.2f ms, p99 %.2f ms, "
+                       "CPU busy %.0f%%); send_message %.0f req/s (p50 %.2f "
+                       "ms, p99 %.2f ms, %d not NO_ERROR, CPU busy %.0f%%)%s"
+                       % (i + 1, s["rate"], s["p50"] / 1000, s["p99"] / 1000,
+                          cpu_s.busy, a["rate"], a["p50"] / 1000,
+                          a["p99"] / 1000, a["bad"], cpu_a.busy,
+                          "" if a["drained"] else
+                          "; queue not drained after 120 s"))
+                if hd:
+                    d = self.api_rps_run(hd, tag, secs)
+                    diags.append(d["rate"])
+        finally:
+            if hd:
+                self.stop_httpd(hd)
+        sm, am = statistics.median(statics), statistics.median(apis)
+        r.row("requests/s (median of %d)" % len(apis), am, sm, "static file",
+              "req/s", goal=0.8)
+        r.line("each accepted send is durable before the answer: write + "
+               "fsync of the item, rename, fsync of new/")
+        if diags:
+            dm = statistics.median(diags)
+            r.line("diagnostic, not a valid configuration: in an httpd whose "
+                   "fsync() is a no-op (bench/nofsync_shim.c in LD_PRELOAD), "
+                   "measured in the same rounds: send_message %s req/s, median "
+                   "%.0f: %.2fx the durable figure, %.2fx the static file"
+                   % (", ".join("%.0f" % x for x in diags), dm, dm / am,
+                      dm / sm))
+
+    def api_rps_run(self, h, tag, secs):
+        """One wrk run of send_message (unique bodies, no quota) with a
+        receiver for the messages; waits until the queue is empty."""
+        rc = self.receiver(tag, 10 ** 6, idle=5, timeout=secs + 120)
+        try:
+            a = self.wrk(h.url("/"), "wrk_send.lua",
+                         ["/xmpp-api/send_message", "alice%40localhost", tag,
+                          0], WRK_CONNS, WRK_THREADS, secs)
+            a["drained"] = self.wait_drained(h, 120)
+        finally:
+            rc.stop()
+        return a
+
+    def test_memory(self, h):
+        r = self.report
+        n = self.p["n_mem"]
+        r.section("4. Holder memory with %d messages queued while Prosody is "
+                  "down" % n)
+        st = h.status()
+        holder = int(st["XMPPApp1HolderPID"])
+        others = [p for p in h.worker_pids() if p != holder]
+        if not others:
+            raise BenchError("no non-holder child to compare with")
+        other = others[0]
+        before_h, before_o = proc_mem(holder), proc_mem(other)
+        self.prosody.stop()
+        util.wait_for(lambda: h.status().get("XMPPApp1State") != "connected",
+                      30, 0.1, "the app to notice Prosody is gone")
+        tag = self.tag("mem")
+        t0 = time.monotonic()
+        per_thread = n // WRK_THREADS
+        w = self.wrk(h.url("/"), "wrk_send.lua",
+                     ["/xmpp-api/send_message", "alice%40localhost", tag,
+                      per_thread, "/index.html"], WRK_CONNS, WRK_THREADS,
+                     FILL_BOUND_S, quota=True)
+        fill_s = time.monotonic() - t0
+        qdir = self.queue_dir(h)
+        t_count = time.monotonic()
+        queued = sum(1 for _ in os.scandir(os.path.join(qdir, "new")))
+        count_ms = (time.monotonic() - t_count) * 1000
+        time.sleep(2.5)  # the holder recounts every second
+        st = h.status()
+        after_h, after_o = proc_mem(holder), proc_mem(other)
+        r.line("queued %d items through the HTTP API (wrk -t%d -c%d, %d not "
+               "NO_ERROR) in %.1f s: %.0f sends/s with Prosody down; status "
+               "says Queued %s, state '%s'"
+               % (queued, WRK_THREADS, WRK_CONNS, w["bad"], fill_s,
+                  w["ok"] / fill_s, st.get("XMPPApp1Queued"),
+                  st.get("XMPPApp1State")))
+        r.row("holder child VmRSS, MiB (queue full)", after_h[0] / 1024,
+              after_o[0] / 1024, "non-holder child", "MiB")
+        r.row("holder child VmHWM (peak), MiB", after_h[1] / 1024,
+              after_o[1] / 1024, "non-holder child", "MiB")
+        r.line("before queueing: holder %.1f MiB, non-holder %.1f MiB (VmRSS); "
+               "holder grew %.1f MiB, non-holder %.1f MiB (both served the "
+               "POSTs)" % (before_h[0] / 1024, before_o[0] / 1024,
+                           (after_h[0] - before_h[0]) / 1024,
+                           (after_o[0] - before_o[0]) / 1024))
+        r.line("one listing of new/ (%d entries) from Python took %.0f ms; the "
+               "holder lists it to refill and recounts it every second"
+               % (queued, count_ms))
+        # Drain: Prosody back, a receiver for the messages, time to empty.
+        sent0 = int(st.get("XMPPApp1Sent", "0"))
+        self.prosody.start()
+        t_up = time.monotonic()
+        rc = self.receiver(tag, queued, idle=30, timeout=RECONNECT_BOUND_S
+                           + DRAIN_BOUND_S)
+        try:
+            self.wait_connected(h, RECONNECT_BOUND_S)
+        except TimeoutError:
+            r.line("the app did not reconnect within %d s" % RECONNECT_BOUND_S)
+            rc.stop()
+            return
+        t_conn = time.monotonic()
+        done = kv(rc.wait_line("DONE", DRAIN_BOUND_S + 60))
+        t_rc = float(done["last"])
+        drained = self.wait_drained(h, 60)
+        t_empty = time.monotonic()
+        st = h.status()
+        sent = int(st.get("XMPPApp1Sent", "0")) - sent0
+        end_h = proc_mem(holder) if util.pid_alive(holder) else (0, 0)
+        r.line("Prosody up again; the app reconnected after %.1f s (backoff "
+               "after the outage); queue seen empty %.1f s after the "
+               "reconnect (status recounts every 1 s)"
+               % (t_conn - t_up, t_empty - t_conn))
+        rate = int(done["unique"]) / max(1e-6, t_rc - t_conn)
+        r.row("drain: messages/s received after reconnect", rate,
+              self.raw_rate, "raw sender (test 1)", "msg/s",
+              note="%s/%d received, %d acked by the server, queue %s"
+              % (done["unique"], queued, sent,
+                 "empty" if drained else "NOT empty"))
+        r.line("holder after the drain: VmRSS %.1f MiB, VmHWM %.1f MiB"
+               % (end_h[0] / 1024, end_h[1] / 1024))
+
+    # -------------------------------------------------------- receiving
+
+    @staticmethod
+    def multipart_body():
+        """The bytes mod_xmpp posts for an inbound chat message (same
+        layout as mx_multipart), for wrk to post directly."""
+        boundary = "mod_xmpp-4f1bbcdc8b1e1c35"
+        stanza = ('<message to="app@localhost" type="chat" id="cv7" '
+                  'from="bob@localhost/converse-1a2b3c" xmlns="jabber:client">'
+                  '<body>bench 7</body></message>')
+        fields = [("from", "bob@localhost/converse-1a2b3c", None),
+                  ("to", "app@localhost", None), ("body", "bench 7", None),
+                  ("stanza", stanza, "text/xml")]
+        out = []
+        for name, value, ctype in fields:
+            out.append("--%s\r\nContent-Disposition: form-data; name=\"%s\"\r\n"
+                       "Content-Type: %s\r\n\r\n%s\r\n"
+                       % (boundary, name, ctype or "text/plain; charset=UTF-8",
+                          value))
+        out.append("--%s--\r\n" % boundary)
+        return "".join(out).encode(), "multipart/form-data; boundary=" + boundary
+
+    def inbound_conf(self, kind):
+        lua = os.path.join(BENCH, "reply.lua")
+        cgi = os.path.join(self.bin, "reply_cgi")
+        if kind == "lua":
+            handler = ('LuaMapHandler "^/_ah/xmpp/message/chat/$" "%s"\n'
+                       'LuaMapHandler "^/bench-direct/$" "%s"\n' % (lua, lua))
+        else:
+            handler = ('ScriptAliasMatch "^/_ah/xmpp/message/chat/$" "%s"\n'
+                       'ScriptAliasMatch "^/bench-direct/$" "%s"\n' % (cgi, cgi))
+        return handler + (
+            '<Directory "%s">\n    Options +ExecCGI\n    Require all granted\n'
+            '</Directory>\n'
+            '<Directory "%s">\n    Require all granted\n</Directory>\n'
+            '<Location "/_ah/xmpp/">\n    Require xmpp-internal\n</Location>\n'
+            '# the same handler for wrk, from this machine only\n'
+            '<Location "/bench-direct/">\n    Require local\n</Location>\n'
+            % (self.bin, BENCH))
+
+    def converse(self, n, window, tag, lat_file=None, user="bob",
+                 to=APP_JID):
+        args = ["--to", to, "--count", n, "--window", window, "--prefix", tag,
+                "--idle", 20, "--timeout", 600]
+        if lat_file:
+            args += ["--lat-file", lat_file]
+        cl = self.client("converse", user, *args)
+        cl.wait_line("READY", LOGIN_S)
+        d = kv(cl.wait_line("DONE", 660))
+        d = {k: float(v) for k, v in d.items()}
+        d["rate"] = d["replies"] / max(1e-6, d["last"] - d["first"])
+        return d
+
+    def test_inbound(self, kind, number, goal):
+        r = self.report
+        n = self.p["n_in"]
+        name = "a mod_lua handler" if kind == "lua" else "a C CGI (mod_cgid)"
+        r.section("%d. Receiving: inbound messages/s into %s that replies "
+                  "(%d messages)" % (number, name, n))
+        h = self.start_httpd(self.inbound_conf(kind))
+        try:
+            body, ctype = self.multipart_body()
+            body_file = os.path.join(self.work, "inbound-body")
+            with open(body_file, "wb") as f:
+                f.write(body)
+            r.line("mod_xmpp: bench/raw_client converse (C) sends to %s with "
+                   "at most %d unanswered, counts the replies" % (APP_JID,
+                                                                   WRK_CONNS))
+            r.line("baseline: wrk -t%d -c%d -d%ds POSTs the same multipart "
+                   "body to the same handler (/bench-direct/, Require local)"
+                   % (WRK_THREADS, WRK_CONNS, self.p["api_secs"]))
+            self.converse(min(50, n), 4, self.tag("warm"))
+            mxs, wrks = [], []
+            for i in range(self.p["repeat"]):
+                with CpuMeter() as cpu_w:
+                    w = self.wrk(h.url("/"), "wrk_req.lua",
+                                 ["POST", "/bench-direct/", "re: bench 7",
+                                  ctype, body_file], WRK_CONNS, WRK_THREADS,
+                                 self.p["api_secs"])
+                with CpuMeter() as cpu_m:
+                    d = self.converse(n, WRK_CONNS, self.tag("in"))
+                self.wait_drained(h, 60)
+                mxs.append(d["rate"])
+                wrks.append(w["rate"])
+                r.line("run %d: mod_xmpp %.0f replies/s (%d/%d replies, %d "
+                       "error answers, CPU busy %.0f%%); wrk %.0f req/s (%d "
+                       "not 200 're: ...', CPU busy %.0f%%)"
+                       % (i + 1, d["rate"], d["replies"], d["sent"],
+                          d["errors"], cpu_m.busy, w["rate"], w["bad"],
+                          cpu_w.busy))
+            r.row("messages/s answered (median of %d)" % len(mxs),
+                  statistics.median(mxs),
+                  statistics.median(wrks), "wrk direct to handler", "msg/s",
+                  goal=goal)
+            self.test_latency(h, kind, body_file, ctype)
+        finally:
+            self.stop_httpd(h)
+
+    def echo_rtt(self):
+        """Round trips through Prosody alone: client -> echo client."""
+        if getattr(self, "_echo", None) is None:
+            echo = self.client("echo", "carol", "--timeout", 600,
+                               resource="echo")
+            echo.wait_line("READY", LOGIN_S)
+            lat = os.path.join(self.work, "lat-echo")
+            try:
+                self.converse(20, 1, self.tag("ew"), to="carol@localhost/echo")
+                self.converse(self.p["n_lat"], 1, self.tag("echo"), lat,
+                              to="carol@localhost/echo")
+            finally:
+                echo.stop()
+            with open(lat) as f:
+                self._echo = [float(x) / 1000 for x in f if x.strip()]
+        return self._echo
+
+    def test_latency(self, h, kind, body_file, ctype):
+        r = self.report
+        n = self.p["n_lat"]
+        r.line("")
+        r.line("7. latency (%s): %d single messages, one at a time"
+               % (kind, n))
+        lat_file = os.path.join(self.work, "lat-%s" % kind)
+        log_from = len(h.access_log())
+        self.converse(n, 1, self.tag("lat"), lat_file)
+        with open(lat_file) as f:
+            rtt = [float(x) / 1000 for x in f if x.strip()]
+        # the injected requests' own time, %D (microseconds) in the log
+        handler = [int(l.rsplit(" ", 1)[1]) / 1000
+                   for l in h.access_log()[log_from:].splitlines()
+                   if '"POST /_ah/xmpp/message/chat/ ' in l]
+        w = self.wrk(h.url("/"), "wrk_req.lua",
+                     ["POST", "/bench-direct/", "re: bench 7", ctype,
+                      body_file], 1, 1, self.p["lat_secs"])
+        echo = self.echo_rtt()
+        p = {}
+        for label, vals in (("rtt", rtt), ("handler", handler),
+                            ("echo", echo)):
+            p[label] = (pct(vals, 50), pct(vals, 99))
+        p["wrk"] = (w["p50"] / 1000, w["p99"] / 1000)
+        rows = [
+            ("client -> mod_xmpp -> handler -> reply", p["rtt"]),
+            ("the handler inside httpd (access log %D)", p["handler"]),
+            ("the handler over HTTP (wrk -c1)", p["wrk"]),
+            ("client -> Prosody -> C echo client -> back", p["echo"]),
+        ]
+        r.line("%-46s %9s %9s" % ("round trip, ms", "p50", "p99"))
+        for label, (a, b) in rows:
+            r.line("%-46s %9.2f %9.2f" % (label, a, b))
+        r.line("%-46s %9.2f %9.2f" % (
+            "added by XMPP + mod_xmpp (1st - 2nd)",
+            p["rtt"][0] - p["handler"][0], p["rtt"][1] - p["handler"][1]))
+        r.line("%-46s %9.2f %9.2f" % (
+            "added by mod_xmpp alone (1st - 2nd - 4th)",
+            p["rtt"][0] - p["handler"][0] - p["echo"][0],
+            p["rtt"][1] - p["handler"][1] - p["echo"][1]))
+        r.line("(%d replies, %d handler log lines; the difference of p99s is "
+               "only indicative)" % (len(rtt), len(handler)))
+
+    # ------------------------------------------------------------- main
+
+    def run(self):
+        t_start = time.monotonic()
+        self.build()
+        self.start_prosody()
+        self.conditions()
+        only = set(self.args.only.split(",")) if self.args.only else None
+
+        def want(n):
+            return only is None or str(n) in only
+
+        if any(want(n) for n in (1, 2, 3, 4)):
+            h = self.start_httpd(self.api_conf)
+            try:
+                if want(1) or want(4):
+                    self.attempt(self.test_send_rate, h)
+                    if not self.args.quick and want(1):
+                        self.attempt(self.test_slixmpp_receiver)
+                if want(2):
+                    self.attempt(self.test_xmpp_send, h)
+                if want(3):
+                    self.attempt(self.test_api_rps, h)
+                if want(4):
+                    self.attempt(self.test_memory, h)
+            finally:
+                # Test 4 stops Prosody: failed logins and the disconnect
+                # are expected then.
+                self.stop_httpd(h, expected=("XMPP0104", "XMPP0106")
+                                if want(4) else ())
+        if want(5) or want(7):
+            self.attempt(self.test_inbound, "lua", 5, 0.8)
+        if want(6) or want(7):
+            self.attempt(self.test_inbound, "cgi", 6, 0.9)
+        with open("/proc/loadavg") as f:
+            load = " ".join(f.read().split()[:3])
+        self.report.section("End")
+        self.report.line("load %s at the end (%s at start); total %.0f s"
+                         % (load, self.start_load,
+                            time.monotonic() - t_start))
+
+    def attempt(self, test, *args):
+        """Run one test; a failure is reported and the others still run."""
+        try:
+            test(*args)
+        except (BenchError, TimeoutError, subprocess.TimeoutExpired,
+                OSError, KeyError, ValueError) as e:
+            self.report.line("FAILED: %s: %s" % (test.__name__, e))
+        finally:
+            for p in Proc.started:  # nothing of a test outlives it
+                p.stop()
+            if self.prosody and not self.prosody.running:
+                self.prosody.start()
+
+    def cleanup(self):
+        Proc.stop_all()
+        for h in self.httpds:
+            h.stop()
+            if not self.args.keep:
+                h.cleanup()
+        if self.prosody:
+            self.prosody.stop()
+            if not self.args.keep:
+                self.prosody.cleanup()
+        if self.args.keep:
+            say("kept: %s %s" % (self.work, " ".join(
+                [h.directory for h in self.httpds]
+                + ([self.prosody.directory] if self.prosody else []))))
+        else:
+            shutil.rmtree(self.work, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(
+        prog="bench/run", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true",
+                    help="small counts and short runs (about 2 minutes)")
+    ap.add_argument("--only", metavar="LIST",
+                    help="comma-separated test numbers, e.g. 1,3 (test 4 "
+                    "and 7 bring what they compare with)")
+    ap.add_argument("--repeat", type=int, help="runs of each throughput test")
+    ap.add_argument("--n-send", type=int, help="messages of test 1")
+    ap.add_argument("--n-mem", type=int, help="items queued in test 4")
+    ap.add_argument("--n-in", type=int, help="inbound messages of tests 5/6")
+    ap.add_argument("--build", action="store_true",
+                    help="run make first (default: only when not built)")
+    ap.add_argument("--no-diagnostic", action="store_true",
+                    help="skip the diagnostic of test 3 (send_message "
+                    "in an httpd whose fsync() does nothing)")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the servers' directories and logs")
+    ap.add_argument("--report", metavar="FILE",
+                    help="also write the figures to FILE")
+    args = ap.parse_args()
+    for tool in ("wrk", "hyperfine", "gcc", "pkg-config"):
+        if not shutil.which(tool):
+            say("bench/run: %s is missing (apt-get install -y wrk hyperfine "
+                "gcc pkg-config libstrophe-dev)" % tool)
+            return 2
+    bench = Bench(args)
+    try:
+        bench.run()
+    except (BenchError, TimeoutError, subprocess.TimeoutExpired) as e:
+        say("\nbench/run: stopped: %s" % e)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        bench.cleanup()
+        if args.report:
+            with open(args.report, "w") as f:
+                f.write(bench.report.text() + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
