@@ -48,7 +48,9 @@
 APLOG_USE_MODULE(xmpp);
 
 #define MX_ELECT_POLL_MS   200   /* how often a non-holder tries the lock */
-#define MX_RUN_ONCE_MS     5     /* libstrophe loop slice */
+#define MX_RUN_ONCE_MS     5     /* libstrophe loop slice, when idle */
+#define MX_RUN_BUSY_MS     1     /* ... while there is work in progress */
+#define MX_BUSY_LINGER_MS  100   /* stay quick this long after the last */
 #define MX_CLOSE_ACK_MS    2000  /* wait for the server to confirm on stop */
 #define MX_CLOSE_END_MS    1000  /* wait for the server's </stream> */
 #define MX_JOIN_MS         4000  /* child exit waits this long for a thread */
@@ -425,6 +427,27 @@ static void backoff(mx_holder *h)
     nap(h, ms);
 }
 
+/* The loop of one connection. The queue and the request threads cannot
+ * wake libstrophe's select(): while they have work in progress, the
+ * slices are shorter, so a reply waits at most MX_RUN_BUSY_MS. */
+static void run_session(mx_holder *h)
+{
+    apr_time_t quick_until = 0, now;
+
+    while (!h->ended && !stopping(h)) {
+        now = apr_time_now();
+        xmpp_run_once(h->ctx, now < quick_until ? MX_RUN_BUSY_MS
+                                                : MX_RUN_ONCE_MS);
+        if (!h->logged_in) {
+            mx_out_idle(h->out);
+            continue;
+        }
+        if (mx_out_pump(h->out) || mx_inbound_busy(h->inbound))
+            quick_until = apr_time_now()
+                          + apr_time_from_msec(MX_BUSY_LINGER_MS);
+    }
+}
+
 static void hold(mx_holder *h)
 {
     mx_app *app = h->app;
@@ -449,15 +472,8 @@ static void hold(mx_holder *h)
         }
     }
     while (!stopping(h)) {
-        if (start_connection(h) == 0) {
-            while (!h->ended && !stopping(h)) {
-                xmpp_run_once(h->ctx, MX_RUN_ONCE_MS);
-                if (h->logged_in)
-                    mx_out_pump(h->out);
-                else
-                    mx_out_idle(h->out);
-            }
-        }
+        if (start_connection(h) == 0)
+            run_session(h);
         else {
             h->ended = 1;
         }

@@ -284,9 +284,10 @@ static void refill(mx_out *o, apr_time_t now)
     o->woken = n == MX_WINDOW * 2;
 }
 
-void mx_out_pump(mx_out *o)
+int mx_out_pump(mx_out *o)
 {
     apr_time_t now = apr_time_now();
+    apr_uint32_t before = o->out_seq;
 
     apr_pool_clear(o->scratch);
     refill(o, now);
@@ -301,6 +302,7 @@ void mx_out_pump(mx_out *o)
         && now - o->last_send >= apr_time_from_msec(MX_ACK_IDLE_MS))
         ask_ack(o);
     count_queue(o, now);
+    return o->out_seq != before || o->len > 0 || o->next < o->npending;
 }
 
 void mx_out_idle(mx_out *o)
