@@ -183,6 +183,46 @@ class CpuMeter:
         self.busy = 100.0 * (total - (i1 - self.i0)) / total
 
 
+def cpu_seconds(pids):
+    """User + system CPU seconds used so far by each of `pids` (all its
+    threads), from /proc; {pid: seconds}, gone processes left out."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            out[pid] = (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, IndexError, ValueError):
+            pass
+    return out
+
+
+class CpuAccount:
+    """CPU seconds used between start and stop by groups of processes,
+    e.g. {"httpd": [pids], "Prosody": [pid]}; pids is called again at the
+    end, so children started meanwhile count from zero."""
+
+    def __init__(self, groups):
+        self.groups = groups  # name -> function returning pids
+
+    def __enter__(self):
+        self.before = {n: cpu_seconds(f()) for n, f in self.groups.items()}
+        return self
+
+    def __exit__(self, *exc):
+        self.used = {}
+        for name, f in self.groups.items():
+            after = cpu_seconds(set(f()) | set(self.before[name]))
+            self.used[name] = sum(t - self.before[name].get(p, 0.0)
+                                  for p, t in after.items())
+
+    def per(self, n, unit=1000):
+        """"httpd 1.23 s, ..." per `unit` of `n` things done."""
+        return ", ".join("%s %.2f s" % (name, used * unit / max(1, n))
+                         for name, used in self.used.items())
+
+
 def proc_mem(pid):
     """(VmRSS, VmHWM) in kB of a process, from /proc."""
     out = {}
@@ -630,7 +670,8 @@ class Bench:
         statics, apis, diags = [], [], []
         try:
             for i in range(self.p["repeat"]):
-                with CpuMeter() as cpu_s:
+                with CpuMeter() as cpu_s, \
+                        CpuAccount({"httpd": h.child_pids}) as acct_s:
                     s = self.wrk(h.url("/index.html"), "wrk_req.lua",
                                  ["GET", "/index.html", "ok"], WRK_CONNS,
                                  WRK_THREADS, secs)
@@ -646,9 +687,13 @@ class Bench:
                           a["p99"] / 1000, a["bad"], cpu_a.busy,
                           "" if a["drained"] else
                           "; queue not drained after 120 s"))
+                r.line("       CPU per 1000: static: %s; send_message (until "
+                       "delivered): %s" % (acct_s.per(s["ok"]), a["cpu"]))
                 if hd:
                     d = self.api_rps_run(hd, tag, secs)
                     diags.append(d["rate"])
+                    r.line("       fsync() a no-op (diagnostic below): %.0f "
+                           "req/s; CPU per 1000: %s" % (d["rate"], d["cpu"]))
         finally:
             if hd:
                 self.stop_httpd(hd)
@@ -668,13 +713,18 @@ class Bench:
 
     def api_rps_run(self, h, tag, secs):
         """One wrk run of send_message (unique bodies, no quota) with a
-        receiver for the messages; waits until the queue is empty."""
+        receiver for the messages; waits until the queue is empty. Also
+        where the CPU went, per 1000 sends."""
         rc = self.receiver(tag, 10 ** 6, idle=5, timeout=secs + 120)
         try:
-            a = self.wrk(h.url("/"), "wrk_send.lua",
-                         ["/xmpp-api/send_message", "alice%40localhost", tag,
-                          0], WRK_CONNS, WRK_THREADS, secs)
-            a["drained"] = self.wait_drained(h, 120)
+            with CpuAccount({"httpd": h.child_pids,
+                             "Prosody": lambda: [self.prosody.pid],
+                             "receiver": lambda: [rc.pid]}) as acct:
+                a = self.wrk(h.url("/"), "wrk_send.lua",
+                             ["/xmpp-api/send_message", "alice%40localhost",
+                              tag, 0], WRK_CONNS, WRK_THREADS, secs)
+                a["drained"] = self.wait_drained(h, 120)
+            a["cpu"] = acct.per(a["ok"])
         finally:
             rc.stop()
         return a
