@@ -680,11 +680,14 @@ mx_inbound *mx_inbound_create(mx_app *app)
     in->app = app;
     apr_pool_create_unmanaged_ex(&in->pool, NULL, NULL);
     in->local_addr = local_addr_of(app, in->pool);
-    if (apr_thread_pool_create(&in->threads, 0, MX_IN_THREADS, in->pool)
-        != APR_SUCCESS) {
+    /* all threads from the start, and kept: a thread per stanza (the pool
+     * lets idle ones exit by default) costs more than the request */
+    if (apr_thread_pool_create(&in->threads, MX_IN_THREADS, MX_IN_THREADS,
+                               in->pool) != APR_SUCCESS) {
         free(in);
         return NULL;
     }
+    apr_thread_pool_idle_max_set(in->threads, MX_IN_THREADS);
     return in;
 }
 
