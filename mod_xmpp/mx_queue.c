@@ -457,15 +457,21 @@ void mx_queue_free_list(char **names, size_t count)
 
 /* ---- items ---- */
 
-int mx_queue_read(const char *dir, const char *name, char **data, size_t *len)
+/* D/new/name into path (PATH_MAX), for a name of the item format only */
+static int item_path(const char *dir, const char *name, char *path)
 {
-    char path[PATH_MAX];
-
     if (!name || !mx_queue_name_valid(name)) {
         errno = EINVAL;
         return -1;
     }
-    if (join(path, sizeof(path), dir, "new", name) != 0)
+    return join(path, PATH_MAX, dir, "new", name);
+}
+
+int mx_queue_read(const char *dir, const char *name, char **data, size_t *len)
+{
+    char path[PATH_MAX];
+
+    if (item_path(dir, name, path) != 0)
         return -1;
     return read_file(path, data, len);
 }
@@ -474,11 +480,7 @@ int mx_queue_remove(const char *dir, const char *name)
 {
     char path[PATH_MAX];
 
-    if (!name || !mx_queue_name_valid(name)) {
-        errno = EINVAL;
-        return -1;
-    }
-    if (join(path, sizeof(path), dir, "new", name) != 0)
+    if (item_path(dir, name, path) != 0)
         return -1;
     return (unlink(path) == 0 || errno == ENOENT) ? 0 : -1;
 }
