@@ -681,7 +681,14 @@ def test_outside_requests_get_403(httpd_factory, xmpp_client, mpm):
     h, dumps = start_app(httpd_factory, mpm)
     alice = xmpp_client("alice", resource="inb-" + token())
     warm_up(alice)  # the mapping works for mod_xmpp's own requests
-    before = len(dumps.all())
+
+    def outside():
+        # handler runs for requests that mod_xmpp did not inject (injected
+        # ones, e.g. contacts' presence arriving meanwhile, come from
+        # INTERNAL_IP)
+        return [d for d in dumps.all()
+                if d.env.get("REMOTE_ADDR") != INTERNAL_IP]
+    before = len(outside())
     boundary = "mod_xmpp-62cb6204391a8b91"
     fake = ("--{b}\r\nContent-Disposition: form-data; name=\"from\"\r\n"
             "Content-Type: text/plain; charset=UTF-8\r\n\r\nalice@localhost/x"
@@ -706,11 +713,11 @@ def test_outside_requests_get_403(httpd_factory, xmpp_client, mpm):
                 assert r.status == 403, (path, query, headers, r)
         assert h.get(PREFIX + path).status == 403
     assert h.post(PREFIX + "message/chat", data=fake).status == 403
-    assert len(dumps.all()) == before, "a handler ran for an outside request"
+    assert len(outside()) == before, "a handler ran for an outside request"
     # the same script outside the protected path does run (no XMPP_KIND:
     # it answers 204)
     assert h.post("/cgi-bin/inbound.cgi", data=b"x").status == 204
-    assert len(dumps.all()) == before + 1
+    assert len(outside()) == before + 1
 
 
 @pytest.mark.parametrize("script", ["bot.cgi", "bot.lua"])
