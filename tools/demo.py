@@ -74,8 +74,10 @@ def main():
     you = None
     try:
         prosody.start()
-        httpd = Httpd(prosody=prosody, mpm="event", extra_conf=bot_conf()
-                      + "XMPPInboundServices message subscribe presence\n")
+        # the bot answers chat messages: XMPPInboundServices stays at its
+        # default, message (with a kind enabled and no handler mapped for
+        # it, each such stanza would be logged as an error)
+        httpd = Httpd(prosody=prosody, mpm="event", extra_conf=bot_conf())
         httpd.start()
         say("== httpd %s with mod_xmpp, Prosody on 127.0.0.1:%d"
             % (httpd.url("/"), prosody.port))
