@@ -65,12 +65,11 @@ typedef struct {
     size_t nbody_words;
 } options;
 
-/* Everything the stanzas need, resolved from options and environment. */
+/* The queue and the app, resolved from options and environment. */
 typedef struct {
     const char *queue;
     const char *app_jid;
     const char *resource;
-    char *from;             /* malloc'd: the explicit or default sender */
 } sender;
 
 static void usage_error(const char *fmt, ...)
@@ -239,11 +238,11 @@ static char *concat3(const char *a, const char *b, const char *c)
     return s;
 }
 
-/* The app's identity; needed to build stanzas and to check --from. */
+/* The app's identity, checked: mx_ops builds the stanzas' from with it. */
 static void resolve_app(const options *o, sender *s)
 {
     mx_jid_parts p;
-    char *def;
+    char *full;
 
     s->app_jid = env_or(o->app_jid, "XMPP_JID", NULL);
     s->resource = env_or(o->resource, "XMPP_RESOURCE", "bot");
@@ -251,17 +250,13 @@ static void resolve_app(const options *o, sender *s)
         usage_error("no app JID: set XMPP_JID or pass --jid JID");
     if (mx_jid_parse(s->app_jid, &p) != NULL || p.resource)
         usage_error("the app JID '%s' is not a valid bare JID", s->app_jid);
-    def = concat3(s->app_jid, "/", s->resource);
-    if (!mx_jid_valid(def))
+    full = concat3(s->app_jid, "/", s->resource);
+    if (!mx_jid_valid(full))
         usage_error("the app resource '%s' is not a valid resource", s->resource);
+    free(full);
     if (mx_check_from(o->from, s->app_jid, s->resource) != MX_OK)
         validation_error(MX_ERR_INVALID_JID,
                          "'%s' is not one of the app's own addresses", o->from);
-    if (o->from && *o->from) {
-        free(def);
-        def = concat3(o->from, "", ""); /* a copy, freed like the default */
-    }
-    s->from = def;
 }
 
 static void resolve_queue(const options *o, sender *s)
@@ -406,7 +401,6 @@ static int cmd_message(const options *o)
     rv = report(&res, jids, st, o->nwords);
     free(st);
     free(body);
-    free(s.from);
     return rv;
 }
 
@@ -423,7 +417,6 @@ static int cmd_invite(const options *o)
     resolve_app(o, &s);
     snd = ops_sender(&s);
     mx_op_send_invite(&snd, jid, o->from, &st, &res);
-    free(s.from);
     return report(&res, &jid, &st, 1);
 }
 
@@ -440,7 +433,6 @@ static int cmd_presence(const options *o)
     snd = ops_sender(&s);
     mx_op_send_presence(&snd, jid, o->status, o->from, o->type, o->show,
                         &st, &res);
-    free(s.from);
     return report(&res, &jid, &st, 1);
 }
 
@@ -452,10 +444,8 @@ static int cmd_get_presence(const options *o)
 
     check_single_jid(o->words[0]);
     resolve_queue(o, &s);
-    s.from = NULL;
     if (o->from) /* only then is the app's identity needed */
         resolve_app(o, &s);
-    free(s.from);
     rv = mx_presence_load(s.queue, o->words[0], &available, show,
                           sizeof(show), NULL);
     if (rv < 0) {
