@@ -81,17 +81,35 @@ static void log_refused(const mx_app *app, const mx_status *st, size_t n,
 
 /* ---- optional functions ---- */
 
+/* What every send function answers: a refusal as App Engine's error name
+ * and reason, else the statuses (OTHER_ERRORs logged). */
+static apr_status_t opt_result(apr_pool_t *p, const mx_app *app,
+                               const mx_result *res, const mx_status *st,
+                               int n, int *statuses, const char **error)
+{
+    int i;
+
+    if (res->err != MX_OK) {
+        *error = error_text(p, res);
+        return APR_EINVAL;
+    }
+    log_refused(app, st, (size_t)n, res);
+    for (i = 0; i < n; i++)
+        statuses[i] = (int)st[i];
+    return APR_SUCCESS;
+}
+
 static apr_status_t mod_xmpp_send_message(server_rec *s, apr_pool_t *p,
-                                     const char *const *jids, int njids,
-                                     const char *body, const char *from_jid,
-                                     const char *type, int raw_xml,
-                                     int *statuses, const char **error)
+                                          const char *const *jids, int njids,
+                                          const char *body,
+                                          const char *from_jid,
+                                          const char *type, int raw_xml,
+                                          int *statuses, const char **error)
 {
     mx_app *app = mx_app_of(s);
     mx_sender snd;
     mx_result res;
     mx_status *st;
-    int i;
 
     *error = NULL;
     if (!app)
@@ -104,19 +122,13 @@ static apr_status_t mod_xmpp_send_message(server_rec *s, apr_pool_t *p,
     st = apr_pcalloc(p, sizeof(*st) * njids);
     mx_op_send_message(&snd, jids, (size_t)njids, body, from_jid, type,
                        raw_xml, st, &res);
-    if (res.err != MX_OK) {
-        *error = error_text(p, &res);
-        return APR_EINVAL;
-    }
-    log_refused(app, st, (size_t)njids, &res);
-    for (i = 0; i < njids; i++)
-        statuses[i] = (int)st[i];
-    return APR_SUCCESS;
+    return opt_result(p, app, &res, st, njids, statuses, error);
 }
 
 static apr_status_t mod_xmpp_send_invite(server_rec *s, apr_pool_t *p,
-                                    const char *jid, const char *from_jid,
-                                    int *status, const char **error)
+                                         const char *jid,
+                                         const char *from_jid, int *status,
+                                         const char **error)
 {
     mx_app *app = mx_app_of(s);
     mx_sender snd;
@@ -128,21 +140,16 @@ static apr_status_t mod_xmpp_send_invite(server_rec *s, apr_pool_t *p,
         return APR_ENOENT;
     sender_of(app, &snd);
     mx_op_send_invite(&snd, jid, from_jid, &st, &res);
-    if (res.err != MX_OK) {
-        *error = error_text(p, &res);
-        return APR_EINVAL;
-    }
-    log_refused(app, &st, 1, &res);
-    *status = (int)st;
-    return APR_SUCCESS;
+    return opt_result(p, app, &res, &st, 1, status, error);
 }
 
 static apr_status_t mod_xmpp_send_presence(server_rec *s, apr_pool_t *p,
-                                      const char *jid,
-                                      const char *status_text,
-                                      const char *from_jid, const char *type,
-                                      const char *show, int *status,
-                                      const char **error)
+                                           const char *jid,
+                                           const char *status_text,
+                                           const char *from_jid,
+                                           const char *type,
+                                           const char *show, int *status,
+                                           const char **error)
 {
     mx_app *app = mx_app_of(s);
     mx_sender snd;
@@ -155,19 +162,14 @@ static apr_status_t mod_xmpp_send_presence(server_rec *s, apr_pool_t *p,
     sender_of(app, &snd);
     mx_op_send_presence(&snd, jid, status_text, from_jid, type, show, &st,
                         &res);
-    if (res.err != MX_OK) {
-        *error = error_text(p, &res);
-        return APR_EINVAL;
-    }
-    log_refused(app, &st, 1, &res);
-    *status = (int)st;
-    return APR_SUCCESS;
+    return opt_result(p, app, &res, &st, 1, status, error);
 }
 
 static apr_status_t mod_xmpp_get_presence(server_rec *s, apr_pool_t *p,
-                                     const char *jid, const char *from_jid,
-                                     int *available, const char **show,
-                                     const char **error)
+                                          const char *jid,
+                                          const char *from_jid,
+                                          int *available, const char **show,
+                                          const char **error)
 {
     mx_app *app = mx_app_of(s);
     mx_sender snd;
