@@ -54,7 +54,7 @@ struct mx_out {
     char **pending;          /* listed, not yet sent */
     size_t npending, next;
     int wake_fd;             /* inotify on new/, -1 without */
-    int woken;
+    int relist;              /* list new/ at the next refill, whatever */
 };
 
 /* ---- queue bookkeeping ---- */
@@ -263,10 +263,10 @@ static void refill(mx_out *o, apr_time_t now)
 
     if (o->next < o->npending)
         return;
-    if (!woken(o) && !o->woken
+    if (!woken(o) && !o->relist
         && now - o->last_list < apr_time_from_msec(MX_LIST_EVERY_MS))
         return;
-    o->woken = 0;
+    o->relist = 0;
     o->last_list = now;
     drop_pending(o);
     if (mx_queue_list(o->app->dir, MX_WINDOW * 2, &names, &n) != 0)
@@ -281,7 +281,7 @@ static void refill(mx_out *o, apr_time_t now)
     o->pending = names;
     o->npending = kept;
     /* a full listing may hide more: look again as soon as it is sent */
-    o->woken = n == MX_WINDOW * 2;
+    o->relist = n == MX_WINDOW * 2;
 }
 
 int mx_out_pump(mx_out *o)
@@ -509,7 +509,7 @@ void mx_out_on_login(mx_out *o, xmpp_ctx_t *ctx, xmpp_conn_t *conn)
     o->out_seq = o->requested = o->in_seq = 0;
     forget_flight(o);
     drop_pending(o);
-    o->woken = 1;
+    o->relist = 1;
     xmpp_handler_add(conn, on_sm_enabled, MX_NS_SM, "enabled", NULL, o);
     xmpp_handler_add(conn, on_sm_failed, MX_NS_SM, "failed", NULL, o);
     xmpp_handler_add(conn, on_sm_ack, MX_NS_SM, "a", NULL, o);
