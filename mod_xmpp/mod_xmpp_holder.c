@@ -42,6 +42,7 @@
 #include "mod_xmpp_holder.h"
 #include "mod_xmpp_inbound.h"
 #include "mod_xmpp_outbound.h"
+#include "mod_xmpp_queue.h"
 #include "mx_backoff.h"
 #include "mx_redact.h"
 
@@ -69,7 +70,8 @@ typedef struct mx_holder {
     xmpp_ctx_t *ctx;
     xmpp_conn_t *conn;
     xmpp_log_t log;
-    mx_out *out;           /* the outbound queue */
+    mx_qserver *queue;     /* the queue thread and its journal */
+    mx_out *out;           /* the outbound queue's sending side */
     mx_contacts *contacts; /* roster, presence, subscriptions */
     mx_inbound *inbound;   /* stanzas to requests */
     int logged_in;         /* CONNECT seen on the current conn */
@@ -278,8 +280,8 @@ static void on_conn_event(xmpp_conn_t *conn, xmpp_conn_event_t ev, int error,
 
 /* ---- the holder's loop ---- */
 
-/* Sleep up to ms, waking early when asked to stop; the queue is still
- * counted meanwhile, for the status page and the queue limit. */
+/* Sleep up to ms, waking early when asked to stop (the queue thread
+ * goes on taking items meanwhile). */
 static void nap(mx_holder *h, unsigned int ms)
 {
     while (ms > 0 && !h->stop) {
@@ -287,8 +289,6 @@ static void nap(mx_holder *h, unsigned int ms)
 
         apr_sleep(apr_time_from_msec(step));
         ms -= step;
-        if (h->out)
-            mx_out_idle(h->out);
     }
 }
 
@@ -438,10 +438,8 @@ static void run_session(mx_holder *h)
         now = apr_time_now();
         xmpp_run_once(h->ctx, now < quick_until ? MX_RUN_BUSY_MS
                                                 : MX_RUN_ONCE_MS);
-        if (!h->logged_in) {
-            mx_out_idle(h->out);
+        if (!h->logged_in)
             continue;
-        }
         if (mx_out_pump(h->out) || mx_inbound_busy(h->inbound))
             quick_until = apr_time_now()
                           + apr_time_from_msec(MX_BUSY_LINGER_MS);
@@ -452,7 +450,13 @@ static void hold(mx_holder *h)
 {
     mx_app *app = h->app;
 
-    h->out = mx_out_create(app);
+    /* the queue first: senders get the socket even while disconnected */
+    while (!(h->queue = mx_qserver_start(app))) {
+        if (stopping(h))
+            return;
+        nap(h, 5000);
+    }
+    h->out = mx_out_create(app, h->queue);
     h->contacts = mx_contacts_create(app);
     h->inbound = mx_inbound_create(app);
     h->log.handler = strophe_log;
@@ -462,6 +466,7 @@ static void hold(mx_holder *h)
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, app->s,
                      MX_LOG_TAG "0105: %s: out of memory for the XMPP "
                      "context", app->jid);
+        mx_qserver_stop(h->queue);
         return;
     }
     if (mx_conf_dev_mode(app->conf)) {
@@ -489,6 +494,9 @@ static void hold(mx_holder *h)
     publish_state(h, MX_ST_STOPPED, NULL);
     xmpp_ctx_free(h->ctx);
     h->ctx = NULL;
+    /* after the last acks: senders use the spool until the next holder */
+    mx_qserver_stop(h->queue);
+    h->queue = NULL;
 }
 
 /* ---- election ---- */

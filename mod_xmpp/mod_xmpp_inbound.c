@@ -40,6 +40,7 @@
 #include "mod_xmpp_inbound.h"
 #include "mx_inbound.h"
 #include "mx_jid.h"
+#include "mx_qclient.h"
 #include "mx_queue.h"
 #include "mx_send.h"
 
@@ -131,16 +132,15 @@ static char *child_text(xmpp_ctx_t *ctx, xmpp_stanza_t *st, const char *name)
 /* Put an answer in the outbound queue; log when it cannot be. */
 static void queue_answer(mx_inbound *in, char *stanza, const char *what)
 {
-    char name[MX_QUEUE_NAME_SIZE], err[256];
+    char err[256];
 
     if (!stanza)
         return;
-    /* not fsynced: the stanza it answers was acknowledged to the server
-     * on receipt, so a crash loses the exchange either way; a send that
-     * says NO_ERROR is another matter, and is fsynced */
-    if (mx_queue_put_item(in->app->dir, MX_ITEM_STANZA, stanza,
-                          strlen(stanza), 0, name, sizeof(name), err,
-                          sizeof(err)) != 0)
+    /* if it goes to the spool (no fsync there): the stanza it answers was
+     * acknowledged to the server on receipt, so a crash loses the
+     * exchange either way; a send that says NO_ERROR is fsynced */
+    if (mx_queue_submit(in->app->dir, MX_ITEM_STANZA, stanza, strlen(stanza),
+                        0, err, sizeof(err)) != 0)
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, in->app->s, MX_LOG_TAG
                      "0501: %s: cannot queue the %s: %s", in->app->jid,
                      what, err);

@@ -12,10 +12,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/inotify.h>
-#include <unistd.h>
 
-#include "apr_hash.h"
 #include "apr_strings.h"
 #include "httpd.h"
 #include "http_log.h"
@@ -29,16 +26,16 @@ APLOG_USE_MODULE(xmpp);
 #define MX_WINDOW         256  /* items sent and not yet acknowledged */
 #define MX_ACK_EVERY      32   /* ask for an ack after this many stanzas */
 #define MX_ACK_IDLE_MS    50   /* ... or this long after the last send */
-#define MX_LIST_EVERY_MS  200  /* look at the queue even without a wake-up */
-#define MX_COUNT_EVERY_MS 1000 /* recount the queue for status and limit */
 
 typedef struct {
-    char *name;
-    apr_uint32_t seq;
+    mx_seq record;           /* journal number of the item */
+    apr_uint32_t seq;        /* stanza count when it was sent */
 } mx_flight;
 
 struct mx_out {
     mx_app *app;
+    mx_qserver *q;
+    mx_jreader *reader;      /* the journal, from the first unacknowledged */
     xmpp_ctx_t *ctx;
     xmpp_conn_t *conn;
     apr_pool_t *pool;        /* lives as long as o */
@@ -47,81 +44,72 @@ struct mx_out {
     apr_uint32_t out_seq;    /* stanzas sent since <enable/> */
     apr_uint32_t requested;  /* out_seq when we last asked for an ack */
     apr_uint32_t in_seq;     /* stanzas received since <enabled/> */
-    apr_time_t last_send, last_list, last_count;
+    apr_time_t last_send, last_error;
     mx_flight flight[MX_WINDOW];
     int head, len;           /* ring of items in flight */
-    apr_hash_t *flying;      /* names in flight */
-    char **pending;          /* listed, not yet sent */
-    size_t npending, next;
-    int wake_fd;             /* inotify on new/, -1 without */
-    int relist;              /* list new/ at the next refill, whatever */
 };
 
 /* ---- queue bookkeeping ---- */
-
-static void drop_pending(mx_out *o)
-{
-    mx_queue_free_list(o->pending, o->npending);
-    o->pending = NULL;
-    o->npending = o->next = 0;
-}
-
-static void forget_flight(mx_out *o)
-{
-    while (o->len > 0) {
-        mx_flight *f = &o->flight[o->head];
-
-        apr_hash_set(o->flying, f->name, APR_HASH_KEY_STRING, NULL);
-        free(f->name);
-        o->head = (o->head + 1) % MX_WINDOW;
-        o->len--;
-    }
-}
 
 /* The server has handled every stanza up to number h. */
 static void acked(mx_out *o, apr_uint32_t h)
 {
     long done = 0;
+    mx_seq last = 0;
 
     while (o->len > 0) {
         mx_flight *f = &o->flight[o->head];
 
         if ((apr_int32_t)(h - f->seq) < 0)
             break;
-        if (mx_queue_remove(o->app->dir, f->name) != 0)
-            ap_log_error(APLOG_MARK, APLOG_ERR, errno, o->app->s,
-                         MX_LOG_TAG "0201: %s: cannot remove sent item %s "
-                         "from the queue; it will be sent again",
-                         o->app->jid, f->name);
-        apr_hash_set(o->flying, f->name, APR_HASH_KEY_STRING, NULL);
-        free(f->name);
+        last = f->record;
         o->head = (o->head + 1) % MX_WINDOW;
         o->len--;
         done++;
     }
-    if (done)
+    if (done) {
+        /* the queue thread writes it down and removes old segments */
+        mx_qserver_set_acked(o->q, last);
         mx_shared_count(o->app->shared->sent, done);
+    }
 }
 
-static void count_queue(mx_out *o, apr_time_t now)
+/* Start again from the first item not acknowledged. */
+static void rewind_queue(mx_out *o)
 {
-    long n;
-    int limit = mx_conf_queue_limit(o->app->conf);
+    o->head = o->len = 0;
+    if (mx_jreader_seek(o->reader, mx_qserver_acked(o->q) + 1) != 0)
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, o->app->s, MX_LOG_TAG
+                     "0205: %s: cannot read the outbound journal in "
+                     "%s/journal", o->app->jid, o->app->dir);
+}
 
-    if (now - o->last_count < apr_time_from_msec(MX_COUNT_EVERY_MS))
-        return;
-    o->last_count = now;
-    n = mx_queue_count(o->app->dir);
-    if (n < 0)
-        return;
-    __atomic_store_n(&o->app->shared->queued, (apr_uint64_t)n,
-                     __ATOMIC_RELAXED);
-    if ((n >= limit ? mx_queue_set_full_counts(o->app->dir, n, limit)
-                    : mx_queue_set_full(o->app->dir, 0)) == 1)
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, o->app->s,
-                     MX_LOG_TAG "0202: %s: the outbound queue is full (%ld "
-                     "items, XMPPQueueLimit %d): sends are refused with "
-                     "OTHER_ERROR until it drains", o->app->jid, n, limit);
+/* The next durable item: 1 with its data (free it), 0 when none, -1 on a
+ * read error (logged at most once a second; try again later). */
+static int next_item(mx_out *o, char **data, size_t *len, mx_seq *record)
+{
+    int rc = mx_jreader_next(o->reader, mx_qserver_committed(o->q), data,
+                             len, record);
+    apr_time_t now;
+
+    if (rc >= 0)
+        return rc;
+    if (errno == EILSEQ) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, o->app->s, MX_LOG_TAG "0203: "
+                     "%s: the outbound journal is damaged at item %llu; "
+                     "the items from there to the next segment are lost "
+                     "(look in %s/journal)", o->app->jid, *record,
+                     o->app->dir);
+        mx_shared_count(o->app->shared->failed, 1);
+        return 0;
+    }
+    now = apr_time_now();
+    if (now - o->last_error > apr_time_from_sec(1))
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, o->app->s, MX_LOG_TAG
+                     "0205: %s: cannot read the outbound journal in "
+                     "%s/journal", o->app->jid, o->app->dir);
+    o->last_error = now;
+    return -1;
 }
 
 /* ---- sending ---- */
@@ -211,23 +199,25 @@ static void record_sent(mx_out *o, const char *stanza, int subscribers)
                    subscribers ? "(subscribers)" : peer, text);
 }
 
-/* Send the item `name`. 0 when sent (or dealt with), -1 to retry later. */
-static int send_item(mx_out *o, const char *name)
+/* Send the next durable item. 1 when one was sent (or dealt with), 0
+ * when there is none, -1 to try again later. */
+static int send_next(mx_out *o)
 {
     char *data;
     size_t len;
+    mx_seq record;
     mx_queue_item item;
+    int rc = next_item(o, &data, &len, &record);
 
-    if (mx_queue_read(o->app->dir, name, &data, &len) != 0)
-        return errno == ENOENT ? 0 : -1;
+    if (rc <= 0)
+        return rc;
     if (mx_queue_item_parse(data, len, &item) != 0) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, o->app->s, MX_LOG_TAG "0203: "
-                     "%s: queue item %s is damaged; moved aside to bad/",
-                     o->app->jid, name);
-        mx_queue_set_aside(o->app->dir, name);
+                     "%s: outbound item %llu is not an item of this version "
+                     "of mod_xmpp; skipped", o->app->jid, record);
         mx_shared_count(o->app->shared->failed, 1);
         free(data);
-        return 0;
+        return 1;
     }
     if (item.kind == MX_ITEM_SUBSCRIBERS)
         send_to_subscribers(o, item.stanza);
@@ -235,53 +225,10 @@ static int send_item(mx_out *o, const char *name)
         send_counted(o, item.stanza, item.stanza_len);
     record_sent(o, item.stanza, item.kind == MX_ITEM_SUBSCRIBERS);
     free(data);
-    o->flight[(o->head + o->len) % MX_WINDOW].name = strdup(name);
+    o->flight[(o->head + o->len) % MX_WINDOW].record = record;
     o->flight[(o->head + o->len) % MX_WINDOW].seq = o->out_seq;
-    apr_hash_set(o->flying, o->flight[(o->head + o->len) % MX_WINDOW].name,
-                 APR_HASH_KEY_STRING, "");
     o->len++;
-    return 0;
-}
-
-/* Has anything been added to new/ since we last looked? */
-static int woken(mx_out *o)
-{
-    char buf[4096];
-    int any = 0;
-
-    if (o->wake_fd < 0)
-        return 0;
-    while (read(o->wake_fd, buf, sizeof(buf)) > 0)
-        any = 1;
-    return any;
-}
-
-static void refill(mx_out *o, apr_time_t now)
-{
-    char **names;
-    size_t n, i, kept = 0;
-
-    if (o->next < o->npending)
-        return;
-    if (!woken(o) && !o->relist
-        && now - o->last_list < apr_time_from_msec(MX_LIST_EVERY_MS))
-        return;
-    o->relist = 0;
-    o->last_list = now;
-    drop_pending(o);
-    if (mx_queue_list(o->app->dir, MX_WINDOW * 2, &names, &n) != 0)
-        return;
-    /* keep what is not already in flight, in queue order */
-    for (i = 0; i < n; i++) {
-        if (apr_hash_get(o->flying, names[i], APR_HASH_KEY_STRING))
-            free(names[i]);
-        else
-            names[kept++] = names[i];
-    }
-    o->pending = names;
-    o->npending = kept;
-    /* a full listing may hide more: look again as soon as it is sent */
-    o->relist = n == MX_WINDOW * 2;
+    return 1;
 }
 
 int mx_out_pump(mx_out *o)
@@ -290,24 +237,14 @@ int mx_out_pump(mx_out *o)
     apr_uint32_t before = o->out_seq;
 
     apr_pool_clear(o->scratch);
-    refill(o, now);
-    while (o->len < MX_WINDOW && o->next < o->npending) {
-        if (send_item(o, o->pending[o->next]) != 0)
-            break;
-        o->next++;
+    while (o->len < MX_WINDOW && send_next(o) == 1) {
         if (o->out_seq - o->requested >= MX_ACK_EVERY)
             ask_ack(o);
     }
     if (o->out_seq != o->requested
         && now - o->last_send >= apr_time_from_msec(MX_ACK_IDLE_MS))
         ask_ack(o);
-    count_queue(o, now);
-    return o->out_seq != before || o->len > 0 || o->next < o->npending;
-}
-
-void mx_out_idle(mx_out *o)
-{
-    count_queue(o, apr_time_now());
+    return o->out_seq != before || o->len > 0;
 }
 
 /* ---- dev mode ---- */
@@ -418,26 +355,20 @@ static void dev_log(mx_out *o, xmpp_ctx_t *ctx, const char *text)
 
 void mx_out_dev_pump(mx_out *o, xmpp_ctx_t *ctx)
 {
-    apr_time_t now = apr_time_now();
-    size_t i;
     char *data;
     size_t len;
+    mx_seq record, last = 0;
     mx_queue_item item;
 
-    refill(o, now);
-    for (i = o->next; i < o->npending; i++) {
-        const char *name = o->pending[i];
-
-        if (mx_queue_read(o->app->dir, name, &data, &len) != 0)
-            continue;
+    while (next_item(o, &data, &len, &record) == 1) {
         if (mx_queue_item_parse(data, len, &item) == 0)
             dev_log(o, ctx, item.stanza);
         free(data);
-        mx_queue_remove(o->app->dir, name);
         mx_shared_count(o->app->shared->sent, 1);
+        last = record;
     }
-    o->next = o->npending;
-    count_queue(o, now);
+    if (last)
+        mx_qserver_set_acked(o->q, last);
 }
 
 /* ---- XEP-0198 ---- */
@@ -507,9 +438,7 @@ void mx_out_on_login(mx_out *o, xmpp_ctx_t *ctx, xmpp_conn_t *conn)
     o->conn = conn;
     o->sm = 1; /* optimistic; <failed/> switches to ping barriers */
     o->out_seq = o->requested = o->in_seq = 0;
-    forget_flight(o);
-    drop_pending(o);
-    o->relist = 1;
+    rewind_queue(o);
     xmpp_handler_add(conn, on_sm_enabled, MX_NS_SM, "enabled", NULL, o);
     xmpp_handler_add(conn, on_sm_failed, MX_NS_SM, "failed", NULL, o);
     xmpp_handler_add(conn, on_sm_ack, MX_NS_SM, "a", NULL, o);
@@ -521,8 +450,7 @@ void mx_out_on_login(mx_out *o, xmpp_ctx_t *ctx, xmpp_conn_t *conn)
 
 void mx_out_on_end(mx_out *o)
 {
-    forget_flight(o);
-    drop_pending(o);
+    o->head = o->len = 0;
     o->conn = NULL;
 }
 
@@ -540,24 +468,32 @@ int mx_out_flush(mx_out *o, unsigned int ms)
     return o->len == 0;
 }
 
-mx_out *mx_out_create(mx_app *app)
+mx_out *mx_out_create(mx_app *app, mx_qserver *q)
 {
     mx_out *o = calloc(1, sizeof(*o));
-    char *dir;
 
     if (!o)
         return NULL;
     o->app = app;
+    o->q = q;
+    if (mx_jreader_open(app->dir, mx_qserver_acked(q) + 1, &o->reader)
+        != 0) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, app->s, MX_LOG_TAG "0205: "
+                     "%s: cannot read the outbound journal in %s/journal",
+                     app->jid, app->dir);
+        free(o);
+        return NULL;
+    }
     apr_pool_create_unmanaged_ex(&o->pool, NULL, NULL);
     apr_pool_create(&o->scratch, o->pool);
-    o->flying = apr_hash_make(o->pool);
-    dir = apr_pstrcat(o->pool, app->dir, "/new", NULL);
-    mx_queue_clean_tmp(app->dir, 3600);
-    o->wake_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (o->wake_fd >= 0 && inotify_add_watch(o->wake_fd, dir, IN_MOVED_TO
-                                             | IN_CLOSE_WRITE) < 0) {
-        close(o->wake_fd);
-        o->wake_fd = -1;
-    }
     return o;
+}
+
+void mx_out_destroy(mx_out *o)
+{
+    if (!o)
+        return;
+    mx_jreader_close(o->reader);
+    apr_pool_destroy(o->pool);
+    free(o);
 }

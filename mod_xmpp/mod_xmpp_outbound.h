@@ -7,10 +7,13 @@
 #include <strophe.h>
 
 #include "mod_xmpp_app.h"
+#include "mod_xmpp_queue.h"
 
 typedef struct mx_out mx_out;
 
-mx_out *mx_out_create(mx_app *app);
+/* Reads the journal of q from the first item not acknowledged. */
+mx_out *mx_out_create(mx_app *app, mx_qserver *q);
+void mx_out_destroy(mx_out *o);
 
 /* A new session logged in: enable stream management, start sending. */
 void mx_out_on_login(mx_out *o, xmpp_ctx_t *ctx, xmpp_conn_t *conn);
@@ -23,12 +26,8 @@ void mx_out_send_other(mx_out *o, xmpp_stanza_t *st);
  * while there is work in progress (items sent, in flight or waiting). */
 int mx_out_pump(mx_out *o);
 
-/* Called on every turn while not connected (counts the queue, keeps the
- * "full" flag up to date). */
-void mx_out_idle(mx_out *o);
-
 /* XMPPDevMode On: log queued items the way App Engine's development
- * server did, and remove them; nothing is sent. ctx parses them. */
+ * server did, and mark them done; nothing is sent. ctx parses them. */
 void mx_out_dev_pump(mx_out *o, xmpp_ctx_t *ctx);
 
 /* The session ended: what was not acknowledged stays queued for the next. */

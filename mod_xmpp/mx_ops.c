@@ -6,6 +6,7 @@
 
 #include "mx_jid.h"
 #include "mx_ops.h"
+#include "mx_qclient.h"
 #include "mx_queue.h"
 
 const char *mx_status_name(mx_status st)
@@ -57,15 +58,15 @@ static int from_of(const mx_sender *s, const char *from_jid, char *buf,
 static mx_status put(const mx_sender *s, mx_item_kind kind, char *stanza,
                      mx_result *res)
 {
-    char name[64], err[256];
+    char err[256];
     int rc;
 
     if (!stanza) {
         snprintf(res->why, sizeof(res->why), "out of memory");
         return MX_OTHER_ERROR;
     }
-    rc = mx_queue_put_item(s->queue_dir, kind, stanza, strlen(stanza),
-                           s->sync, name, sizeof(name), err, sizeof(err));
+    rc = mx_queue_submit(s->queue_dir, kind, stanza, strlen(stanza), s->sync,
+                         err, sizeof(err));
     free(stanza);
     if (rc != 0) {
         snprintf(res->why, sizeof(res->why), "%s", err);

@@ -1,8 +1,8 @@
-/* mx_queue: the durable outbound queue, a spool directory in the manner
- * of Postfix's maildrop and of Maildir. Any process (httpd children, CGI
- * scripts running xmpp-send) adds items; the one process holding the
- * app's XMPP connection reads them in order, sends them and removes each
- * one once the server has acknowledged it.
+/* mx_queue: the spool of the outbound queue, a directory in the manner
+ * of Postfix's maildrop and of Maildir. Senders use it when no child
+ * holds the app's connection to take their items over its socket
+ * (mx_qclient); the holder's queue thread moves spooled items into its
+ * journal (mx_journal), in order, and removes them from here.
  *
  * "Accepted means durable": mx_queue_put returns success only after the
  * item is on disk (with sync), so it survives a crash of any process, an

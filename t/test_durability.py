@@ -24,7 +24,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from harness import util
+from harness import journal, util
 from harness.httpd import REPO_DIR
 
 XMPP_SEND = os.path.join(REPO_DIR, "xmpp-send")
@@ -181,25 +181,20 @@ def queued_status(h):
         return -1
 
 
-def queue_dir(h):
-    return os.path.join(h.spool_dir, APP, "new")
+def app_dir(h):
+    return os.path.join(h.spool_dir, APP)
+
+
+def queue_empty(h):
+    return not journal.pending(app_dir(h))
 
 
 def queued_items(h):
-    """{recipient bare JID: {origin-id: body}} of the message items in the
-    queue directory (read as root)."""
+    """{recipient bare JID: {origin-id: body}} of the message items queued
+    and not yet acknowledged, as they are on disk (read as root)."""
     items = {}
-    try:
-        names = sorted(os.listdir(queue_dir(h)))
-    except FileNotFoundError:
-        return items
-    for name in names:
-        try:
-            with open(os.path.join(queue_dir(h), name), "rb") as f:
-                data = f.read().decode("utf-8")
-        except FileNotFoundError:
-            continue
-        _, _, stanza = data.partition("\n")
+    for data in journal.pending(app_dir(h)):
+        _, _, stanza = data.decode("utf-8").partition("\n")
         root = ET.fromstring(stanza)
         if root.tag.split("}")[-1] != "message":
             continue
@@ -310,7 +305,7 @@ def queue_numbered(h, run, n=N, recipients=("alice@localhost",
 def wait_queued(h, count):
     util.wait_for(lambda: queued_status(h) >= count, 10, 0.2,
                   "XMPPApp1Queued >= %d" % count)
-    assert len(os.listdir(queue_dir(h))) >= count
+    assert len(journal.pending(app_dir(h))) >= count
 
 
 def outage_scenario(h, gate, prosody, xmpp_client, during=None):
@@ -334,7 +329,7 @@ def outage_scenario(h, gate, prosody, xmpp_client, during=None):
     wait_connected(h, DELIVERY_WAIT)
     for jid, client in clients.items():
         check_delivery(client, run, bodies, sent[jid])
-    util.wait_for(lambda: not os.listdir(queue_dir(h)), 15, 0.2,
+    util.wait_for(lambda: queue_empty(h), 15, 0.2,
                   "the queue to drain")
     util.wait_for(lambda: queued_status(h) == 0, 5, 0.2, "Queued: 0")
 
@@ -433,7 +428,7 @@ def test_full_queue_refuses_and_recovers(gated, prosody, xmpp_client):
         assert queued_status(h) >= 5
     gate.open()
     wait_connected(h, DELIVERY_WAIT)
-    util.wait_for(lambda: not os.listdir(queue_dir(h)), 30, 0.2,
+    util.wait_for(lambda: queue_empty(h), 30, 0.2,
                   "the queue to drain")
     util.wait_for(lambda: queued_status(h) == 0, 5, 0.2, "Queued: 0")
 

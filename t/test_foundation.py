@@ -506,6 +506,8 @@ def assert_no_secret(h, prosody):
     for root, _dirs, files in os.walk(h.spool_dir):
         for name in files:
             path = os.path.join(root, name)
+            if not os.path.isfile(path):
+                continue  # the queue's socket
             with open(path, "rb") as f:
                 places[path] = f.read().decode("utf-8", "replace")
 

@@ -1,0 +1,34 @@
+/* mod_xmpp_queue: the holding child's queue thread. It owns the app's
+ * journal (mx_journal): it takes items from senders over the Unix socket
+ * (mx_qclient) and from the spool directory, appends them, makes each
+ * batch durable with one fdatasync (group commit) and then answers; it
+ * keeps the acknowledged bound on disk, removes finished segments, counts
+ * the queue and raises the "full" flag. All file work is here, none on the
+ * XMPP loop, which only reads the journal. */
+#ifndef MOD_XMPP_QUEUE_H
+#define MOD_XMPP_QUEUE_H
+
+#include "mod_xmpp_app.h"
+#include "mx_journal.h"
+
+typedef struct mx_qserver mx_qserver;
+
+/* Open the journal (recovering it), move the spool's items into it,
+ * listen on the socket and start the thread. NULL on failure (logged). */
+mx_qserver *mx_qserver_start(mx_app *app);
+
+/* Stop taking items (senders fall back to the spool), answer what was
+ * taken, record the acknowledged bound and join the thread. */
+void mx_qserver_stop(mx_qserver *q);
+
+/* Records below this number are durable: the reader may send them. */
+mx_seq mx_qserver_committed(mx_qserver *q);
+
+/* Every record up to seq has been acknowledged by the server (from the
+ * XMPP loop; the queue thread writes it down and cleans up). */
+void mx_qserver_set_acked(mx_qserver *q, mx_seq seq);
+
+/* The acknowledged bound as last set (where sending starts again). */
+mx_seq mx_qserver_acked(mx_qserver *q);
+
+#endif
