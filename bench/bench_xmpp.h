@@ -13,6 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <strophe.h>
 
@@ -88,6 +91,17 @@ static void bx_conn_event(xmpp_conn_t *conn, xmpp_conn_event_t ev, int err,
         s->ended = 1;
 }
 
+/* No Nagle: a client that writes its next message while the last is
+ * unacknowledged would otherwise wait for the server's delayed ACK, and
+ * the bench would measure that instead of the server side. */
+static int bx_sockopt(xmpp_conn_t *conn, void *sockp)
+{
+    int fd = *(int *)sockp, one = 1;
+
+    (void)conn;
+    return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
 /* Log in over STARTTLS (required, verified against --ca) as --jid with
  * resource --resource on 127.0.0.1:--port; gives up after --login-timeout
  * seconds. Stream management off: the bench counts by itself. */
@@ -114,6 +128,7 @@ static void bx_login(bx_session *s, int argc, char **argv)
                                  | XMPP_CONN_FLAG_DISABLE_SM);
     xmpp_conn_set_jid(s->conn, s->jid);
     xmpp_conn_set_pass(s->conn, pass);
+    xmpp_conn_set_sockopt_callback(s->conn, bx_sockopt);
     if (ca)
         xmpp_conn_set_cafile(s->conn, ca);
     if (xmpp_connect_client(s->conn, "127.0.0.1", (unsigned short)port,

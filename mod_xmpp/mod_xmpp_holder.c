@@ -458,7 +458,7 @@ static void hold(mx_holder *h)
     }
     h->out = mx_out_create(app, h->queue);
     h->contacts = mx_contacts_create(app);
-    h->inbound = mx_inbound_create(app);
+    h->inbound = mx_inbound_create(app, h->queue);
     h->log.handler = strophe_log;
     h->log.userdata = h;
     h->ctx = xmpp_ctx_new(NULL, &h->log);

@@ -7,6 +7,7 @@
 
 #include "httpd.h"
 #include "mod_xmpp_app.h"
+#include "mod_xmpp_queue.h"
 
 typedef struct mx_inbound mx_inbound;
 
@@ -14,7 +15,7 @@ typedef struct mx_inbound mx_inbound;
 void mx_inbound_child_init(apr_pool_t *pchild);
 
 /* The holder's dispatcher for app (its pool of request threads). */
-mx_inbound *mx_inbound_create(mx_app *app);
+mx_inbound *mx_inbound_create(mx_app *app, mx_qserver *queue);
 
 /* A session logged in: post the enabled kinds of stanzas from now on.
  * Call after mx_contacts_on_login, so that presence is stored first. */

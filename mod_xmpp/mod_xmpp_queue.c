@@ -10,9 +10,11 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -35,6 +37,7 @@ APLOG_USE_MODULE(xmpp);
 #define MX_Q_SPOOL_MS     250   /* read the spool even without inotify */
 #define MX_Q_COUNT_MS     1000  /* refresh the "full" flag's counts */
 #define MX_Q_SPOOL_BATCH  512
+#define MX_Q_LOCAL_MAX    4096  /* answers waiting for the queue thread */
 
 typedef struct {
     int fd;
@@ -46,10 +49,15 @@ typedef struct {
 } mx_qconn;
 
 typedef struct {
-    mx_qconn *c;
+    mx_qconn *c;           /* NULL: handed in by this process, no answer */
     const char *item;
     size_t len;
 } mx_qreq;
+
+typedef struct {
+    char *item;
+    size_t len;
+} mx_qlocal;
 
 struct mx_qserver {
     mx_app *app;
@@ -68,6 +76,11 @@ struct mx_qserver {
     int nconns;
     mx_qreq *reqs;
     size_t nreqs, capreqs;
+    /* items handed in by this process's threads (mx_qserver_put_local) */
+    pthread_mutex_t lock;
+    int wake_fd;             /* eventfd: there are some */
+    mx_qlocal *local, *taken;
+    size_t nlocal, ntaken;
 };
 
 mx_seq mx_qserver_committed(mx_qserver *q)
@@ -310,12 +323,91 @@ static void answer(mx_qconn *c, const char *fmt, ...)
         c->dead = 1;
 }
 
-/* Gather the complete requests of every connection, in order. */
+static int add_req(mx_qserver *q, mx_qconn *c, const char *item,
+                   size_t len)
+{
+    if (q->nreqs == q->capreqs) {
+        size_t cap = q->capreqs ? q->capreqs * 2 : 64;
+        mx_qreq *grown = realloc(q->reqs, cap * sizeof(*grown));
+
+        if (!grown)
+            return -1;
+        q->reqs = grown;
+        q->capreqs = cap;
+    }
+    q->reqs[q->nreqs].c = c;
+    q->reqs[q->nreqs].item = item;
+    q->reqs[q->nreqs].len = len;
+    q->nreqs++;
+    return 0;
+}
+
+/* Take the items handed in by this process's threads. */
+static void take_local(mx_qserver *q)
+{
+    uint64_t n;
+    size_t i;
+
+    if (read(q->wake_fd, &n, sizeof(n)) < 0 && errno != EAGAIN) {
+        /* nothing to clear */
+    }
+    pthread_mutex_lock(&q->lock);
+    q->taken = q->local;
+    q->ntaken = q->nlocal;
+    q->local = NULL;
+    q->nlocal = 0;
+    pthread_mutex_unlock(&q->lock);
+    for (i = 0; i < q->ntaken; i++)
+        add_req(q, NULL, q->taken[i].item, q->taken[i].len);
+}
+
+static void free_taken(mx_qserver *q)
+{
+    size_t i;
+
+    for (i = 0; i < q->ntaken; i++)
+        free(q->taken[i].item);
+    free(q->taken);
+    q->taken = NULL;
+    q->ntaken = 0;
+}
+
+int mx_qserver_put_local(mx_qserver *q, mx_item_kind kind,
+                         const char *stanza, size_t stanza_len)
+{
+    uint64_t one = 1;
+    mx_qlocal *grown;
+    size_t len;
+    char *item;
+    int rc = -1;
+
+    if (!(item = mx_queue_item_make(kind, stanza, stanza_len, &len)))
+        return -1;
+    pthread_mutex_lock(&q->lock);
+    if (q->nlocal < MX_Q_LOCAL_MAX && !q->stop
+        && (grown = realloc(q->local, (q->nlocal + 1) * sizeof(*grown)))) {
+        q->local = grown;
+        q->local[q->nlocal].item = item;
+        q->local[q->nlocal++].len = len;
+        item = NULL;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&q->lock);
+    free(item);
+    if (rc == 0 && write(q->wake_fd, &one, sizeof(one)) < 0) {
+        /* the counter is already up: the thread wakes anyway */
+    }
+    return rc;
+}
+
+/* Gather this process's items, then the complete requests of every
+ * connection, in order. */
 static void gather(mx_qserver *q)
 {
     int i;
 
     q->nreqs = 0;
+    take_local(q);
     for (i = 0; i < q->nconns; i++) {
         mx_qconn *c = &q->conns[i];
         size_t at = 0, off, len;
@@ -329,30 +421,23 @@ static void gather(mx_qserver *q)
                 c->dead = 1;
                 break;
             }
-            if (q->nreqs == q->capreqs) {
-                size_t cap = q->capreqs ? q->capreqs * 2 : 64;
-                mx_qreq *grown = realloc(q->reqs, cap * sizeof(*grown));
-
-                if (!grown)
-                    return;
-                q->reqs = grown;
-                q->capreqs = cap;
-            }
-            q->reqs[q->nreqs].c = c;
-            q->reqs[q->nreqs].item = c->buf + at + off;
-            q->reqs[q->nreqs].len = len;
-            q->nreqs++;
+            if (add_req(q, c, c->buf + at + off, len) != 0)
+                return;
             at += off + len;
         }
     }
 }
 
-/* Append the gathered requests, one sync for all, then answer each. */
+/* Append the gathered requests, one sync for all, then answer each.
+ * This process's own items (answers to inbound stanzas) wait for no one:
+ * they are not refused by the limit, and a batch of nothing else is not
+ * synced (the stanzas they answer were acknowledged on receipt already;
+ * the next synced batch covers them). */
 static void commit(mx_qserver *q)
 {
     const char **items;
     size_t *lens, i, n = 0;
-    int *full, limit = mx_conf_queue_limit(q->app->conf);
+    int *full, limit = mx_conf_queue_limit(q->app->conf), senders = 0;
     long count = queued(q);
     char err[512];
     mx_seq first = 0;
@@ -364,37 +449,41 @@ static void commit(mx_qserver *q)
     lens = malloc(q->nreqs * sizeof(*lens));
     full = calloc(q->nreqs, sizeof(*full));
     if (!items || !lens || !full) {
-        for (i = 0; i < q->nreqs; i++)
-            answer(q->reqs[i].c, "ERR out of memory");
-        goto done;
+        apr_cpystrn(err, "out of memory", sizeof(err));
+        rc = -1;
+        goto answers;
     }
     for (i = 0; i < q->nreqs; i++) {
-        if (count + (long)n >= limit) {
+        if (q->reqs[i].c && count + (long)n >= limit) {
             full[i] = 1;
             continue;
         }
+        senders += q->reqs[i].c != NULL;
         items[n] = q->reqs[i].item;
         lens[n++] = q->reqs[i].len;
     }
     rc = n ? mx_journal_append(q->j, items, lens, n, &first, err,
                                sizeof(err)) : 0;
-    if (rc == 0 && n)
+    if (rc == 0 && senders)
         rc = mx_journal_sync(q->j, err, sizeof(err));
+answers:
     if (rc != 0)
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, q->app->s, MX_LOG_TAG "0214: "
                      "%s: cannot store items in the journal (senders try the "
-                     "spool): %s", q->app->jid, err);
+                     "spool; %lu answers to inbound stanzas are lost): %s",
+                     q->app->jid, (unsigned long)q->ntaken, err);
     else
         publish(q);
     for (i = 0; i < q->nreqs; i++) {
-        if (full[i])
+        if (!q->reqs[i].c)
+            first++;
+        else if (full && full[i])
             answer(q->reqs[i].c, "FULL %ld %d", count + (long)n, limit);
         else if (rc != 0)
             answer(q->reqs[i].c, "ERR %s", err);
         else
             answer(q->reqs[i].c, "OK %llu", first++);
     }
-done:
     free(items);
     free(lens);
     free(full);
@@ -465,7 +554,7 @@ static void housekeeping(mx_qserver *q, apr_time_t now)
 static void *queue_main(void *data)
 {
     mx_qserver *q = data;
-    struct pollfd pfd[MX_Q_CLIENTS + 2];
+    struct pollfd pfd[MX_Q_CLIENTS + 3];
     int i, n, base, spool_event;
     apr_time_t now;
 
@@ -479,6 +568,8 @@ static void *queue_main(void *data)
             pfd[n].fd = q->ino_fd;
             pfd[n++].events = POLLIN;
         }
+        pfd[n].fd = q->wake_fd;
+        pfd[n++].events = POLLIN;
         base = n;
         for (i = 0; i < q->nconns; i++) {
             pfd[n].fd = q->conns[i].fd;
@@ -496,7 +587,7 @@ static void *queue_main(void *data)
                 continue;
             if (pfd[i].fd == q->listen_fd)
                 accept_all(q);
-            else
+            else if (pfd[i].fd == q->ino_fd)
                 spool_event = 1;
         }
         for (i = 0; i < q->nconns; i++)
@@ -516,6 +607,7 @@ static void *queue_main(void *data)
                 take_spool(q);
         }
         commit(q);
+        free_taken(q);
         consume(q);
         if (now - q->last_house >= apr_time_from_msec(MX_Q_POLL_MS)) {
             housekeeping(q, now);
@@ -536,10 +628,18 @@ mx_qserver *mx_qserver_start(mx_app *app)
         return NULL;
     q->app = app;
     q->listen_fd = q->ino_fd = -1;
+    pthread_mutex_init(&q->lock, NULL);
+    if ((q->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, app->s, MX_LOG_TAG "0215: "
+                     "%s: cannot start the queue thread", app->jid);
+        free(q);
+        return NULL;
+    }
     if (mx_journal_open(app->dir, 0, &q->j, err, sizeof(err)) != 0) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, app->s, MX_LOG_TAG "0210: "
                      "%s: cannot open the outbound journal: %s (check "
                      "XMPPSpoolDir and its owner)", app->jid, err);
+        close(q->wake_fd);
         free(q);
         return NULL;
     }
@@ -572,9 +672,17 @@ void mx_qserver_stop(mx_qserver *q)
 {
     if (!q)
         return;
-    q->stop = 1;
+    pthread_mutex_lock(&q->lock);
+    q->stop = 1; /* no more local items */
+    pthread_mutex_unlock(&q->lock);
     if (q->started)
         pthread_join(q->thread, NULL);
+    /* the last answers handed in */
+    q->nreqs = 0;
+    take_local(q);
+    commit(q);
+    free_taken(q);
+    mx_journal_sync(q->j, NULL, 0);
     if (q->listen_fd >= 0) {
         close(q->listen_fd);
         unlink(q->sock_path);
@@ -585,6 +693,8 @@ void mx_qserver_stop(mx_qserver *q)
         close(q->ino_fd);
     housekeeping(q, apr_time_now());
     mx_journal_close(q->j);
+    close(q->wake_fd);
+    pthread_mutex_destroy(&q->lock);
     free(q->reqs);
     free(q);
 }

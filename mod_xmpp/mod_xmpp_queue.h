@@ -10,6 +10,7 @@
 
 #include "mod_xmpp_app.h"
 #include "mx_journal.h"
+#include "mx_queue.h"
 
 typedef struct mx_qserver mx_qserver;
 
@@ -20,6 +21,14 @@ mx_qserver *mx_qserver_start(mx_app *app);
 /* Stop taking items (senders fall back to the spool), answer what was
  * taken, record the acknowledged bound and join the thread. */
 void mx_qserver_stop(mx_qserver *q);
+
+/* From a thread of this process (the answers to inbound stanzas): queue
+ * a stanza without waiting. The queue thread appends it with the next
+ * batch; it is not refused by XMPPQueueLimit and not synced on its own.
+ * Returns 0, or -1 when it cannot be taken (out of memory, too many
+ * waiting, stopping): the caller logs it or uses mx_queue_submit. */
+int mx_qserver_put_local(mx_qserver *q, mx_item_kind kind,
+                         const char *stanza, size_t stanza_len);
 
 /* Records below this number are durable: the reader may send them. */
 mx_seq mx_qserver_committed(mx_qserver *q);
