@@ -900,6 +900,9 @@ class Bench:
                        % (i + 1, d["rate"], d["replies"], d["sent"],
                           d["errors"], cpu_m.busy, w["rate"], w["bad"],
                           cpu_w.busy))
+            r.line("   XMPP alone: the same client and window to a C echo "
+                   "client through the same Prosody: %.0f msg/s (what any "
+                   "bot on this Prosody can reach)" % self.echo_rate())
             r.row("messages/s answered (median of %d)" % len(mxs),
                   statistics.median(mxs),
                   statistics.median(wrks), "wrk direct to handler", "msg/s",
@@ -924,6 +927,24 @@ class Bench:
             with open(lat) as f:
                 self._echo = [float(x) / 1000 for x in f if x.strip()]
         return self._echo
+
+    def echo_rate(self):
+        """Messages/s through Prosody alone with the same window as test
+        5/6: the C client to a C echo client, answered at once."""
+        if getattr(self, "_echo_rate", None) is None:
+            echo = self.client("echo", "carol", "--timeout", 600,
+                               resource="echo")
+            echo.wait_line("READY", LOGIN_S)
+            try:
+                self.converse(50, 4, self.tag("ewarm"),
+                              to="carol@localhost/echo")
+                d = self.converse(self.p["n_in"], WRK_CONNS,
+                                  self.tag("erate"),
+                                  to="carol@localhost/echo")
+            finally:
+                echo.stop()
+            self._echo_rate = d["rate"]
+        return self._echo_rate
 
     def test_latency(self, h, kind, body_file, ctype):
         r = self.report
