@@ -18,6 +18,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -445,17 +446,42 @@ static void backoff(mx_holder *h)
     nap(h, ms);
 }
 
-/* The loop of one connection. The queue and the request threads cannot
- * wake libstrophe's select(): while they have work in progress, the
- * slices are shorter, so a reply waits at most MX_RUN_BUSY_MS. */
+/* Wait up to ms for the server or the queue. libstrophe's own select()
+ * sees only the socket; once logged in we wait on the socket (readable,
+ * or writable while libstrophe has something queued, as its select()
+ * does) and on the queue's "committed" eventfd ourselves, then let
+ * libstrophe work without waiting, so an item committed meanwhile goes
+ * out at once instead of at the end of a slice. (Data that OpenSSL holds already decrypted is read
+ * at the next turn, as libstrophe's select() would.) */
+static void run_once(mx_holder *h, unsigned int ms)
+{
+    struct pollfd p[2];
+
+    if (!h->logged_in || h->sock < 0) {
+        xmpp_run_once(h->ctx, ms);
+        return;
+    }
+    p[0].fd = h->sock;
+    /* what is queued for the server goes out as soon as it can */
+    p[0].events = POLLIN
+                  | (xmpp_conn_send_queue_len(h->conn) > 0 ? POLLOUT : 0);
+    p[1].fd = mx_qserver_ready_fd(h->queue);
+    p[1].events = POLLIN;
+    p[0].revents = p[1].revents = 0;
+    if (poll(p, 2, (int)ms) > 0 && p[1].revents)
+        mx_qserver_ready_clear(h->queue);
+    xmpp_run_once(h->ctx, 0);
+}
+
+/* The loop of one connection. While there is work in progress (requests
+ * running), the slices are shorter. */
 static void run_session(mx_holder *h)
 {
     apr_time_t quick_until = 0, now;
 
     while (!h->ended && !stopping(h)) {
         now = apr_time_now();
-        xmpp_run_once(h->ctx, now < quick_until ? MX_RUN_BUSY_MS
-                                                : MX_RUN_ONCE_MS);
+        run_once(h, now < quick_until ? MX_RUN_BUSY_MS : MX_RUN_ONCE_MS);
         ack_quickly(h);
         if (!h->logged_in)
             continue;

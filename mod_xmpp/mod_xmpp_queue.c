@@ -79,6 +79,7 @@ struct mx_qserver {
     /* items handed in by this process's threads (mx_qserver_put_local) */
     pthread_mutex_t lock;
     int wake_fd;             /* eventfd: there are some */
+    int ready_fd;            /* eventfd: committed moved (for the loop) */
     mx_qlocal *local, *taken;
     size_t nlocal, ntaken;
 };
@@ -100,7 +101,27 @@ mx_seq mx_qserver_acked(mx_qserver *q)
 
 static void publish(mx_qserver *q)
 {
-    __atomic_store_n(&q->committed, mx_journal_next(q->j), __ATOMIC_RELEASE);
+    mx_seq next = mx_journal_next(q->j);
+    uint64_t one = 1;
+
+    if (__atomic_exchange_n(&q->committed, next, __ATOMIC_ACQ_REL) != next
+        && write(q->ready_fd, &one, sizeof(one)) < 0) {
+        /* the counter is up already: the loop wakes anyway */
+    }
+}
+
+int mx_qserver_ready_fd(mx_qserver *q)
+{
+    return q->ready_fd;
+}
+
+void mx_qserver_ready_clear(mx_qserver *q)
+{
+    uint64_t n;
+
+    if (read(q->ready_fd, &n, sizeof(n)) < 0) {
+        /* EAGAIN: nothing was new */
+    }
 }
 
 static long queued(mx_qserver *q)
@@ -629,9 +650,15 @@ mx_qserver *mx_qserver_start(mx_app *app)
     q->app = app;
     q->listen_fd = q->ino_fd = -1;
     pthread_mutex_init(&q->lock, NULL);
-    if ((q->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
+    q->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    q->ready_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (q->wake_fd < 0 || q->ready_fd < 0) {
         ap_log_error(APLOG_MARK, APLOG_ERR, errno, app->s, MX_LOG_TAG "0215: "
                      "%s: cannot start the queue thread", app->jid);
+        if (q->wake_fd >= 0)
+            close(q->wake_fd);
+        if (q->ready_fd >= 0)
+            close(q->ready_fd);
         free(q);
         return NULL;
     }
@@ -640,6 +667,7 @@ mx_qserver *mx_qserver_start(mx_app *app)
                      "%s: cannot open the outbound journal: %s (check "
                      "XMPPSpoolDir and its owner)", app->jid, err);
         close(q->wake_fd);
+        close(q->ready_fd);
         free(q);
         return NULL;
     }
@@ -694,6 +722,7 @@ void mx_qserver_stop(mx_qserver *q)
     housekeeping(q, apr_time_now());
     mx_journal_close(q->j);
     close(q->wake_fd);
+    close(q->ready_fd);
     pthread_mutex_destroy(&q->lock);
     free(q->reqs);
     free(q);

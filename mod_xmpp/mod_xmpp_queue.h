@@ -33,6 +33,11 @@ int mx_qserver_put_local(mx_qserver *q, mx_item_kind kind,
 /* Records below this number are durable: the reader may send them. */
 mx_seq mx_qserver_committed(mx_qserver *q);
 
+/* Readable when records were committed since the last clear: the XMPP
+ * loop waits on it next to its socket, so a new item goes out at once. */
+int mx_qserver_ready_fd(mx_qserver *q);
+void mx_qserver_ready_clear(mx_qserver *q);
+
 /* Every record up to seq has been acknowledged by the server (from the
  * XMPP loop; the queue thread writes it down and cleans up). */
 void mx_qserver_set_acked(mx_qserver *q, mx_seq seq);
