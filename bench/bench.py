@@ -354,16 +354,19 @@ class Bench:
             f.truncate()
         self.prosody.start()
 
-    def start_httpd(self, extra_conf, preload=None):
+    def start_httpd(self, extra_conf, preload=None, offline=False):
         """A private httpd with the app; `preload`: a library for
         LD_PRELOAD (a diagnostic shim), in its environment only; such an
         httpd logs in with a resource of its own, so that it never takes
-        the session of another one still running."""
+        the session of another one still running. `offline`: its app's
+        XMPPServer is a loopback port where nothing listens, so it only
+        queues (started once its queue's socket is there)."""
+        app = {"XMPPQueueLimit": QUEUE_LIMIT,
+               "XMPPResource": "diag" if preload else None}
+        if offline:
+            app["XMPPServer"] = "127.0.0.1:%d" % util.free_port()
         h = Httpd(prosody=self.prosody, mpm="event", log_level="warn",
-                  module=self.module,
-                  app_conf={"XMPPQueueLimit": QUEUE_LIMIT,
-                            "XMPPResource": "diag" if preload else None},
-                  extra_conf=extra_conf)
+                  module=self.module, app_conf=app, extra_conf=extra_conf)
         self.httpds.append(h)
         saved = os.environ.get("LD_PRELOAD")
         if preload:
@@ -375,7 +378,13 @@ class Bench:
                 os.environ.pop("LD_PRELOAD", None)
             else:
                 os.environ["LD_PRELOAD"] = saved
-        self.wait_connected(h, LOGIN_S)
+        if offline:
+            util.wait_for(lambda: any(
+                os.path.exists(os.path.join(h.spool_dir, d, "queue.sock"))
+                for d in os.listdir(h.spool_dir)), LOGIN_S, 0.1,
+                "the queue's socket")
+        else:
+            self.wait_connected(h, LOGIN_S)
         return h
 
     def stop_httpd(self, h, expected=()):
@@ -667,7 +676,11 @@ class Bench:
         if not self.args.no_diagnostic:
             hd = self.start_httpd(self.api_conf,
                                   preload=self.shims["nofsync_shim"])
-        statics, apis, diags = [], [], []
+        # the same sends to an app whose XMPP server is unreachable: what
+        # accepting (durably queueing) costs, with no delivery by Prosody
+        # on the same cores
+        ho = self.start_httpd(self.api_conf, offline=True)
+        statics, apis, diags, offs = [], [], [], []
         try:
             for i in range(self.p["repeat"]):
                 with CpuMeter() as cpu_s, \
@@ -689,6 +702,16 @@ class Bench:
                           "; queue not drained after 120 s"))
                 r.line("       CPU per 1000: static: %s; send_message (until "
                        "delivered): %s" % (acct_s.per(s["ok"]), a["cpu"]))
+                with CpuMeter() as cpu_o:
+                    o = self.wrk(ho.url("/"), "wrk_send.lua",
+                                 ["/xmpp-api/send_message",
+                                  "alice%40localhost", tag + "o", 0],
+                                 WRK_CONNS, WRK_THREADS, secs)
+                offs.append(o["rate"])
+                r.line("       XMPP server unreachable (queued, not "
+                       "delivered): send_message %.0f req/s (p50 %.2f ms, "
+                       "%d not NO_ERROR, CPU busy %.0f%%)"
+                       % (o["rate"], o["p50"] / 1000, o["bad"], cpu_o.busy))
                 if hd:
                     d = self.api_rps_run(hd, tag, secs)
                     diags.append(d["rate"])
@@ -697,11 +720,14 @@ class Bench:
         finally:
             if hd:
                 self.stop_httpd(hd)
+            self.stop_httpd(ho, expected=("XMPP0104",))
         sm, am = statistics.median(statics), statistics.median(apis)
         r.row("requests/s (median of %d)" % len(apis), am, sm, "static file",
               "req/s", goal=0.8)
-        r.line("each accepted send is durable before the answer: write + "
-               "fsync of the item, rename, fsync of new/")
+        r.row("the same, XMPP server unreachable (median of %d)" % len(offs),
+              statistics.median(offs), sm, "static file", "req/s")
+        r.line("each accepted send is durable before the answer: appended "
+               "to the holder's journal, one fdatasync per batch")
         if diags:
             dm = statistics.median(diags)
             r.line("diagnostic, not a valid configuration: in an httpd whose "
