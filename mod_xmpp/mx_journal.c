@@ -244,9 +244,9 @@ static int create_segment(mx_journal *j, char *err, size_t errsize)
  * one. */
 static int recover(mx_journal *j, char *err, size_t errsize)
 {
-    unsigned char h[MX_JOURNAL_HEADER];
+    unsigned char h[MX_JOURNAL_HEADER], next[MX_JOURNAL_HEADER];
     char *buf = NULL;
-    size_t len, cap = 0;
+    size_t len, cap = 0, next_len;
     off_t off = 0;
     mx_seq seq = j->seg_start;
     struct stat sb;
@@ -264,7 +264,16 @@ static int recover(mx_journal *j, char *err, size_t errsize)
             cap = len + 1;
         }
         if (pread_full(j->fd, buf, len, off + MX_JOURNAL_HEADER)
-            != (ssize_t)len || !crc_ok(h, buf, len))
+            != (ssize_t)len)
+            break;
+        /* a bad CRC at the end is a torn write; followed by the next
+         * record, it is damage of that one record, which the reader
+         * reports and skips: the records after it are kept */
+        if (!crc_ok(h, buf, len)
+            && (pread_full(j->fd, next, sizeof(next),
+                           off + MX_JOURNAL_HEADER + (off_t)len)
+                    != (ssize_t)sizeof(next)
+                || header_parse(next, seq + 1, &next_len) != 0))
             break;
         off += MX_JOURNAL_HEADER + (off_t)len;
         seq++;
@@ -656,9 +665,18 @@ int mx_jreader_next(mx_jreader *r, mx_seq limit, char **data, size_t *len,
         free(buf);
         return -1;
     }
-    if ((size_t)got != n || !crc_ok(h, buf, n)) {
+    if ((size_t)got != n) {
         free(buf);
         return skip_damage(r, seq);
+    }
+    if (!crc_ok(h, buf, n)) {
+        /* the header holds: skip this record only */
+        free(buf);
+        *seq = r->pos;
+        r->off += MX_JOURNAL_HEADER + (off_t)n;
+        r->pos++;
+        errno = EILSEQ;
+        return -1;
     }
     buf[n] = '\0';
     *data = buf;

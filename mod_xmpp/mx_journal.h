@@ -24,7 +24,9 @@
  *   bytes 16-19 CRC-32 (IEEE) of bytes 8-15 and the payload, little-endian
  *   bytes 20-23 zero
  * A crash in the middle of an append leaves a torn record at the end of
- * the newest segment; opening the journal cuts it off.
+ * the newest segment; opening the journal cuts it off. A record whose CRC
+ * fails but which the next record follows is damage, not a torn write:
+ * it is kept, and the reader reports and skips it.
  *
  * One writer (mx_journal, the holder's queue thread) and one reader
  * (mx_jreader, the XMPP loop) per journal, each in its own thread; the
@@ -97,9 +99,10 @@ mx_seq mx_jreader_position(const mx_jreader *r);
  * durable): 1 with its payload in *data (malloc'd, NUL-terminated; the
  * NUL is not counted in *len) and its number in *seq; 0 when there is
  * none yet; -1 when the record cannot be read: errno EILSEQ for a damaged
- * record or a gap (*seq is the number expected; the reader has moved on
- * to the next segment, so the records in between are lost: log it), other
- * values for I/O errors (retry later). */
+ * record or a gap, *seq its number: log it. With its header intact (the
+ * CRC of its content fails) only that record is skipped; otherwise the
+ * reader moves on to the next segment and the records in between are
+ * lost. Other errno values are I/O errors (retry later). */
 int mx_jreader_next(mx_jreader *r, mx_seq limit, char **data, size_t *len,
                     mx_seq *seq);
 
