@@ -1,9 +1,10 @@
 /* xmpp-send: App Engine's send_message, send_invite, send_presence and
  * get_presence for CGI and shell scripts (SPEC section 3.1).
  *
- * It validates with the same code as the module (mx_send), then writes
- * each stanza to the app's durable queue (mx_queue); the process holding
- * the app's XMPP connection sends it. NO_ERROR means "durably queued".
+ * It validates with the same code as the module (mx_send), then hands
+ * each stanza to the app's durable queue (mx_queue_submit: the holding
+ * child's socket, else the spool); the process holding the app's XMPP
+ * connection sends it. NO_ERROR means "durably queued".
  * Inside a CGI script started by mod_xmpp it needs no options: the
  * environment names the queue and the app. Exit status: 0 all NO_ERROR,
  * 1 some recipient failed, 2 usage or validation error. */
