@@ -33,6 +33,7 @@ void *mx_create_srv_conf(apr_pool_t *p, server_rec *s)
     c->inbound = MX_UNSET;
     c->dev_mode = MX_UNSET;
     c->queue_limit = MX_UNSET;
+    c->inbound_threads = MX_UNSET;
     return c;
 }
 
@@ -63,6 +64,7 @@ void *mx_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     MX_MERGE_PTR(spool_dir);
     MX_MERGE_INT(dev_mode);
     MX_MERGE_INT(queue_limit);
+    MX_MERGE_INT(inbound_threads);
     return c;
 }
 
@@ -104,6 +106,12 @@ const char *mx_conf_spool_dir(const mx_srv_conf *c)
 int mx_conf_dev_mode(const mx_srv_conf *c)
 {
     return c->dev_mode != MX_UNSET ? c->dev_mode : 0;
+}
+
+int mx_conf_inbound_threads(const mx_srv_conf *c)
+{
+    return c->inbound_threads != MX_UNSET ? c->inbound_threads
+                                          : MX_DEFAULT_IN_THREADS;
 }
 
 int mx_conf_queue_limit(const mx_srv_conf *c)
@@ -371,6 +379,20 @@ static const char *mx_set_queue_limit(cmd_parms *cmd, void *dc,
     return NULL;
 }
 
+static const char *mx_set_inbound_threads(cmd_parms *cmd, void *dc,
+                                          const char *arg)
+{
+    char *end;
+    long v = strtol(arg, &end, 10);
+
+    if (!*arg || *end || v < 1 || v > 256)
+        return cmd_err(cmd, "invalid number", arg,
+                       "give how many inbound requests may run at once, "
+                       "1..256");
+    cmd_conf(cmd)->inbound_threads = (int)v;
+    return NULL;
+}
+
 const command_rec mx_cmds[] = {
     AP_INIT_FLAG(MX_CMD_ENGINE, mx_set_engine, NULL, RSRC_CONF,
                  "On: this server or virtual host is an XMPP app with its "
@@ -405,5 +427,8 @@ const command_rec mx_cmds[] = {
                  "On: log outbound stanzas instead of sending them"),
     AP_INIT_TAKE1(MX_CMD_QUEUE_LIMIT, mx_set_queue_limit, NULL, RSRC_CONF,
                   "most items the outbound queue may hold (default 100000)"),
+    AP_INIT_TAKE1(MX_CMD_INBOUND_THREADS, mx_set_inbound_threads, NULL,
+                  RSRC_CONF, "inbound requests run at once by the holding "
+                  "child, per app (default 16)"),
     { NULL }
 };

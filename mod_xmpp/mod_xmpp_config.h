@@ -21,6 +21,7 @@
 #define MX_CMD_SPOOL_DIR       "XMPPSpoolDir"
 #define MX_CMD_DEV_MODE        "XMPPDevMode"
 #define MX_CMD_QUEUE_LIMIT     "XMPPQueueLimit"
+#define MX_CMD_INBOUND_THREADS "XMPPInboundThreads"
 
 #define MX_UNSET (-1)
 
@@ -37,6 +38,7 @@ typedef enum { MX_TLS_REQUIRED = 0, MX_TLS_OPTIONAL, MX_TLS_OFF } mx_tls_policy;
 #define MX_DEFAULT_INBOUND_PATH "/_ah/xmpp/"
 #define MX_CLIENT_PORT          5222
 #define MX_DEFAULT_QUEUE_LIMIT  100000
+#define MX_DEFAULT_IN_THREADS   16
 
 typedef struct mx_srv_conf {
     int engine;                  /* not inherited: see mx_merge_srv_conf */
@@ -53,6 +55,7 @@ typedef struct mx_srv_conf {
     const char *spool_dir;
     int dev_mode;
     int queue_limit;             /* items in the outbound queue */
+    int inbound_threads;         /* requests run at once, per app */
     const char *defined_in;      /* "file:line" of XMPPEngine On, for messages */
 } mx_srv_conf;
 
@@ -71,6 +74,7 @@ const char *mx_conf_inbound_path(const mx_srv_conf *c);
 const char *mx_conf_spool_dir(const mx_srv_conf *c);
 int mx_conf_dev_mode(const mx_srv_conf *c);
 int mx_conf_queue_limit(const mx_srv_conf *c);
+int mx_conf_inbound_threads(const mx_srv_conf *c);
 
 /* Parse "host", "host:port", "[v6]" or "[v6]:port". NULL when fine, else
  * the reason. */

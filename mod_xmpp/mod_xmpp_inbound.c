@@ -48,7 +48,6 @@ APLOG_USE_MODULE(xmpp);
 
 extern module AP_MODULE_DECLARE_DATA xmpp_module;
 
-#define MX_IN_THREADS     4        /* requests run at once per app */
 #define MX_IN_QUEUE       64       /* stanzas waiting for a thread */
 #define MX_IN_MAX_REPLY   (256 * 1024)
 #define MX_IN_RETRIES     3        /* for 503 answers */
@@ -692,6 +691,7 @@ void mx_inbound_stop(mx_inbound *in, unsigned int ms)
 mx_inbound *mx_inbound_create(mx_app *app, mx_qserver *queue)
 {
     mx_inbound *in = calloc(1, sizeof(*in));
+    apr_size_t threads = (apr_size_t)mx_conf_inbound_threads(app->conf);
 
     if (!in)
         return NULL;
@@ -701,12 +701,12 @@ mx_inbound *mx_inbound_create(mx_app *app, mx_qserver *queue)
     in->local_addr = local_addr_of(app, in->pool);
     /* all threads from the start, and kept: a thread per stanza (the pool
      * lets idle ones exit by default) costs more than the request */
-    if (apr_thread_pool_create(&in->threads, MX_IN_THREADS, MX_IN_THREADS,
-                               in->pool) != APR_SUCCESS) {
+    if (apr_thread_pool_create(&in->threads, threads, threads, in->pool)
+        != APR_SUCCESS) {
         free(in);
         return NULL;
     }
-    apr_thread_pool_idle_max_set(in->threads, MX_IN_THREADS);
+    apr_thread_pool_idle_max_set(in->threads, threads);
     return in;
 }
 

@@ -67,6 +67,9 @@ BAD_VALUES = [
     ("XMPPQueueLimit", "0"),
     ("XMPPQueueLimit", "-5"),
     ("XMPPQueueLimit", "lots"),
+    ("XMPPInboundThreads", "0"),
+    ("XMPPInboundThreads", "257"),
+    ("XMPPInboundThreads", "many"),
 ]
 
 # Good values: accepted by configtest (each on top of the default app).
@@ -87,6 +90,8 @@ GOOD_VALUES = [
     ("XMPPInboundPath", "/bots/in/"),
     ("XMPPDevMode", "On"),
     ("XMPPQueueLimit", "1"),
+    ("XMPPInboundThreads", "1"),
+    ("XMPPInboundThreads", "256"),
 ]
 
 

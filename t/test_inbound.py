@@ -516,10 +516,12 @@ def test_slow_handler_does_not_delay_others(httpd_factory, xmpp_client):
 
 def test_full_request_queue_gives_resource_constraint(httpd_factory,
                                                       xmpp_client):
-    """4 requests run at once; 64 more wait; beyond that the sender gets
-    resource-constraint at once, and nothing queued is lost.  (mod_lua:
-    no process per request, so the 64 queued ones run quickly.)"""
-    h, dumps = start_app(httpd_factory, "event", "lua", services="message")
+    """XMPPInboundThreads 4: 4 requests run at once; 64 more wait; beyond
+    that the sender gets resource-constraint at once, and nothing queued
+    is lost.  (mod_lua: no process per request, so the 64 queued ones run
+    quickly.)"""
+    h, dumps = start_app(httpd_factory, "event", "lua", services="message",
+                         extra="XMPPInboundThreads 4")
     alice = xmpp_client("alice", resource="inb-" + token())
     since = warm_up(alice)
     tok = token()
