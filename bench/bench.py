@@ -1006,13 +1006,19 @@ class Bench:
         r.line("%-46s %9s %9s" % ("round trip, ms", "p50", "p99"))
         for label, (a, b) in rows:
             r.line("%-46s %9.2f %9.2f" % (label, a, b))
+        # the handler as a client waits for it: %D ends when the response
+        # is logged, which for a CGI is long before its process is gone
+        # and the request is over (wrk -c1 sees that)
+        hw = max(p["handler"][0], p["wrk"][0]), max(p["handler"][1],
+                                                    p["wrk"][1])
         r.line("%-46s %9.2f %9.2f" % (
-            "added by XMPP + mod_xmpp (1st - 2nd)",
-            p["rtt"][0] - p["handler"][0], p["rtt"][1] - p["handler"][1]))
+            "added by XMPP + mod_xmpp (1st - handler)",
+            p["rtt"][0] - hw[0], p["rtt"][1] - hw[1]))
         r.line("%-46s %9.2f %9.2f" % (
-            "added by mod_xmpp alone (1st - 2nd - 4th)",
-            p["rtt"][0] - p["handler"][0] - p["echo"][0],
-            p["rtt"][1] - p["handler"][1] - p["echo"][1]))
+            "added by mod_xmpp alone (1st - handler - 4th)",
+            p["rtt"][0] - hw[0] - p["echo"][0],
+            p["rtt"][1] - hw[1] - p["echo"][1]))
+        r.line("(handler: the larger of the 2nd and 3rd rows)")
         r.line("(%d replies, %d handler log lines; the difference of p99s is "
                "only indicative)" % (len(rtt), len(handler)))
 

@@ -451,8 +451,9 @@ static void backoff(mx_holder *h)
  * or writable while libstrophe has something queued, as its select()
  * does) and on the queue's "committed" eventfd ourselves, then let
  * libstrophe work without waiting, so an item committed meanwhile goes
- * out at once instead of at the end of a slice. (Data that OpenSSL holds already decrypted is read
- * at the next turn, as libstrophe's select() would.) */
+ * out at once instead of at the end of a slice. (Data that OpenSSL holds
+ * already decrypted is read at the next turn, as libstrophe's select()
+ * would.) */
 static void run_once(mx_holder *h, unsigned int ms)
 {
     struct pollfd p[2];

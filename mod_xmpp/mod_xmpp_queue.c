@@ -67,7 +67,8 @@ struct mx_qserver {
     volatile int stop;
     int listen_fd, ino_fd;
     char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-    mx_seq committed;      /* atomic: below this, durable */
+    mx_seq committed;      /* atomic: below this, appended (and synced,
+                            * but for this process's own answers) */
     mx_seq acked;          /* atomic: set by the XMPP loop */
     mx_seq acked_written;
     int full;

@@ -30,7 +30,9 @@ void mx_qserver_stop(mx_qserver *q);
 int mx_qserver_put_local(mx_qserver *q, mx_item_kind kind,
                          const char *stanza, size_t stanza_len);
 
-/* Records below this number are durable: the reader may send them. */
+/* Records below this number are in the journal, the reader may send
+ * them: synced, except answers from mx_qserver_put_local not yet followed
+ * by a sender's batch. */
 mx_seq mx_qserver_committed(mx_qserver *q);
 
 /* Readable when records were committed since the last clear: the XMPP
