@@ -1,7 +1,7 @@
 /* nofsync_shim: a diagnostic, not a configuration to run. Preloaded into
  * httpd (LD_PRELOAD), it makes fsync() and fdatasync() return at once, so
- * that the bench can show what durability (an fsync of each queue item and
- * of the queue directory before a send is answered) costs the xmpp-api.
+ * that the bench can show what durability (the journal's fdatasync before
+ * a batch of sends is answered) costs the xmpp-api.
  * Without it an accepted send is no longer safe from a crash. */
 int fsync(int fd);
 int fdatasync(int fd);
