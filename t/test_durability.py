@@ -15,6 +15,7 @@ that the test keeps shut until the clients have logged in again.
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -444,3 +445,52 @@ def test_full_queue_refuses_and_recovers(gated, prosody, xmpp_client):
                        body=run + " delivered")
     assert answer["statuses"] == ["NO_ERROR"]
     alice.wait_message(15, lambda m: m["body"] == run + " delivered")
+
+
+def test_spool_when_the_socket_path_is_too_long(gated, xmpp_client):
+    """A spool directory too deep for a Unix socket's address: the holder
+    says so and every send goes through the spool files, which it moves
+    into its journal; nothing is lost, order is kept."""
+    top = util.make_tempdir("mx-deep-")
+    try:
+        deep = os.path.join(top, "d" * 60, "e" * 60)
+        os.makedirs(deep, 0o755)
+        util.chown(deep, "www-data")
+        h, gate = gated(app_conf={"XMPPSpoolDir": deep})
+        app_dir = os.path.join(deep, APP)
+        assert len(os.path.join(app_dir, "queue.sock")) > 108
+        h.wait_log(r"XMPP0212: app@localhost: the path of the queue's "
+                   r"socket in .* is too long for a Unix socket: senders "
+                   r"use the spool", 10)
+        assert not os.path.exists(os.path.join(app_dir, "queue.sock"))
+        alice = xmpp_client("alice")
+        run = "deep-%d" % time.time_ns()
+        bodies = ["%s #%02d" % (run, i) for i in range(10)]
+        for body in bodies[:5]:
+            code, answer = api(h, "send_message", jid="alice@localhost",
+                               body=body)
+            assert (code, answer["statuses"]) == (200, ["NO_ERROR"]), answer
+        env_queue = {"XMPP_QUEUE": app_dir}
+        for body in bodies[5:]:
+            r = subprocess.run(
+                (["runuser", "-u", "www-data", "--"] if os.geteuid() == 0
+                 else []) + [XMPP_SEND, "message", "alice@localhost", "--",
+                             body],
+                capture_output=True, text=True, timeout=30,
+                stdin=subprocess.DEVNULL,
+                env=dict(os.environ, XMPP_JID=APP, **env_queue))
+            assert (r.returncode, r.stdout) == (
+                0, "alice@localhost NO_ERROR\n"), r
+        util.wait_for(lambda: [m["body"] for m in received(alice, run)]
+                      == bodies, DELIVERY_WAIT, 0.2,
+                      "the 10 messages, in order")
+        # through the spool into the journal, and out of the spool again
+        util.wait_for(lambda: queue_empty_at(app_dir), 15, 0.2,
+                      "the queue to drain")
+        assert len(journal.journal_records(app_dir)) >= 10
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def queue_empty_at(app_dir):
+    return not journal.pending(app_dir)
