@@ -333,6 +333,10 @@ def outage_scenario(h, gate, prosody, xmpp_client, during=None):
     util.wait_for(lambda: queue_empty(h), 15, 0.2,
                   "the queue to drain")
     util.wait_for(lambda: queued_status(h) == 0, 5, 0.2, "Queued: 0")
+    # counted as sent once the server acknowledged them (all of them went
+    # out after `during`, so a restart's fresh counters count them too)
+    sent_count = int(h.status().get("XMPPApp1Sent", "0"))
+    assert sent_count >= 2 * N, sent_count
 
 
 # ----------------------------------------------------------------- tests
