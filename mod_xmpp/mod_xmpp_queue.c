@@ -72,7 +72,7 @@ struct mx_qserver {
     mx_seq acked;          /* atomic: set by the XMPP loop */
     mx_seq acked_written;
     int full;
-    apr_time_t last_spool, last_count, last_house;
+    apr_time_t last_spool, last_count, last_house, last_read_error;
     mx_qconn conns[MX_Q_CLIENTS];
     int nconns;
     mx_qreq *reqs;
@@ -163,8 +163,21 @@ static int spool_batch(mx_qserver *q)
     }
     for (i = 0; i < n; i++) {
         if (mx_queue_read(q->app->dir, names[i], &data[good], &lens[good])
-            != 0)
-            continue; /* gone meanwhile */
+            != 0) {
+            /* gone meanwhile, or unreadable: left where it is, never
+             * removed unread */
+            if (errno != ENOENT && apr_time_now() - q->last_read_error
+                                   > apr_time_from_sec(60)) {
+                ap_log_error(APLOG_MARK, APLOG_ERR, errno, q->app->s,
+                             MX_LOG_TAG "0216: %s: cannot read the spooled "
+                             "item %s/new/%s; it stays there", q->app->jid,
+                             q->app->dir, names[i]);
+                q->last_read_error = apr_time_now();
+            }
+            free(names[i]);
+            names[i] = NULL;
+            continue;
+        }
         if (mx_queue_item_parse(data[good], lens[good], &item) != 0) {
             ap_log_error(APLOG_MARK, APLOG_ERR, 0, q->app->s, MX_LOG_TAG
                          "0203: %s: queue item %s is damaged; moved aside "

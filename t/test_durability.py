@@ -498,3 +498,30 @@ def test_spool_when_the_socket_path_is_too_long(gated, xmpp_client):
 
 def queue_empty_at(app_dir):
     return not journal.pending(app_dir)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to make a file "
+                    "the server's User cannot read")
+def test_unreadable_spooled_item_stays_until_readable(gated, xmpp_client):
+    """A spooled item the holder cannot read is never removed unread: the
+    log says so, and once it is readable it is sent."""
+    h, gate = gated()
+    alice = xmpp_client("alice")
+    app_dir = os.path.join(h.spool_dir, APP)
+    body = "unreadable-%d" % time.time_ns()
+    stanza = ('<message to="alice@localhost" type="chat" '
+              'xmlns="jabber:client"><body>%s</body></message>' % body)
+    name = "%020d-%010d-%08d" % (time.time_ns(), os.getpid(), 1)
+    tmp = os.path.join(app_dir, "tmp", name)
+    with open(tmp, "w") as f:
+        f.write("MX1 stanza\n" + stanza)
+    os.chmod(tmp, 0o600)  # root's: www-data cannot read it
+    offset = h.log_size()
+    os.rename(tmp, os.path.join(app_dir, "new", name))
+    h.wait_log(r"XMPP0216: app@localhost: cannot read the spooled item "
+               r".*/new/%s; it stays there" % name, 10, offset)
+    assert os.path.exists(os.path.join(app_dir, "new", name))
+    util.chown(os.path.join(app_dir, "new", name), "www-data")
+    alice.wait_message(DELIVERY_WAIT, lambda m: m["body"] == body)
+    util.wait_for(lambda: not os.path.exists(
+        os.path.join(app_dir, "new", name)), 10, 0.2, "the item to leave new/")
