@@ -540,6 +540,11 @@ static void consume(mx_qserver *q)
             memmove(c->buf, c->buf + at, c->len - at);
             c->len -= at;
         }
+        if (c->len == 0 && c->cap > 65536) { /* after a large item */
+            free(c->buf);
+            c->buf = NULL;
+            c->cap = 0;
+        }
     }
     for (i = q->nconns - 1; i >= 0; i--)
         if (q->conns[i].dead
