@@ -21,7 +21,7 @@
 
 /* libstrophe loop slice: short, because TLS records already buffered in
  * OpenSSL are only seen on the next call */
-#define BX_SLICE_MS 1
+#define BX_SLICE_MS 10
 
 static volatile sig_atomic_t bx_stop;
 

@@ -50,9 +50,7 @@
 APLOG_USE_MODULE(xmpp);
 
 #define MX_ELECT_POLL_MS   200   /* how often a non-holder tries the lock */
-#define MX_RUN_ONCE_MS     5     /* libstrophe loop slice, when idle */
-#define MX_RUN_BUSY_MS     1     /* ... while there is work in progress */
-#define MX_BUSY_LINGER_MS  100   /* stay quick this long after the last */
+#define MX_RUN_ONCE_MS     5     /* longest wait of the holder's loop */
 #define MX_CLOSE_ACK_MS    2000  /* wait for the server to confirm on stop */
 #define MX_CLOSE_END_MS    1000  /* wait for the server's </stream> */
 #define MX_JOIN_MS         4000  /* child exit waits this long for a thread */
@@ -474,21 +472,15 @@ static void run_once(mx_holder *h, unsigned int ms)
     xmpp_run_once(h->ctx, 0);
 }
 
-/* The loop of one connection. While there is work in progress (requests
- * running), the slices are shorter. */
+/* The loop of one connection: the server and the queue wake it; the
+ * slice bounds how late timers (the idle ack request, stopping) run. */
 static void run_session(mx_holder *h)
 {
-    apr_time_t quick_until = 0, now;
-
     while (!h->ended && !stopping(h)) {
-        now = apr_time_now();
-        run_once(h, now < quick_until ? MX_RUN_BUSY_MS : MX_RUN_ONCE_MS);
+        run_once(h, MX_RUN_ONCE_MS);
         ack_quickly(h);
-        if (!h->logged_in)
-            continue;
-        if (mx_out_pump(h->out) || mx_inbound_busy(h->inbound))
-            quick_until = apr_time_now()
-                          + apr_time_from_msec(MX_BUSY_LINGER_MS);
+        if (h->logged_in)
+            mx_out_pump(h->out);
     }
 }
 

@@ -671,12 +671,6 @@ void mx_inbound_on_login(mx_inbound *in, xmpp_ctx_t *ctx, xmpp_conn_t *conn)
     xmpp_handler_add(conn, on_stanza, NULL, NULL, NULL, hc);
 }
 
-int mx_inbound_busy(mx_inbound *in)
-{
-    return apr_thread_pool_busy_count(in->threads)
-           || apr_thread_pool_tasks_count(in->threads);
-}
-
 void mx_inbound_stop(mx_inbound *in, unsigned int ms)
 {
     apr_time_t end = apr_time_now() + apr_time_from_msec(ms);

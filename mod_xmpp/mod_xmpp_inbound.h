@@ -21,9 +21,6 @@ mx_inbound *mx_inbound_create(mx_app *app, mx_qserver *queue);
  * Call after mx_contacts_on_login, so that presence is stored first. */
 void mx_inbound_on_login(mx_inbound *in, xmpp_ctx_t *ctx, xmpp_conn_t *conn);
 
-/* Non-zero while requests run or wait (answers are coming) */
-int mx_inbound_busy(mx_inbound *in);
-
 /* Stop taking stanzas and wait (bounded) for requests in flight. */
 void mx_inbound_stop(mx_inbound *in, unsigned int ms);
 

@@ -231,10 +231,9 @@ static int send_next(mx_out *o)
     return 1;
 }
 
-int mx_out_pump(mx_out *o)
+void mx_out_pump(mx_out *o)
 {
     apr_time_t now = apr_time_now();
-    apr_uint32_t before = o->out_seq;
 
     apr_pool_clear(o->scratch);
     while (o->len < MX_WINDOW && send_next(o) == 1) {
@@ -244,7 +243,6 @@ int mx_out_pump(mx_out *o)
     if (o->out_seq != o->requested
         && now - o->last_send >= apr_time_from_msec(MX_ACK_IDLE_MS))
         ask_ack(o);
-    return o->out_seq != before || o->len > 0;
 }
 
 /* ---- dev mode ---- */

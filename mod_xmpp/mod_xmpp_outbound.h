@@ -22,9 +22,9 @@ void mx_out_on_login(mx_out *o, xmpp_ctx_t *ctx, xmpp_conn_t *conn);
  * that the ack count stays right. */
 void mx_out_send_other(mx_out *o, xmpp_stanza_t *st);
 
-/* Called on every turn of the holder's loop while logged in. Non-zero
- * while there is work in progress (items sent, in flight or waiting). */
-int mx_out_pump(mx_out *o);
+/* Called on every turn of the holder's loop while logged in: send what
+ * was committed (up to the window), ask for acks. */
+void mx_out_pump(mx_out *o);
 
 /* XMPPDevMode On: log queued items the way App Engine's development
  * server did, and mark them done; nothing is sent. ctx parses them. */
