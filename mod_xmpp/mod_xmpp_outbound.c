@@ -96,9 +96,10 @@ static int next_item(mx_out *o, char **data, size_t *len, mx_seq *record)
         return rc;
     if (errno == EILSEQ) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, o->app->s, MX_LOG_TAG "0203: "
-                     "%s: the outbound journal is damaged at item %llu; "
-                     "the items from there to the next segment are lost "
-                     "(look in %s/journal)", o->app->jid, *record,
+                     "%s: the outbound journal is damaged at item %"
+                     APR_UINT64_T_FMT ": skipped (if its header is damaged "
+                     "too, so are the items up to the next segment; look "
+                     "in %s/journal)", o->app->jid, (apr_uint64_t)*record,
                      o->app->dir);
         mx_shared_count(o->app->shared->failed, 1);
         return 0;
@@ -213,8 +214,9 @@ static int send_next(mx_out *o)
         return rc;
     if (mx_queue_item_parse(data, len, &item) != 0) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, o->app->s, MX_LOG_TAG "0203: "
-                     "%s: outbound item %llu is not an item of this version "
-                     "of mod_xmpp; skipped", o->app->jid, record);
+                     "%s: outbound item %" APR_UINT64_T_FMT " is not an "
+                     "item of this version of mod_xmpp; skipped",
+                     o->app->jid, (apr_uint64_t)record);
         mx_shared_count(o->app->shared->failed, 1);
         free(data);
         return 1;

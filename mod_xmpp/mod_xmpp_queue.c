@@ -517,7 +517,8 @@ answers:
         else if (rc != 0)
             answer(q->reqs[i].c, "ERR %s", err);
         else
-            answer(q->reqs[i].c, "OK %llu", first++);
+            answer(q->reqs[i].c, "OK %" APR_UINT64_T_FMT,
+                   (apr_uint64_t)first++);
     }
     free(items);
     free(lens);

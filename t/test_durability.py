@@ -14,6 +14,7 @@ that the test keeps shut until the clients have logged in again.
 """
 
 import json
+import re
 import os
 import shutil
 import signal
@@ -525,3 +526,51 @@ def test_unreadable_spooled_item_stays_until_readable(gated, xmpp_client):
     alice.wait_message(DELIVERY_WAIT, lambda m: m["body"] == body)
     util.wait_for(lambda: not os.path.exists(
         os.path.join(app_dir, "new", name)), 10, 0.2, "the item to leave new/")
+
+
+def _queue_request(sock, item):
+    sock.sendall(b"PUT %d\n" % len(item) + item)
+
+
+def _answer_lines(sock, n, timeout=10.0):
+    sock.settimeout(timeout)
+    data = b""
+    while data.count(b"\n") < n:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode().splitlines()
+
+
+def test_queue_socket_protocol(gated, xmpp_client):
+    """The holder's queue socket as mx_qclient.h describes it: each PUT
+    is answered "OK <journal number>" once durable, numbers follow each
+    other on a connection, the item is sent; anything else is answered
+    ERR and the connection closed."""
+    h, gate = gated()
+    alice = xmpp_client("alice")
+    path = os.path.join(h.spool_dir, APP, "queue.sock")
+    run = "proto-%d" % time.time_ns()
+    items = [("MX1 stanza\n<message to=\"alice@localhost\" type=\"chat\" "
+              "xmlns=\"jabber:client\"><body>%s %d</body></message>"
+              % (run, i)).encode() for i in range(2)]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(path)
+        for item in items:  # both before reading: pipelined
+            _queue_request(s, item)
+        answers = _answer_lines(s, 2)
+    assert len(answers) == 2 and all(
+        re.fullmatch(r"OK \d+", a) for a in answers), answers
+    first, second = (int(a.split()[1]) for a in answers)
+    assert second == first + 1
+    for i in range(2):
+        alice.wait_message(DELIVERY_WAIT,
+                           lambda m, i=i: m["body"] == "%s %d" % (run, i))
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(path)
+        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        answer = _answer_lines(s, 1)
+        assert answer and answer[0].startswith("ERR "), answer
+        s.settimeout(5)
+        assert s.recv(100) == b"", "the connection stays open"
