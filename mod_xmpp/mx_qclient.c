@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -96,26 +97,49 @@ static int send_all(int fd, const char *p, size_t len)
     return 0;
 }
 
-/* Send the request; a kept connection the holder has closed meanwhile is
+/* Send the request, header and item in one call (the holder wakes once);
+ * a kept connection the holder has closed meanwhile fails at once and is
  * replaced once (nothing of the request reached anyone then). 0 when
  * sent, -1 when no holder listens. */
 static int send_request(const char *path, const char *item, size_t len)
 {
     char head[MX_QREQ_MAX_HEADER];
     int n = snprintf(head, sizeof(head), "PUT %zu\n", len), tries;
+    struct iovec iov[2];
+    struct msghdr msg;
+    ssize_t sent = -1;
+    size_t total = (size_t)n + len, done;
+    int rc = 0;
 
-    for (tries = 0; tries < 2; tries++) {
+    for (tries = 0; tries < 2 && sent < 0; tries++) {
         if (conn_fd >= 0 && strcmp(conn_path, path) != 0)
             drop_conn();
         if (conn_fd < 0 && connect_to(path) != 0)
             return -1;
-        if (send_all(conn_fd, head, (size_t)n) == 0)
-            break;
-        drop_conn();
+        iov[0].iov_base = head;
+        iov[0].iov_len = (size_t)n;
+        iov[1].iov_base = (void *)item;
+        iov[1].iov_len = len;
+        memset(&msg, 0, sizeof(msg));
+        msg.msg_iov = iov;
+        msg.msg_iovlen = 2;
+        do
+            sent = sendmsg(conn_fd, &msg, MSG_NOSIGNAL);
+        while (sent < 0 && errno == EINTR);
+        if (sent < 0)
+            drop_conn();
     }
-    if (conn_fd < 0)
+    if (sent < 0)
         return -1;
-    if (send_all(conn_fd, item, len) != 0) {
+    /* a large item may go in several parts */
+    done = (size_t)sent;
+    if (done < (size_t)n) {
+        rc = send_all(conn_fd, head + done, (size_t)n - done);
+        done = (size_t)n;
+    }
+    if (rc == 0 && done < total)
+        rc = send_all(conn_fd, item + (done - (size_t)n), total - done);
+    if (rc != 0) {
         drop_conn();
         return -1;
     }
