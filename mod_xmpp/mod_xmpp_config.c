@@ -365,32 +365,36 @@ static const char *mx_set_dev_mode(cmd_parms *cmd, void *dc, int flag)
     return NULL;
 }
 
-static const char *mx_set_queue_limit(cmd_parms *cmd, void *dc,
-                                      const char *arg)
+/* A whole number in lo..hi into *out, or the refusal; `what` completes
+ * "give ..." in the message. */
+static const char *int_in_range(cmd_parms *cmd, const char *arg, long lo,
+                                long hi, const char *what, int *out)
 {
     char *end;
     long v = strtol(arg, &end, 10);
 
-    if (!*arg || *end || v < 1 || v > 100000000)
+    if (!*arg || *end || v < lo || v > hi)
         return cmd_err(cmd, "invalid number", arg,
-                       "give the most items the outbound queue may hold, "
-                       "1..100000000");
-    cmd_conf(cmd)->queue_limit = (int)v;
+                       apr_psprintf(cmd->pool, "give %s, %ld..%ld", what, lo,
+                                    hi));
+    *out = (int)v;
     return NULL;
+}
+
+static const char *mx_set_queue_limit(cmd_parms *cmd, void *dc,
+                                      const char *arg)
+{
+    return int_in_range(cmd, arg, 1, 100000000,
+                        "the most items the outbound queue may hold",
+                        &cmd_conf(cmd)->queue_limit);
 }
 
 static const char *mx_set_inbound_threads(cmd_parms *cmd, void *dc,
                                           const char *arg)
 {
-    char *end;
-    long v = strtol(arg, &end, 10);
-
-    if (!*arg || *end || v < 1 || v > 256)
-        return cmd_err(cmd, "invalid number", arg,
-                       "give how many inbound requests may run at once, "
-                       "1..256");
-    cmd_conf(cmd)->inbound_threads = (int)v;
-    return NULL;
+    return int_in_range(cmd, arg, 1, 256,
+                        "how many inbound requests may run at once",
+                        &cmd_conf(cmd)->inbound_threads);
 }
 
 const command_rec mx_cmds[] = {
