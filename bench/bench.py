@@ -531,15 +531,19 @@ class Bench:
         rc.wait_line("READY", LOGIN_S)
         return rc
 
+    def raw_sender(self, tag, n):
+        """bench/raw_sender: bob sends n messages to alice, no acks."""
+        return Proc([os.path.join(self.bin, "raw_sender"),
+                     "--jid", self.prosody.jid("bob"), "--port",
+                     str(self.prosody.port), "--ca", self.prosody.ca_file,
+                     "--to", "alice@localhost", "--count", str(n),
+                     "--prefix", tag],
+                    env={"BENCH_PASS": self.prosody.password("bob")})
+
     def raw_send_rate(self, n):
         tag = self.tag("raw")
         rc = self.receiver(tag, n)
-        snd = Proc([os.path.join(self.bin, "raw_sender"),
-                    "--jid", self.prosody.jid("bob"), "--port",
-                    str(self.prosody.port), "--ca", self.prosody.ca_file,
-                    "--to", "alice@localhost", "--count", str(n),
-                    "--prefix", tag],
-                   env={"BENCH_PASS": self.prosody.password("bob")})
+        snd = self.raw_sender(tag, n)
         t0 = float(snd.wait_line("START", LOGIN_S).split()[1])
         done = kv(rc.wait_line("DONE", 300))
         snd.wait(30)
@@ -599,12 +603,7 @@ class Bench:
         cl = XmppClient("alice@localhost", self.prosody.password("alice"),
                         self.prosody.port, self.prosody.ca_file)
         try:
-            snd = Proc([os.path.join(self.bin, "raw_sender"),
-                        "--jid", self.prosody.jid("bob"), "--port",
-                        str(self.prosody.port), "--ca", self.prosody.ca_file,
-                        "--to", "alice@localhost", "--count", str(n),
-                        "--prefix", tag],
-                       env={"BENCH_PASS": self.prosody.password("bob")})
+            snd = self.raw_sender(tag, n)
             t0 = float(snd.wait_line("START", LOGIN_S).split()[1])
             try:
                 msgs = cl.wait_messages(n, timeout=120, predicate=lambda m: (
