@@ -677,26 +677,6 @@ int mx_queue_item_parse(const char *data, size_t len, mx_queue_item *item)
     return 0;
 }
 
-int mx_queue_put_item(const char *dir, mx_item_kind kind, const char *stanza,
-                      size_t stanza_len, int sync, char *name,
-                      size_t namesize, char *err, size_t errsize)
-{
-    size_t len;
-    char *data = mx_queue_item_make(kind, stanza, stanza_len, &len);
-    int rv;
-
-    if (!data) {
-        if (err && errsize)
-            snprintf(err, errsize, "cannot make a queue item: %s",
-                     stanza ? "out of memory" : "no stanza");
-        errno = stanza ? ENOMEM : EINVAL;
-        return -1;
-    }
-    rv = mx_queue_put(dir, data, len, sync, name, namesize, err, errsize);
-    free(data);
-    return rv;
-}
-
 /* ---- contacts' presence ---- */
 
 int mx_presence_path(const char *dir, const char *jid, char *buf,

@@ -87,8 +87,8 @@ int mx_queue_read_file(const char *dir, const char *relpath, char **data,
                        size_t *len);
 
 /* Items in D/new (names that match the format); 0 when new/ is missing,
- * -1 on error (errno set). Reads the whole directory: for the holder's
- * periodic count, not for every send. */
+ * -1 on error (errno set). Reads the whole directory: for tests and
+ * tools, not for every send (the holder counts its journal). */
 long mx_queue_count(const char *dir);
 
 /* The holder's backpressure flag: create (full) or remove (!full) D/FULL.
@@ -132,10 +132,6 @@ char *mx_queue_item_make(mx_item_kind kind, const char *stanza,
  * -1 for another format version, an unknown kind or an empty stanza. */
 int mx_queue_item_parse(const char *data, size_t len, mx_queue_item *item);
 
-/* mx_queue_item_make + mx_queue_put: what every sender calls. */
-int mx_queue_put_item(const char *dir, mx_item_kind kind, const char *stanza,
-                      size_t stanza_len, int sync, char *name,
-                      size_t namesize, char *err, size_t errsize);
 
 /* ---- contacts' presence (for get_presence) ----
  * D/presence/BARE, one file per contact, written by the holder, read by

@@ -204,7 +204,7 @@ static void test_unwritable(void)
 static void test_items(void)
 {
     const char *q = new_queue("items");
-    char name[MX_QUEUE_NAME_SIZE], *data;
+    char name[MX_QUEUE_NAME_SIZE], *data, *item;
     mx_queue_item it;
     size_t len;
 
@@ -227,8 +227,11 @@ static void test_items(void)
     CHECK(mx_queue_item_parse("MX1 stanza", 10, &it) == -1);
     CHECK(mx_queue_item_parse("", 0, &it) == -1);
 
-    CHECK(mx_queue_put_item(q, MX_ITEM_STANZA, "<m/>", 4, 1, name,
-                            sizeof(name), NULL, 0) == 0);
+    item = mx_queue_item_make(MX_ITEM_STANZA, "<m/>", 4, &len);
+    CHECK(item != NULL);
+    CHECK(item && mx_queue_put(q, item, len, 1, name, sizeof(name), NULL, 0)
+          == 0);
+    free(item);
     CHECK(mx_queue_read(q, name, &data, &len) == 0);
     CHECK(mx_queue_item_parse(data, len, &it) == 0);
     CHECK(it.stanza_len == 4 && memcmp(it.stanza, "<m/>", 4) == 0);
