@@ -74,14 +74,19 @@ static void acked(mx_out *o, apr_uint32_t h)
     }
 }
 
+static void log_read_error(mx_app *app, int err)
+{
+    ap_log_error(APLOG_MARK, APLOG_ERR, err, app->s, MX_LOG_TAG "0205: %s: "
+                 "cannot read the outbound journal in %s/journal", app->jid,
+                 app->dir);
+}
+
 /* Start again from the first item not acknowledged. */
 static void rewind_queue(mx_out *o)
 {
     o->head = o->len = 0;
     if (mx_jreader_seek(o->reader, mx_qserver_acked(o->q) + 1) != 0)
-        ap_log_error(APLOG_MARK, APLOG_ERR, errno, o->app->s, MX_LOG_TAG
-                     "0205: %s: cannot read the outbound journal in "
-                     "%s/journal", o->app->jid, o->app->dir);
+        log_read_error(o->app, errno);
 }
 
 /* The next durable item: 1 with its data (free it), 0 when none, -1 on a
@@ -106,9 +111,7 @@ static int next_item(mx_out *o, char **data, size_t *len, mx_seq *record)
     }
     now = apr_time_now();
     if (now - o->last_error > apr_time_from_sec(1))
-        ap_log_error(APLOG_MARK, APLOG_ERR, errno, o->app->s, MX_LOG_TAG
-                     "0205: %s: cannot read the outbound journal in "
-                     "%s/journal", o->app->jid, o->app->dir);
+        log_read_error(o->app, errno);
     o->last_error = now;
     return -1;
 }
@@ -478,9 +481,7 @@ mx_out *mx_out_create(mx_app *app, mx_qserver *q)
     o->q = q;
     if (mx_jreader_open(app->dir, mx_qserver_acked(q) + 1, &o->reader)
         != 0) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, errno, app->s, MX_LOG_TAG "0205: "
-                     "%s: cannot read the outbound journal in %s/journal",
-                     app->jid, app->dir);
+        log_read_error(app, errno);
         free(o);
         return NULL;
     }
