@@ -26,6 +26,7 @@ APLOG_USE_MODULE(xmpp);
 #define MX_WINDOW         256  /* items sent and not yet acknowledged */
 #define MX_ACK_EVERY      32   /* ask for an ack after this many stanzas */
 #define MX_ACK_IDLE_MS    50   /* ... or this long after the last send */
+#define MX_BATCH_BYTES    65536 /* hand libstrophe at most this at once */
 
 typedef struct {
     mx_seq record;           /* journal number of the item */
@@ -47,6 +48,8 @@ struct mx_out {
     apr_time_t last_send, last_error;
     mx_flight flight[MX_WINDOW];
     int head, len;           /* ring of items in flight */
+    char *batch;             /* stanzas of this pump, sent as one write */
+    size_t batch_len, batch_size;
 };
 
 /* ---- queue bookkeeping ---- */
@@ -118,15 +121,48 @@ static int next_item(mx_out *o, char **data, size_t *len, mx_seq *record)
 
 /* ---- sending ---- */
 
+/* Stanzas go out together: one libstrophe send, so one TLS record and one
+ * write for a whole batch instead of one per stanza, for us and for the
+ * server that reads them. */
+static void flush_batch(mx_out *o)
+{
+    if (o->batch_len == 0)
+        return;
+    xmpp_send_raw(o->conn, o->batch, o->batch_len);
+    o->batch_len = 0;
+}
+
+static void emit(mx_out *o, const char *data, size_t len)
+{
+    if (o->batch_len + len > o->batch_size) {
+        size_t size = o->batch_len + len > MX_BATCH_BYTES
+                      ? o->batch_len + len : MX_BATCH_BYTES;
+        char *grown = realloc(o->batch, size);
+
+        if (!grown) { /* send what we have, then this one on its own */
+            flush_batch(o);
+            xmpp_send_raw(o->conn, data, len);
+            return;
+        }
+        o->batch = grown;
+        o->batch_size = size;
+    }
+    memcpy(o->batch + o->batch_len, data, len);
+    o->batch_len += len;
+    if (o->batch_len >= MX_BATCH_BYTES)
+        flush_batch(o);
+}
+
 static void send_counted(mx_out *o, const char *data, size_t len)
 {
-    xmpp_send_raw(o->conn, data, len);
+    emit(o, data, len);
     o->out_seq++;
     o->last_send = apr_time_now();
 }
 
 void mx_out_send_other(mx_out *o, xmpp_stanza_t *st)
 {
+    flush_batch(o); /* keep the order */
     xmpp_send(o->conn, st);
     o->out_seq++;
     o->last_send = apr_time_now();
@@ -134,17 +170,19 @@ void mx_out_send_other(mx_out *o, xmpp_stanza_t *st)
 
 static void ask_ack(mx_out *o)
 {
-    char id[32];
+    static const char r[] = "<r xmlns='" MX_NS_SM "'/>";
+    char ping[96];
+    int n;
 
     o->requested = o->out_seq;
     if (o->sm) {
-        xmpp_send_raw_string(o->conn, "<r xmlns='" MX_NS_SM "'/>");
+        emit(o, r, sizeof(r) - 1);
         return;
     }
     /* the IQ itself is stanza number out_seq + 1: its answer covers it */
-    apr_snprintf(id, sizeof(id), "mx-ack-%u", o->out_seq + 1);
-    xmpp_send_raw_string(o->conn, "<iq type='get' id='%s'>"
-                         "<ping xmlns='urn:xmpp:ping'/></iq>", id);
+    n = apr_snprintf(ping, sizeof(ping), "<iq type='get' id='mx-ack-%u'>"
+                     "<ping xmlns='urn:xmpp:ping'/></iq>", o->out_seq + 1);
+    emit(o, ping, (size_t)n);
     o->out_seq++;
     o->requested = o->out_seq;
 }
@@ -248,6 +286,7 @@ void mx_out_pump(mx_out *o)
     if (o->out_seq != o->requested
         && now - o->last_send >= apr_time_from_msec(MX_ACK_IDLE_MS))
         ask_ack(o);
+    flush_batch(o);
 }
 
 /* ---- dev mode ---- */
@@ -394,6 +433,7 @@ static int on_sm_failed(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
                  "round trips to confirm delivery", o->app->jid);
     o->sm = 0;
     ask_ack(o);
+    flush_batch(o);
     return 1;
 }
 
@@ -454,6 +494,7 @@ void mx_out_on_login(mx_out *o, xmpp_ctx_t *ctx, xmpp_conn_t *conn)
 void mx_out_on_end(mx_out *o)
 {
     o->head = o->len = 0;
+    o->batch_len = 0; /* sent again from the journal next session */
     o->conn = NULL;
 }
 
@@ -465,6 +506,7 @@ int mx_out_flush(mx_out *o, unsigned int ms)
         return 0;
     if (o->out_seq != o->requested || o->len > 0)
         ask_ack(o);
+    flush_batch(o);
     while (o->len > 0 && xmpp_conn_is_connected(o->conn)
            && apr_time_now() < end)
         xmpp_run_once(o->ctx, 5);
@@ -496,5 +538,6 @@ void mx_out_destroy(mx_out *o)
         return;
     mx_jreader_close(o->reader);
     apr_pool_destroy(o->pool);
+    free(o->batch);
     free(o);
 }
