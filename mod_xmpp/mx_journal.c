@@ -509,13 +509,43 @@ int mx_journal_set_acked(mx_journal *j, mx_seq seq)
 
 /* ---- reader ---- */
 
+#define READ_AHEAD 65536   /* bytes the reader fetches with one pread */
+
 struct mx_jreader {
     char jdir[JDIR_MAX];
     int fd;
     mx_seq seg_start;
     off_t off;
     mx_seq pos;
+    /* read-ahead: bytes [ra_off, ra_off + ra_len) of the open segment.
+     * Segments only grow and bytes once written never change, so what
+     * was read stays true; a range reaching past it is read again. */
+    unsigned char *ra;
+    off_t ra_off;
+    size_t ra_len;
 };
+
+/* pread_full through the read-ahead buffer. */
+static ssize_t reader_pread(mx_jreader *r, void *buf, size_t len, off_t off)
+{
+    ssize_t got;
+
+    if (off >= r->ra_off && off + (off_t)len <= r->ra_off + (off_t)r->ra_len) {
+        memcpy(buf, r->ra + (off - r->ra_off), len);
+        return (ssize_t)len;
+    }
+    if (len > READ_AHEAD / 2 || (!r->ra && !(r->ra = malloc(READ_AHEAD))))
+        return pread_full(r->fd, buf, len, off);
+    r->ra_len = 0;
+    if ((got = pread(r->fd, r->ra, READ_AHEAD, off)) < 0)
+        return pread_full(r->fd, buf, len, off);
+    r->ra_off = off;
+    r->ra_len = (size_t)got;
+    if ((size_t)got < len) /* the rest is not there (yet) */
+        return pread_full(r->fd, buf, len, off);
+    memcpy(buf, r->ra, len);
+    return (ssize_t)len;
+}
 
 static int reader_open_segment(mx_jreader *r, mx_seq start)
 {
@@ -531,6 +561,7 @@ static int reader_open_segment(mx_jreader *r, mx_seq start)
     r->seg_start = start;
     r->off = 0;
     r->pos = start;
+    r->ra_len = 0;
     return 0;
 }
 
@@ -576,7 +607,7 @@ int mx_jreader_seek(mx_jreader *r, mx_seq from)
         return -1;
     /* skip the records before from, reading headers only */
     while (r->pos < from
-           && pread_full(r->fd, h, sizeof(h), r->off) == (ssize_t)sizeof(h)
+           && reader_pread(r, h, sizeof(h), r->off) == (ssize_t)sizeof(h)
            && header_parse(h, r->pos, &len) == 0) {
         r->off += MX_JOURNAL_HEADER + (off_t)len;
         r->pos++;
@@ -612,6 +643,7 @@ void mx_jreader_close(mx_jreader *r)
         return;
     if (r->fd >= 0)
         close(r->fd);
+    free(r->ra);
     free(r);
 }
 
@@ -632,46 +664,37 @@ static int skip_damage(mx_jreader *r, mx_seq *seq)
     return -1;
 }
 
-int mx_jreader_next(mx_jreader *r, mx_seq limit, char **data, size_t *len,
-                    mx_seq *seq)
+/* One record from the open segment: 1 read, -2 damaged here, -1 error. */
+static int read_record(mx_jreader *r, char **data, size_t *len, mx_seq *seq)
 {
     unsigned char h[MX_JOURNAL_HEADER];
     ssize_t got;
     char *buf;
     size_t n;
 
-    *data = NULL;
-    if (r->pos >= limit)
-        return 0;
-    if (r->fd < 0 && reader_open_segment(r, r->pos) != 0)
-        return errno == ENOENT ? skip_damage(r, seq) : -1;
-    got = pread_full(r->fd, h, sizeof(h), r->off);
+    got = reader_pread(r, h, sizeof(h), r->off);
     if (got < 0)
         return -1;
     if (got == 0) {
         /* the end of this segment: the record is in the next one */
         if (reader_open_segment(r, r->pos) != 0)
-            return errno == ENOENT ? skip_damage(r, seq) : -1;
-        got = pread_full(r->fd, h, sizeof(h), r->off);
+            return errno == ENOENT ? -2 : -1;
+        got = reader_pread(r, h, sizeof(h), r->off);
         if (got < 0)
             return -1;
     }
     if (got != (ssize_t)sizeof(h) || header_parse(h, r->pos, &n) != 0)
-        return skip_damage(r, seq);
+        return -2;
     if (!(buf = malloc(n + 1)))
         return -1;
-    got = pread_full(r->fd, buf, n, r->off + MX_JOURNAL_HEADER);
-    if (got < 0) {
+    got = reader_pread(r, buf, n, r->off + MX_JOURNAL_HEADER);
+    if (got < 0 || (size_t)got != n || !crc_ok(h, buf, n)) {
         free(buf);
-        return -1;
-    }
-    if ((size_t)got != n) {
-        free(buf);
-        return skip_damage(r, seq);
-    }
-    if (!crc_ok(h, buf, n)) {
+        if (got < 0)
+            return -1;
+        if ((size_t)got != n)
+            return -2;
         /* the header holds: skip this record only */
-        free(buf);
         *seq = r->pos;
         r->off += MX_JOURNAL_HEADER + (off_t)n;
         r->pos++;
@@ -685,4 +708,32 @@ int mx_jreader_next(mx_jreader *r, mx_seq limit, char **data, size_t *len,
     r->off += MX_JOURNAL_HEADER + (off_t)n;
     r->pos++;
     return 1;
+}
+
+int mx_jreader_next(mx_jreader *r, mx_seq limit, char **data, size_t *len,
+                    mx_seq *seq)
+{
+    mx_seq pos = r->pos, seg = r->seg_start;
+    off_t off = r->off;
+    int rc;
+
+    *data = NULL;
+    if (r->pos >= limit)
+        return 0;
+    if (r->fd < 0 && reader_open_segment(r, r->pos) != 0)
+        return errno == ENOENT ? skip_damage(r, seq) : -1;
+    rc = read_record(r, data, len, seq);
+    if (rc != 1 && r->ra_len > 0 && r->seg_start == seg
+        && (rc == -2 || errno == EILSEQ)) {
+        /* read-ahead can hold the tail of an append that failed and was
+         * cut off, rewritten since: judge the damage on a fresh read (a
+         * segment opened just now was read fresh) */
+        r->ra_len = 0;
+        r->pos = pos;
+        r->off = off;
+        rc = read_record(r, data, len, seq);
+    }
+    if (rc != -2)
+        return rc;
+    return skip_damage(r, seq);
 }
