@@ -306,7 +306,7 @@ static void accept_all(mx_qserver *q)
 static void read_conn(mx_qconn *c)
 {
     ssize_t n;
-    size_t want;
+    size_t want, room;
     char *grown;
 
     for (;;) {
@@ -325,10 +325,13 @@ static void read_conn(mx_qconn *c)
             c->buf = grown;
             c->cap = want;
         }
-        n = recv(c->fd, c->buf + c->len, c->cap - c->len, 0);
+        room = c->cap - c->len;
+        n = recv(c->fd, c->buf + c->len, room, 0);
         if (n > 0) {
             c->len += (size_t)n;
             c->last = time(NULL);
+            if ((size_t)n < room)
+                return; /* drained for now; poll says when there is more */
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -435,14 +438,15 @@ int mx_qserver_put_local(mx_qserver *q, mx_item_kind kind,
     return rc;
 }
 
-/* Gather this process's items, then the complete requests of every
- * connection, in order. */
-static void gather(mx_qserver *q)
+/* Gather this process's items (when its eventfd said there are some),
+ * then the complete requests of every connection, in order. */
+static void gather(mx_qserver *q, int local)
 {
     int i;
 
     q->nreqs = 0;
-    take_local(q);
+    if (local)
+        take_local(q);
     for (i = 0; i < q->nconns; i++) {
         mx_qconn *c = &q->conns[i];
         size_t at = 0, off, len;
@@ -596,7 +600,7 @@ static void *queue_main(void *data)
 {
     mx_qserver *q = data;
     struct pollfd pfd[MX_Q_CLIENTS + 3];
-    int i, n, base, spool_event;
+    int i, n, base, spool_event, local_event, wake_at;
     apr_time_t now;
 
     while (!q->stop) {
@@ -609,6 +613,7 @@ static void *queue_main(void *data)
             pfd[n].fd = q->ino_fd;
             pfd[n++].events = POLLIN;
         }
+        wake_at = n;
         pfd[n].fd = q->wake_fd;
         pfd[n++].events = POLLIN;
         base = n;
@@ -621,6 +626,7 @@ static void *queue_main(void *data)
         if (q->stop)
             break;
         spool_event = 0;
+        local_event = pfd[wake_at].revents != 0;
         for (i = 0; i < q->nconns; i++)
             q->conns[i].ready = pfd[base + i].revents != 0;
         for (i = 0; i < base; i++) {
@@ -638,7 +644,7 @@ static void *queue_main(void *data)
         if (spool_event
             || now - q->last_spool >= apr_time_from_msec(MX_Q_SPOOL_MS))
             take_spool(q);
-        gather(q);
+        gather(q, local_event);
         /* an item spooled before one of these requests was read has its
          * inotify event by now */
         if (q->nreqs && q->ino_fd >= 0) {
