@@ -449,12 +449,13 @@ static void backoff(mx_holder *h)
  * or writable while libstrophe has something queued, as its select()
  * does) and on the queue's "committed" eventfd ourselves, then let
  * libstrophe work without waiting, so an item committed meanwhile goes
- * out at once instead of at the end of a slice. (Data that OpenSSL holds
- * already decrypted is read at the next turn, as libstrophe's select()
- * would.) */
+ * out at once instead of at the end of a slice. */
+#define MX_READ_TURNS 64 /* libstrophe reads per turn, at most (256 KiB) */
 static void run_once(mx_holder *h, unsigned int ms)
 {
     struct pollfd p[2];
+    unsigned long before;
+    int turns = 0;
 
     if (!h->logged_in || h->sock < 0) {
         xmpp_run_once(h->ctx, ms);
@@ -469,7 +470,15 @@ static void run_once(mx_holder *h, unsigned int ms)
     p[0].revents = p[1].revents = 0;
     if (poll(p, 2, (int)ms) > 0 && p[1].revents)
         mx_qserver_ready_clear(h->queue);
-    xmpp_run_once(h->ctx, 0);
+    /* libstrophe reads at most 4 KiB per call; the rest of a TLS record
+     * stays decrypted inside OpenSSL, where poll() cannot see it. Read on
+     * while the calls bring stanzas, so a burst is handled now and not
+     * after the next slice. */
+    do {
+        before = mx_out_received(h->out);
+        xmpp_run_once(h->ctx, 0);
+    } while (mx_out_received(h->out) != before && ++turns < MX_READ_TURNS
+             && h->logged_in && !h->ended);
 }
 
 /* The loop of one connection: the server and the queue wake it; the

@@ -45,6 +45,7 @@ struct mx_out {
     apr_uint32_t out_seq;    /* stanzas sent since <enable/> */
     apr_uint32_t requested;  /* out_seq when we last asked for an ack */
     apr_uint32_t in_seq;     /* stanzas received since <enabled/> */
+    unsigned long elements;  /* top-level elements received, all kinds */
     apr_time_t last_send, last_error;
     mx_flight flight[MX_WINDOW];
     int head, len;           /* ring of items in flight */
@@ -460,6 +461,7 @@ static int on_any(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
     mx_out *o = ud;
     const char *name = xmpp_stanza_get_name(st);
 
+    o->elements++;
     if (name && (!strcmp(name, "message") || !strcmp(name, "presence")
                  || !strcmp(name, "iq")))
         o->in_seq++;
@@ -489,6 +491,11 @@ void mx_out_on_login(mx_out *o, xmpp_ctx_t *ctx, xmpp_conn_t *conn)
     xmpp_handler_add(conn, on_any, NULL, NULL, NULL, o);
     xmpp_handler_add(conn, on_ping_ack, NULL, "iq", "result", o);
     xmpp_send_raw_string(conn, "<enable xmlns='" MX_NS_SM "'/>");
+}
+
+unsigned long mx_out_received(const mx_out *o)
+{
+    return o->elements;
 }
 
 void mx_out_on_end(mx_out *o)

@@ -30,6 +30,10 @@ void mx_out_pump(mx_out *o);
  * server did, and mark them done; nothing is sent. ctx parses them. */
 void mx_out_dev_pump(mx_out *o, xmpp_ctx_t *ctx);
 
+/* How many top-level elements the server has sent (any kind): tells
+ * whether a turn of libstrophe's loop read something. */
+unsigned long mx_out_received(const mx_out *o);
+
 /* The session ended: what was not acknowledged stays queued for the next. */
 void mx_out_on_end(mx_out *o);
 
