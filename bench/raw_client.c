@@ -17,8 +17,20 @@
  * "DONE key=value..." (times in monotonic seconds); "ERROR why" on failure.
  */
 #include <stdint.h>
+#include <sys/resource.h>
 
 #include "bench_xmpp.h"
+
+/* CPU seconds (user + system) this process has used */
+static double cpu_used(void)
+{
+    struct rusage ru;
+
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0;
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec)
+           + (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
 
 /* Body text of a message stanza (caller frees with xmpp_free), or NULL */
 static char *bx_body(bx_session *s, xmpp_stanza_t *st)
@@ -244,8 +256,9 @@ static int run_converse(bx_client *c, int argc, char **argv)
     if (c->lat)
         fclose(c->lat);
     printf("DONE sent=%ld replies=%ld errors=%ld dups=%ld stray=%ld "
-           "first=%.6f last=%.6f\n", c->sent, c->replies, c->err_answers,
-           c->dups, c->stray, c->t0, c->last_answer);
+           "first=%.6f last=%.6f cpu=%.3f\n", c->sent, c->replies,
+           c->err_answers, c->dups, c->stray, c->t0, c->last_answer,
+           cpu_used());
     fflush(stdout);
     return 0;
 }
@@ -285,7 +298,7 @@ static int run_echo(bx_client *c, int argc, char **argv)
     go_available(c);
     while (!c->s.ended && !bx_stop && bx_now() < limit)
         xmpp_run_once(c->s.ctx, BX_SLICE_MS);
-    printf("DONE echoed=%ld\n", c->total);
+    printf("DONE echoed=%ld cpu=%.3f\n", c->total, cpu_used());
     fflush(stdout);
     return 0;
 }
