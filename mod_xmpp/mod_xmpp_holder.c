@@ -275,7 +275,7 @@ static void on_conn_event(xmpp_conn_t *conn, xmpp_conn_event_t ev, int error,
         h->ever_logged_in = 1;
         mx_out_on_login(h->out, h->ctx, conn);
         mx_contacts_on_login(h->contacts, h->ctx, conn, h->out);
-        mx_inbound_on_login(h->inbound, h->ctx, conn);
+        mx_inbound_on_login(h->inbound, h->ctx, conn, h->out);
         /* initial presence: contacts see the app online */
         pres = xmpp_presence_new(h->ctx);
         mx_out_send_other(h->out, pres);
@@ -506,6 +506,8 @@ static void hold(mx_holder *h)
     h->out = mx_out_create(app, h->queue);
     h->contacts = mx_contacts_create(app);
     h->inbound = mx_inbound_create(app, h->queue);
+    if (h->out && h->inbound)
+        mx_out_set_handled(h->out, mx_inbound_handled, h->inbound);
     h->log.handler = strophe_log;
     h->log.userdata = h;
     h->ctx = xmpp_ctx_new(NULL, &h->log);

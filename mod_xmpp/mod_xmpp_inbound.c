@@ -18,6 +18,7 @@
  * sender gets an error. Answers (replies, errors) go through the durable
  * outbound queue, like every send. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -54,6 +55,13 @@ extern module AP_MODULE_DECLARE_DATA xmpp_module;
 #define MX_IN_RETRY_MS    500      /* doubled each time */
 #define MX_CLIENT_IP      "0.1.0.10"
 
+/* A stanza given to a request thread, by its number in the session */
+typedef struct {
+    apr_uint32_t seq;
+    int running;
+    apr_uint64_t ticket;         /* its answer's, in the queue thread */
+} mx_pending;
+
 struct mx_inbound {
     mx_app *app;
     mx_qserver *queue;           /* this child's queue thread */
@@ -61,6 +69,17 @@ struct mx_inbound {
     apr_sockaddr_t *local_addr;  /* an address the app's host listens on */
     apr_thread_pool_t *threads;
     volatile int stopping;
+    /* What the server is told we handled (XEP-0198 h) stops before the
+     * first stanza whose request has not finished, or whose answer is
+     * not in the journal yet: if the child dies, the server still has
+     * it and bounces it to its sender (or keeps it offline) instead of
+     * its loss going unseen. */
+    pthread_mutex_t ack_lock;
+    apr_uint32_t gen;            /* the session; numbers restart with it */
+    mx_pending *pend;
+    size_t npend, cappend;
+    int kept;                    /* a stanza left unhandled (stopping) */
+    apr_uint32_t kept_seq;
 };
 
 /* One inbound stanza and its request. Allocated with malloc: it crosses
@@ -68,6 +87,8 @@ struct mx_inbound {
 typedef struct mx_inreq {
     mx_conn_mark mark;           /* first: what Require xmpp-internal sees */
     mx_inbound *in;
+    apr_uint32_t gen, seq;       /* the session, the stanza's number */
+    apr_uint64_t ticket;         /* of its answer in the queue thread */
     int kind;
     const char *path;            /* under XMPPInboundPath */
     char *name, *type, *id;      /* of the stanza */
@@ -129,8 +150,10 @@ static char *child_text(xmpp_ctx_t *ctx, xmpp_stanza_t *st, const char *name)
     return out;
 }
 
-/* Put an answer in the outbound queue; log when it cannot be. */
-static void queue_answer(mx_inbound *in, char *stanza, const char *what)
+/* Put an answer in the outbound queue; log when it cannot be. *ticket:
+ * the queue thread's, for the acknowledgement to wait for. */
+static void queue_answer(mx_inbound *in, char *stanza, const char *what,
+                         apr_uint64_t *ticket)
 {
     char err[256];
 
@@ -142,7 +165,7 @@ static void queue_answer(mx_inbound *in, char *stanza, const char *what)
      * another matter, and waits for the disk); the console's simulation
      * has no queue thread of its own and goes the senders' way */
     if (in->queue && mx_qserver_put_local(in->queue, MX_ITEM_STANZA, stanza,
-                                          strlen(stanza)) == 0) {
+                                          strlen(stanza), ticket) == 0) {
         free(stanza);
         return;
     }
@@ -168,7 +191,7 @@ static void error_answer(mx_inreq *ir, const char *etype, const char *cond,
         return;
     queue_answer(ir->in, mx_error_stanza(ir->name, ir->to, ir->from, ir->id,
                                          etype, cond, text),
-                 "error answer");
+                 "error answer", &ir->ticket);
 }
 
 /* ---- the request's bytes ---- */
@@ -472,12 +495,14 @@ static void answer(mx_inreq *ir)
                          why ? why : "?");
             return;
         }
-        queue_answer(ir->in, strdup(ir->reply), "stanza answer");
+        queue_answer(ir->in, strdup(ir->reply), "stanza answer",
+                     &ir->ticket);
     }
     else if (is_type(ir->ctype, "text/plain") && ir->from && ir->to) {
         mx_new_id(id, sizeof(id));
         queue_answer(ir->in, mx_message_stanza(ir->to, ir->from, "chat",
-                                               ir->reply, 0, id), "reply");
+                                               ir->reply, 0, id), "reply",
+                     &ir->ticket);
     }
 }
 
@@ -521,11 +546,83 @@ static void handle(mx_inreq *ir, apr_thread_t *t)
     }
 }
 
+/* ---- what the server is told we handled ---- */
+
+/* Stanza seq of this session went to a request thread (running), or was
+ * answered at once (its answer's ticket). Untracked when out of memory:
+ * then it counts as handled, as everything did before. */
+static void pending_add(mx_inbound *in, apr_uint32_t seq, int running,
+                        apr_uint64_t ticket)
+{
+    mx_pending *grown;
+
+    pthread_mutex_lock(&in->ack_lock);
+    if (in->npend == in->cappend) {
+        size_t cap = in->cappend ? in->cappend * 2 : 64;
+
+        if ((grown = realloc(in->pend, cap * sizeof(*grown))) != NULL) {
+            in->pend = grown;
+            in->cappend = cap;
+        }
+    }
+    if (in->npend < in->cappend) {
+        in->pend[in->npend].seq = seq;
+        in->pend[in->npend].running = running;
+        in->pend[in->npend++].ticket = ticket;
+    }
+    pthread_mutex_unlock(&in->ack_lock);
+}
+
+/* The request of ir is over; its answer (if any) has ticket. */
+static void pending_done(mx_inbound *in, apr_uint32_t gen, apr_uint32_t seq,
+                         apr_uint64_t ticket)
+{
+    size_t i;
+
+    pthread_mutex_lock(&in->ack_lock);
+    for (i = 0; gen == in->gen && i < in->npend; i++) {
+        if (in->pend[i].seq == seq) {
+            in->pend[i].running = 0;
+            in->pend[i].ticket = ticket;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&in->ack_lock);
+}
+
+apr_uint32_t mx_inbound_handled(void *data, apr_uint32_t received)
+{
+    mx_inbound *in = data;
+    apr_uint64_t stored = in->queue ? mx_qserver_stored(in->queue)
+                                    : ~(apr_uint64_t)0;
+    apr_uint32_t h = received;
+    size_t i = 0;
+
+    pthread_mutex_lock(&in->ack_lock);
+    while (i < in->npend) {
+        mx_pending *pd = &in->pend[i];
+
+        if (pd->running || pd->ticket > stored) {
+            if ((apr_int32_t)(pd->seq - 1 - h) < 0)
+                h = pd->seq - 1;
+            i++;
+        }
+        else {
+            *pd = in->pend[--in->npend]; /* finished: forget it */
+        }
+    }
+    if (in->kept && (apr_int32_t)(in->kept_seq - 1 - h) < 0)
+        h = in->kept_seq - 1;
+    pthread_mutex_unlock(&in->ack_lock);
+    return h;
+}
+
 static void *APR_THREAD_FUNC request_task(apr_thread_t *t, void *data)
 {
     mx_inreq *ir = data;
 
     handle(ir, t);
+    pending_done(ir->in, ir->gen, ir->seq, ir->ticket);
     inreq_free(ir);
     return NULL;
 }
@@ -605,7 +702,24 @@ static mx_inreq *inreq_from_stanza(mx_inbound *in, xmpp_ctx_t *ctx,
 typedef struct {
     mx_inbound *in;
     xmpp_ctx_t *ctx;
+    mx_out *out;                 /* numbers the stanzas (its handler runs
+                                  * before ours) */
 } handler_ctx;
+
+/* No thread free and the queue full: the sender is told (ir freed). */
+static void busy_answer(mx_inreq *ir)
+{
+    mx_inbound *in = ir->in;
+
+    ap_log_error(APLOG_MARK, APLOG_ERR, 0, in->app->s, MX_LOG_TAG "0506: "
+                 "%s: %d inbound requests are waiting already; the %s from "
+                 "%s gets an error answer", in->app->jid, MX_IN_QUEUE,
+                 ir->name, ir->from);
+    error_answer(ir, "wait", "resource-constraint",
+                 "the application is busy; try again later");
+    pending_add(in, ir->seq, 0, ir->ticket);
+    inreq_free(ir);
+}
 
 static int on_stanza(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
 {
@@ -616,14 +730,29 @@ static int on_stanza(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
     xmpp_stanza_t *body = xmpp_stanza_get_child_by_name(st, "body");
     char *text = body ? xmpp_stanza_get_text(body) : NULL;
     int kind, has_body = text && *text;
+    apr_uint32_t seq;
     mx_inreq *ir;
 
     from = xmpp_stanza_get_from(st);
+    seq = mx_out_in_seq(hc->out);
+    if (in->stopping && name && (!strcmp(name, "message")
+                                 || !strcmp(name, "presence"))) {
+        /* not handled: not acknowledged either, from here on */
+        pthread_mutex_lock(&in->ack_lock);
+        if (!in->kept) {
+            in->kept = 1;
+            in->kept_seq = seq;
+        }
+        pthread_mutex_unlock(&in->ack_lock);
+        if (text)
+            xmpp_free(hc->ctx, text);
+        return 1;
+    }
     /* the app's own presence (the server's echo, its other resources)
      * is not a contact's; a message from another resource of the app's
      * account is posted like any */
     if (!name || (strcmp(name, "message") && strcmp(name, "presence"))
-        || !from || in->stopping || !strcmp(from, app->full_jid)
+        || !from || !strcmp(from, app->full_jid)
         || (!strcmp(name, "presence") && mx_jid_same_bare(from, app->jid))) {
         if (text)
             xmpp_free(hc->ctx, text);
@@ -646,26 +775,35 @@ static int on_stanza(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
                      name, from);
         return 1;
     }
-    if (apr_thread_pool_tasks_count(in->threads) >= MX_IN_QUEUE
-        || apr_thread_pool_push(in->threads, request_task, ir, 0, NULL)
-           != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, app->s, MX_LOG_TAG "0506: %s: "
-                     "%d inbound requests are waiting already; the %s from "
-                     "%s gets an error answer", app->jid, MX_IN_QUEUE, name,
-                     from);
-        error_answer(ir, "wait", "resource-constraint",
-                     "the application is busy; try again later");
-        inreq_free(ir);
+    ir->gen = in->gen;
+    ir->seq = seq;
+    if (apr_thread_pool_tasks_count(in->threads) >= MX_IN_QUEUE) {
+        busy_answer(ir);
+        return 1;
+    }
+    pending_add(in, seq, 1, 0); /* before the thread can finish it */
+    if (apr_thread_pool_push(in->threads, request_task, ir, 0, NULL)
+        != APR_SUCCESS) {
+        busy_answer(ir);
+        pending_done(in, ir->gen, seq, 0);
     }
     return 1;
 }
 
-void mx_inbound_on_login(mx_inbound *in, xmpp_ctx_t *ctx, xmpp_conn_t *conn)
+void mx_inbound_on_login(mx_inbound *in, xmpp_ctx_t *ctx, xmpp_conn_t *conn,
+                         mx_out *out)
 {
     handler_ctx *hc = apr_pcalloc(in->pool, sizeof(*hc));
 
+    /* a new session counts from 0: what runs for the old one is its own */
+    pthread_mutex_lock(&in->ack_lock);
+    in->gen++;
+    in->npend = 0;
+    in->kept = 0;
+    pthread_mutex_unlock(&in->ack_lock);
     hc->in = in;
     hc->ctx = ctx;
+    hc->out = out;
     /* one registration: libstrophe ignores a second one of the same
      * function with the same user data, whatever the element name */
     xmpp_handler_add(conn, on_stanza, NULL, NULL, NULL, hc);
@@ -691,6 +829,7 @@ mx_inbound *mx_inbound_create(mx_app *app, mx_qserver *queue)
         return NULL;
     in->app = app;
     in->queue = queue;
+    pthread_mutex_init(&in->ack_lock, NULL);
     apr_pool_create_unmanaged_ex(&in->pool, NULL, NULL);
     in->local_addr = local_addr_of(app, in->pool);
     /* all threads from the start, and kept: a thread per stanza (the pool

@@ -7,6 +7,7 @@
 
 #include "httpd.h"
 #include "mod_xmpp_app.h"
+#include "mod_xmpp_outbound.h"
 #include "mod_xmpp_queue.h"
 
 typedef struct mx_inbound mx_inbound;
@@ -18,8 +19,16 @@ void mx_inbound_child_init(apr_pool_t *pchild);
 mx_inbound *mx_inbound_create(mx_app *app, mx_qserver *queue);
 
 /* A session logged in: post the enabled kinds of stanzas from now on.
- * Call after mx_contacts_on_login, so that presence is stored first. */
-void mx_inbound_on_login(mx_inbound *in, xmpp_ctx_t *ctx, xmpp_conn_t *conn);
+ * Call after mx_out_on_login (out numbers the stanzas) and
+ * mx_contacts_on_login (so that presence is stored first). */
+void mx_inbound_on_login(mx_inbound *in, xmpp_ctx_t *ctx, xmpp_conn_t *conn,
+                         mx_out *out);
+
+/* Of the first `received` stanzas of this session, how many are handled:
+ * every one before the first whose request is still running, or whose
+ * answer is not yet in the journal, or that arrived while stopping. What
+ * the server is told (XEP-0198 h); data is the mx_inbound. */
+apr_uint32_t mx_inbound_handled(void *data, apr_uint32_t received);
 
 /* Stop taking stanzas and wait (bounded) for requests in flight. */
 void mx_inbound_stop(mx_inbound *in, unsigned int ms);

@@ -45,6 +45,10 @@ struct mx_out {
     apr_uint32_t out_seq;    /* stanzas sent since <enable/> */
     apr_uint32_t requested;  /* out_seq when we last asked for an ack */
     apr_uint32_t in_seq;     /* stanzas received since <enabled/> */
+    apr_uint32_t in_asked;   /* in_seq at the server's last <r/> */
+    apr_uint32_t in_acked;   /* the h we told it last */
+    apr_uint32_t (*handled)(void *, apr_uint32_t);
+    void *handled_ud;
     unsigned long elements;  /* top-level elements received, all kinds */
     apr_time_t last_send, last_error;
     mx_flight flight[MX_WINDOW];
@@ -52,6 +56,8 @@ struct mx_out {
     char *batch;             /* stanzas of this pump, sent as one write */
     size_t batch_len, batch_size;
 };
+
+static void ack_inbound(mx_out *o);
 
 /* ---- queue bookkeeping ---- */
 
@@ -287,6 +293,7 @@ void mx_out_pump(mx_out *o)
     if (o->out_seq != o->requested
         && now - o->last_send >= apr_time_from_msec(MX_ACK_IDLE_MS))
         ask_ack(o);
+    ack_inbound(o);
     flush_batch(o);
 }
 
@@ -421,7 +428,7 @@ static int on_sm_enabled(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
     mx_out *o = ud;
 
     o->sm = 1;
-    o->in_seq = 0;
+    o->in_seq = o->in_asked = o->in_acked = 0;
     return 1;
 }
 
@@ -447,12 +454,51 @@ static int on_sm_ack(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
     return 1;
 }
 
+/* Tell the server how many of its stanzas are handled. */
+static void send_in_ack(mx_out *o)
+{
+    apr_uint32_t h = o->handled ? o->handled(o->handled_ud, o->in_seq)
+                                : o->in_seq;
+    char a[64];
+    int n;
+
+    if ((apr_int32_t)(h - o->in_acked) < 0)
+        h = o->in_acked; /* never lower than said */
+    n = apr_snprintf(a, sizeof(a), "<a xmlns='" MX_NS_SM "' h='%u'/>", h);
+    emit(o, a, (size_t)n);
+    o->in_acked = h;
+}
+
 static int on_sm_request(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
 {
     mx_out *o = ud;
 
-    xmpp_send_raw_string(conn, "<a xmlns='" MX_NS_SM "' h='%u'/>", o->in_seq);
+    o->in_asked = o->in_seq;
+    send_in_ack(o);
+    flush_batch(o);
     return 1;
+}
+
+/* After an <r/> answered with fewer than asked: say more once the rest
+ * is handled (an <a/> may come unasked). */
+static void ack_inbound(mx_out *o)
+{
+    if (o->sm && o->in_acked != o->in_asked
+        && (!o->handled || o->handled(o->handled_ud, o->in_seq)
+                           != o->in_acked))
+        send_in_ack(o);
+}
+
+apr_uint32_t mx_out_in_seq(const mx_out *o)
+{
+    return o->in_seq;
+}
+
+void mx_out_set_handled(mx_out *o, apr_uint32_t (*fn)(void *, apr_uint32_t),
+                        void *ud)
+{
+    o->handled = fn;
+    o->handled_ud = ud;
 }
 
 /* Count what the server sends, for its <r/>. */
@@ -482,7 +528,7 @@ void mx_out_on_login(mx_out *o, xmpp_ctx_t *ctx, xmpp_conn_t *conn)
     o->ctx = ctx;
     o->conn = conn;
     o->sm = 1; /* optimistic; <failed/> switches to ping barriers */
-    o->out_seq = o->requested = o->in_seq = 0;
+    o->out_seq = o->requested = o->in_seq = o->in_asked = o->in_acked = 0;
     rewind_queue(o);
     xmpp_handler_add(conn, on_sm_enabled, MX_NS_SM, "enabled", NULL, o);
     xmpp_handler_add(conn, on_sm_failed, MX_NS_SM, "failed", NULL, o);
@@ -513,10 +559,14 @@ int mx_out_flush(mx_out *o, unsigned int ms)
         return 0;
     if (o->out_seq != o->requested || o->len > 0)
         ask_ack(o);
+    ack_inbound(o);
     flush_batch(o);
     while (o->len > 0 && xmpp_conn_is_connected(o->conn)
-           && apr_time_now() < end)
+           && apr_time_now() < end) {
         xmpp_run_once(o->ctx, 5);
+        ack_inbound(o); /* answers of the last requests, once stored */
+        flush_batch(o);
+    }
     return o->len == 0;
 }
 

@@ -30,6 +30,15 @@ void mx_out_pump(mx_out *o);
  * server did, and mark them done; nothing is sent. ctx parses them. */
 void mx_out_dev_pump(mx_out *o, xmpp_ctx_t *ctx);
 
+/* Number of the last stanza received in this session (XEP-0198 count):
+ * inside a stanza handler added after mx_out_on_login, that stanza's. */
+apr_uint32_t mx_out_in_seq(const mx_out *o);
+
+/* How the count of handled stanzas is found for the server's <r/>: fn(ud,
+ * received) returns at most received. Without it, all received count. */
+void mx_out_set_handled(mx_out *o, apr_uint32_t (*fn)(void *, apr_uint32_t),
+                        void *ud);
+
 /* How many top-level elements the server has sent (any kind): tells
  * whether a turn of libstrophe's loop read something. */
 unsigned long mx_out_received(const mx_out *o);

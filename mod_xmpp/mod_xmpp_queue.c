@@ -83,6 +83,9 @@ struct mx_qserver {
     int ready_fd;            /* eventfd: committed moved (for the loop) */
     mx_qlocal *local, *taken;
     size_t nlocal, ntaken;
+    apr_uint64_t tickets;    /* under lock: the last one handed out */
+    apr_uint64_t taken_upto; /* tickets up to this were taken */
+    apr_uint64_t stored;     /* atomic: ... and are in the journal */
 };
 
 mx_seq mx_qserver_committed(mx_qserver *q)
@@ -394,15 +397,18 @@ static void take_local(mx_qserver *q)
     q->ntaken = q->nlocal;
     q->local = NULL;
     q->nlocal = 0;
+    q->taken_upto = q->tickets;
     pthread_mutex_unlock(&q->lock);
     for (i = 0; i < q->ntaken; i++)
         add_req(q, NULL, q->taken[i].item, q->taken[i].len);
 }
 
+/* After commit: what was taken is in the journal (or its loss logged). */
 static void free_taken(mx_qserver *q)
 {
     size_t i;
 
+    __atomic_store_n(&q->stored, q->taken_upto, __ATOMIC_RELEASE);
     for (i = 0; i < q->ntaken; i++)
         free(q->taken[i].item);
     free(q->taken);
@@ -410,8 +416,14 @@ static void free_taken(mx_qserver *q)
     q->ntaken = 0;
 }
 
+apr_uint64_t mx_qserver_stored(mx_qserver *q)
+{
+    return __atomic_load_n(&q->stored, __ATOMIC_ACQUIRE);
+}
+
 int mx_qserver_put_local(mx_qserver *q, mx_item_kind kind,
-                         const char *stanza, size_t stanza_len)
+                         const char *stanza, size_t stanza_len,
+                         apr_uint64_t *ticket)
 {
     uint64_t one = 1;
     mx_qlocal *grown;
@@ -429,6 +441,8 @@ int mx_qserver_put_local(mx_qserver *q, mx_item_kind kind,
         q->local[q->nlocal++].len = len;
         item = NULL;
         rc = 0;
+        if (ticket)
+            *ticket = ++q->tickets;
     }
     pthread_mutex_unlock(&q->lock);
     free(item);

@@ -25,10 +25,16 @@ void mx_qserver_stop(mx_qserver *q);
 /* From a thread of this process (the answers to inbound stanzas): queue
  * a stanza without waiting. The queue thread appends it with the next
  * batch; it is not refused by XMPPQueueLimit and not synced on its own.
- * Returns 0, or -1 when it cannot be taken (out of memory, too many
- * waiting, stopping): the caller logs it or uses mx_queue_submit. */
+ * Returns 0 and sets *ticket (when not NULL), or -1 when it cannot be
+ * taken (out of memory, too many waiting, stopping): the caller logs it
+ * or uses mx_queue_submit. */
 int mx_qserver_put_local(mx_qserver *q, mx_item_kind kind,
-                         const char *stanza, size_t stanza_len);
+                         const char *stanza, size_t stanza_len,
+                         apr_uint64_t *ticket);
+
+/* Items of mx_qserver_put_local whose ticket is at most this are in the
+ * journal (where a stop or a kill -9 of the child leaves them). */
+apr_uint64_t mx_qserver_stored(mx_qserver *q);
 
 /* Records below this number are in the journal, the reader may send
  * them: synced, except answers from mx_qserver_put_local not yet followed

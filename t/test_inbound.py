@@ -16,6 +16,7 @@ import json
 import os
 import re
 import secrets
+import signal
 import time
 import xml.etree.ElementTree as ET
 
@@ -512,6 +513,39 @@ def test_slow_handler_does_not_delay_others(httpd_factory, xmpp_client):
     assert slow_reply["time"] - fast_reply["time"] > 1.0
     print("fast reply after %.2fs, slow reply after %.2fs" % (
         fast_reply["time"] - t0, slow_reply["time"] - t0))
+
+
+def test_message_in_flight_when_holder_is_killed_is_not_lost(httpd_factory,
+                                                             xmpp_client):
+    """The server is told a stanza was handled (XEP-0198 h) only once its
+    request is over and its answer is in the journal. A message whose
+    handler still runs when the holding child is killed (kill -9) is
+    therefore still the server's when the session dies: Prosody keeps it
+    offline (its default; without offline storage it would bounce it to
+    the sender) and delivers it to the next session, so the handler gets
+    it again and the sender gets one answer. The message handled just
+    before it is not delivered again."""
+    h, dumps = start_app(httpd_factory, "event")
+    alice = xmpp_client("alice", resource="inb-" + token())
+    since = warm_up(alice)
+    done, slow = "done-" + token(), "slow-" + token()
+    alice.send_raw(raw_message(APP, done, mid="m-" + done))
+    reply_to(alice, done, since)
+    alice.send_raw(raw_message(APP, "/sleep 6 " + slow, mid="m-" + slow))
+    dumps.wait_token(slow)             # its handler runs (dump, then sleep)
+    time.sleep(1.0)                    # the server's <r/> is answered
+    holder = int(h.status()["XMPPApp1HolderPID"])
+    os.kill(holder, signal.SIGKILL)
+    # posted again, by another child, once it holds the connection
+    dumps.wait_token(slow, 2, 40)
+    answer = reply_to(alice, slow, since, timeout=30)
+    assert int(h.status()["XMPPApp1HolderPID"]) != holder
+    time.sleep(1.0)
+    with alice.lock:
+        got = [m for m in alice.messages[since:] if from_app(m)]
+    assert [m for m in got if slow in (m["body"] or "")] == [answer]
+    assert [m for m in got if m["type"] == "error"] == []
+    assert len(dumps.with_token(done)) == 1
 
 
 def test_full_request_queue_gives_resource_constraint(httpd_factory,
