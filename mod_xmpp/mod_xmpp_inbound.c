@@ -742,6 +742,11 @@ static int on_stanza(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
         if (!in->kept) {
             in->kept = 1;
             in->kept_seq = seq;
+            ap_log_error(APLOG_MARK, APLOG_INFO, 0, app->s, MX_LOG_TAG "0507: "
+                         "%s: stopping: the %s from %s (and any after it) is "
+                         "left unacknowledged; the server delivers it to the "
+                         "next session, or bounces it", app->jid, name,
+                         from ? from : "?");
         }
         pthread_mutex_unlock(&in->ack_lock);
         if (text)

@@ -548,6 +548,30 @@ def test_message_in_flight_when_holder_is_killed_is_not_lost(httpd_factory,
     assert len(dumps.with_token(done)) == 1
 
 
+def test_message_during_graceful_restart_is_not_lost(httpd_factory,
+                                                     xmpp_client):
+    """On a graceful restart the holder waits (2 s at most) for the
+    requests in flight and does not post what arrives meanwhile; it does
+    not acknowledge it either (XMPP0507), so the server keeps it and the
+    next generation's holder gets it: the message sent during the stop is
+    answered, and so, once more, is the one whose handler outlived it."""
+    h, dumps = start_app(httpd_factory, "event")
+    alice = xmpp_client("alice", resource="inb-" + token())
+    since = warm_up(alice)
+    slow, during = "slow-" + token(), "during-" + token()
+    alice.send_message(APP, "/sleep 4 " + slow)
+    dumps.wait_token(slow)
+    log_at = h.log_size()
+    h.graceful(wait=False)
+    time.sleep(0.7)  # the old holder waits for the sleeping handler
+    alice.send_message(APP, during)
+    h.wait_log(r"XMPP0507: app@localhost: stopping: the message from "
+               + re.escape(alice.full_jid), since=log_at, timeout=15)
+    reply_to(alice, during, since, timeout=40)
+    dumps.wait_token(slow, 2, 40)
+    assert len(dumps.with_token(during)) == 1
+
+
 def test_full_request_queue_gives_resource_constraint(httpd_factory,
                                                       xmpp_client):
     """XMPPInboundThreads 4: 4 requests run at once; 64 more wait; beyond
