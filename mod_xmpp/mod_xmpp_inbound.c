@@ -706,10 +706,12 @@ typedef struct {
                                   * before ours) */
 } handler_ctx;
 
-/* No thread free and the queue full: the sender is told (ir freed). */
-static void busy_answer(mx_inreq *ir)
+/* No thread free and the queue full: the sender is told. Frees ir;
+ * returns its answer's ticket. */
+static apr_uint64_t busy_answer(mx_inreq *ir)
 {
     mx_inbound *in = ir->in;
+    apr_uint64_t ticket;
 
     ap_log_error(APLOG_MARK, APLOG_ERR, 0, in->app->s, MX_LOG_TAG "0506: "
                  "%s: %d inbound requests are waiting already; the %s from "
@@ -717,8 +719,9 @@ static void busy_answer(mx_inreq *ir)
                  ir->name, ir->from);
     error_answer(ir, "wait", "resource-constraint",
                  "the application is busy; try again later");
-    pending_add(in, ir->seq, 0, ir->ticket);
+    ticket = ir->ticket;
     inreq_free(ir);
+    return ticket;
 }
 
 static int on_stanza(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
@@ -783,15 +786,13 @@ static int on_stanza(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
     ir->gen = in->gen;
     ir->seq = seq;
     if (apr_thread_pool_tasks_count(in->threads) >= MX_IN_QUEUE) {
-        busy_answer(ir);
+        pending_add(in, seq, 0, busy_answer(ir));
         return 1;
     }
     pending_add(in, seq, 1, 0); /* before the thread can finish it */
     if (apr_thread_pool_push(in->threads, request_task, ir, 0, NULL)
-        != APR_SUCCESS) {
-        busy_answer(ir);
-        pending_done(in, ir->gen, seq, 0);
-    }
+        != APR_SUCCESS)
+        pending_done(in, in->gen, seq, busy_answer(ir));
     return 1;
 }
 

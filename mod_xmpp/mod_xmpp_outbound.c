@@ -454,17 +454,21 @@ static int on_sm_ack(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
     return 1;
 }
 
-/* Tell the server how many of its stanzas are handled. */
-static void send_in_ack(mx_out *o)
+/* How many of the server's stanzas are handled (never fewer than said) */
+static apr_uint32_t in_handled(mx_out *o)
 {
     apr_uint32_t h = o->handled ? o->handled(o->handled_ud, o->in_seq)
                                 : o->in_seq;
-    char a[64];
-    int n;
 
-    if ((apr_int32_t)(h - o->in_acked) < 0)
-        h = o->in_acked; /* never lower than said */
-    n = apr_snprintf(a, sizeof(a), "<a xmlns='" MX_NS_SM "' h='%u'/>", h);
+    return (apr_int32_t)(h - o->in_acked) < 0 ? o->in_acked : h;
+}
+
+static void send_in_ack(mx_out *o, apr_uint32_t h)
+{
+    char a[64];
+    int n = apr_snprintf(a, sizeof(a), "<a xmlns='" MX_NS_SM "' h='%u'/>",
+                         h);
+
     emit(o, a, (size_t)n);
     o->in_acked = h;
 }
@@ -474,19 +478,20 @@ static int on_sm_request(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
     mx_out *o = ud;
 
     o->in_asked = o->in_seq;
-    send_in_ack(o);
+    send_in_ack(o, in_handled(o));
     flush_batch(o);
     return 1;
 }
 
-/* After an <r/> answered with fewer than asked: say more once the rest
- * is handled (an <a/> may come unasked). */
+/* After an <r/> answered with fewer than asked: say more once more is
+ * handled (an <a/> may come unasked). */
 static void ack_inbound(mx_out *o)
 {
-    if (o->sm && o->in_acked != o->in_asked
-        && (!o->handled || o->handled(o->handled_ud, o->in_seq)
-                           != o->in_acked))
-        send_in_ack(o);
+    apr_uint32_t h;
+
+    if (o->sm && (apr_int32_t)(o->in_acked - o->in_asked) < 0
+        && (h = in_handled(o)) != o->in_acked)
+        send_in_ack(o, h);
 }
 
 apr_uint32_t mx_out_in_seq(const mx_out *o)
