@@ -110,18 +110,30 @@ static int next_item(mx_out *o, char **data, size_t *len, mx_seq *record)
     if (rc >= 0)
         return rc;
     if (errno == EILSEQ) {
+        mx_seq lost = mx_jreader_position(o->reader) - *record;
+
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, o->app->s, MX_LOG_TAG "0203: "
                      "%s: the outbound journal is damaged at item %"
-                     APR_UINT64_T_FMT ": skipped (if its header is damaged "
-                     "too, so are the items up to the next segment; look "
-                     "in %s/journal)", o->app->jid, (apr_uint64_t)*record,
+                     APR_UINT64_T_FMT ": %" APR_UINT64_T_FMT " item(s) "
+                     "skipped, sending goes on from item %" APR_UINT64_T_FMT
+                     " (look in %s/journal)", o->app->jid,
+                     (apr_uint64_t)*record, (apr_uint64_t)lost,
+                     (apr_uint64_t)mx_jreader_position(o->reader),
                      o->app->dir);
-        mx_shared_count(o->app->shared->failed, 1);
+        mx_shared_count(o->app->shared->failed, (long)lost);
         return 0;
     }
     now = apr_time_now();
-    if (now - o->last_error > apr_time_from_sec(1))
-        log_read_error(o->app, errno);
+    if (now - o->last_error > apr_time_from_sec(1)) {
+        if (errno == ENODATA)
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, o->app->s, MX_LOG_TAG
+                         "0203: %s: the outbound journal is damaged at item %"
+                         APR_UINT64_T_FMT "; sending waits for the next "
+                         "intact item after it (look in %s/journal)",
+                         o->app->jid, (apr_uint64_t)*record, o->app->dir);
+        else
+            log_read_error(o->app, errno);
+    }
     o->last_error = now;
     return -1;
 }

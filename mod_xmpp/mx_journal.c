@@ -523,6 +523,7 @@ struct mx_jreader {
     unsigned char *ra;
     off_t ra_off;
     size_t ra_len;
+    off_t scan_off;    /* where a search for an intact record stopped */
 };
 
 /* pread_full through the read-ahead buffer. */
@@ -562,6 +563,7 @@ static int reader_open_segment(mx_jreader *r, mx_seq start)
     r->off = 0;
     r->pos = start;
     r->ra_len = 0;
+    r->scan_off = 0;
     return 0;
 }
 
@@ -664,6 +666,50 @@ static int skip_damage(mx_jreader *r, mx_seq *seq)
     return -1;
 }
 
+/* After a damaged header at r->off: the next intact record of this
+ * segment, a header numbered after pos and below limit whose CRC holds.
+ * Found: the reader goes on from it, 1. Not (yet): 0, and the next call
+ * scans on from where this one stopped, as the newest segment grows. */
+static int resync(mx_jreader *r, mx_seq limit)
+{
+    enum { CHUNK = 65536 };
+    unsigned char *buf = malloc(CHUNK);
+    off_t o = r->scan_off > r->off ? r->scan_off : r->off + 1;
+    ssize_t got;
+    size_t i, len;
+    char *data;
+    mx_seq n;
+    int found = 0;
+
+    if (!buf)
+        return 0;
+    while (!found && (got = pread_full(r->fd, buf, CHUNK, o))
+                     >= (ssize_t)MX_JOURNAL_HEADER) {
+        for (i = 0; !found && i + MX_JOURNAL_HEADER <= (size_t)got; i++) {
+            if (memcmp(buf + i, "MXJ1", 4) != 0)
+                continue;
+            n = (mx_seq)get_le(buf + i + 8, 8);
+            len = (size_t)get_le(buf + i + 4, 4);
+            if (n <= r->pos || n >= limit || len > MX_JOURNAL_RECORD_MAX
+                || !(data = malloc(len ? len : 1)))
+                continue;
+            if (pread_full(r->fd, data, len, o + (off_t)i + MX_JOURNAL_HEADER)
+                == (ssize_t)len && crc_ok(buf + i, data, len)) {
+                r->pos = n;
+                r->off = o + (off_t)i;
+                found = 1;
+            }
+            free(data);
+        }
+        if (!found) /* a header across the chunks' border is seen next */
+            o += got - (MX_JOURNAL_HEADER - 1);
+    }
+    free(buf);
+    r->ra_len = 0;
+    r->scan_off = found ? 0 : o;
+    return found;
+}
+
 /* One record from the open segment: 1 read, -2 damaged here, -1 error. */
 static int read_record(mx_jreader *r, char **data, size_t *len, mx_seq *seq)
 {
@@ -735,5 +781,16 @@ int mx_jreader_next(mx_jreader *r, mx_seq limit, char **data, size_t *len,
     }
     if (rc != -2)
         return rc;
-    return skip_damage(r, seq);
+    /* a damaged header: go on from the next intact record of this
+     * segment, else from the next segment; in the newest segment, wait
+     * until the writer has put an intact one after it */
+    *seq = r->pos;
+    if (r->fd >= 0 && resync(r, limit)) {
+        errno = EILSEQ;
+        return -1;
+    }
+    if (segment_after(r->jdir, r->pos))
+        return skip_damage(r, seq);
+    errno = ENODATA;
+    return -1;
 }

@@ -99,10 +99,14 @@ mx_seq mx_jreader_position(const mx_jreader *r);
  * durable): 1 with its payload in *data (malloc'd, NUL-terminated; the
  * NUL is not counted in *len) and its number in *seq; 0 when there is
  * none yet; -1 when the record cannot be read: errno EILSEQ for a damaged
- * record or a gap, *seq its number: log it. With its header intact (the
- * CRC of its content fails) only that record is skipped; otherwise the
- * reader moves on to the next segment and the records in between are
- * lost. Other errno values are I/O errors (retry later). */
+ * record or a gap, *seq its number: log it; the reader has moved on, and
+ * the records from *seq up to mx_jreader_position are lost. With its
+ * header intact (the CRC of its content fails) only that record is
+ * skipped; otherwise the reader goes on from the next intact record of
+ * the segment, else from the next segment. errno ENODATA: a damaged
+ * header in the newest segment with no intact record after it yet (*seq
+ * its number); retry later. Other errno values are I/O errors (retry
+ * later). */
 int mx_jreader_next(mx_jreader *r, mx_seq limit, char **data, size_t *len,
                     mx_seq *seq);
 
