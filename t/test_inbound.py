@@ -548,6 +548,31 @@ def test_message_in_flight_when_holder_is_killed_is_not_lost(httpd_factory,
     assert len(dumps.with_token(done)) == 1
 
 
+def test_message_handled_late_is_acknowledged(httpd_factory, xmpp_client):
+    """The server asks for an acknowledgement right after it delivers a
+    message, while its handler still runs: mod_xmpp answers with fewer
+    and says the rest, unasked, once the answer is in the journal. So a
+    message answered before the holder is killed is not delivered again
+    to the next one."""
+    h, dumps = start_app(httpd_factory, "event")
+    alice = xmpp_client("alice", resource="inb-" + token())
+    since = warm_up(alice)
+    slow = "late-" + token()
+    alice.send_message(APP, "/sleep 2 " + slow)
+    reply_to(alice, slow, since, timeout=20)
+    time.sleep(1.0)
+    holder = int(h.status()["XMPPApp1HolderPID"])
+    os.kill(holder, signal.SIGKILL)
+    util.wait_for(lambda: h.status().get("XMPPApp1HolderPID", "0")
+                  not in ("0", str(holder))
+                  and h.status().get("XMPPApp1State") == "connected",
+                  30, 0.2, "another child to hold the connection")
+    after = "after-" + token()
+    alice.send_message(APP, after)
+    reply_to(alice, after, since, timeout=20)
+    assert len(dumps.with_token(slow)) == 1, dumps.with_token(slow)
+
+
 def test_message_during_graceful_restart_is_not_lost(httpd_factory,
                                                      xmpp_client):
     """On a graceful restart the holder waits (2 s at most) for the
