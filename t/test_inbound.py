@@ -23,7 +23,9 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from harness import util
-from harness.httpd import T_DIR
+from harness.httpd import Httpd, T_DIR
+from harness.prosody import ProsodyServer
+from harness.xmpp import XmppClient
 
 APP = "app@localhost"
 APP_FULL = "app@localhost/bot"
@@ -546,6 +548,53 @@ def test_message_in_flight_when_holder_is_killed_is_not_lost(httpd_factory,
     assert [m for m in got if slow in (m["body"] or "")] == [answer]
     assert [m for m in got if m["type"] == "error"] == []
     assert len(dumps.with_token(done)) == 1
+
+
+@pytest.fixture
+def prosody_without_offline():
+    """A private Prosody without offline storage (its default module
+    `offline` disabled): a stanza it cannot deliver bounces."""
+    server = ProsodyServer(extra_config=(
+        'modules_disabled = { "s2s"; "s2s_auth_certs"; "limits"; "http"; '
+        '"offline" }'))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        server.cleanup()
+
+
+def test_message_in_flight_bounces_without_offline_storage(
+        prosody_without_offline):
+    """The same kill -9 with a server that keeps nothing offline: the
+    message the server was never told was handled bounces to its sender
+    (recipient-unavailable), an error the client sees."""
+    p = prosody_without_offline
+    h = Httpd(prosody=p, mpm="event")
+    alice = None
+    try:
+        dumps = Dumps(h)
+        h.write_config(extra_conf=inbound_conf(dumps.dir, "cgi"))
+        h.start()
+        wait_connected(h)
+        alice = XmppClient(p.jid("alice") + "/inb-" + token(),
+                           p.password("alice"), p.port, p.ca_file)
+        since = warm_up(alice)
+        slow = "slow-" + token()
+        alice.send_raw(raw_message(APP, "/sleep 6 " + slow, mid="m-" + slow))
+        dumps.wait_token(slow)
+        time.sleep(1.0)
+        os.kill(int(h.status()["XMPPApp1HolderPID"]), signal.SIGKILL)
+        bounce = alice.wait_message(
+            20, lambda m: m["type"] == "error" and m["id"] == "m-" + slow,
+            since=since)
+        assert bounce["error"]["condition"] == "recipient-unavailable"
+    finally:
+        if alice:
+            alice.disconnect()
+        h.stop()
+        h.cleanup()
 
 
 def test_message_handled_late_is_acknowledged(httpd_factory, xmpp_client):
