@@ -77,6 +77,8 @@ typedef struct mx_holder {
     int logged_in;         /* CONNECT seen on the current conn */
     int ended;             /* DISCONNECT seen on the current conn */
     int auth_failed;       /* libstrophe reported a SASL failure */
+    int sm_offered;        /* -1 not known, else whether the features after
+                            * login offered stream management (XEP-0198) */
     int cert_failed;
     int ever_logged_in;
     apr_time_t login_time; /* of the current conn */
@@ -134,6 +136,13 @@ static void strophe_log(void *ud, xmpp_log_level_t level, const char *area,
     /* libstrophe says "SASL <mech> auth failed" before falling back */
     if (!strncmp(msg, "SASL ", 5) && strstr(msg, "auth failed"))
         h->auth_failed = 1;
+    /* libstrophe keeps the stream features to itself but logs every
+     * element it receives: the features after login (those offering
+     * resource binding) tell whether the server has stream management.
+     * A server without it closes the stream on an <enable/>. */
+    if (level == XMPP_LEVEL_DEBUG && !strncmp(msg, "RECV: <features ", 16)
+        && strstr(msg, "urn:ietf:params:xml:ns:xmpp-bind"))
+        h->sm_offered = strstr(msg, "urn:xmpp:sm:3") != NULL;
     if (!APLOG_IS_LEVEL(s, aplevel))
         return;
     mx_redact(msg, h->app->password, clean, sizeof(clean));
@@ -273,7 +282,7 @@ static void on_conn_event(xmpp_conn_t *conn, xmpp_conn_event_t ev, int error,
         if (h->ever_logged_in)
             mx_shared_count(app->shared->reconnects, 1);
         h->ever_logged_in = 1;
-        mx_out_on_login(h->out, h->ctx, conn);
+        mx_out_on_login(h->out, h->ctx, conn, h->sm_offered != 0);
         mx_contacts_on_login(h->contacts, h->ctx, conn, h->out);
         mx_inbound_on_login(h->inbound, h->ctx, conn, h->out);
         /* initial presence: contacts see the app online */
@@ -374,6 +383,7 @@ static int start_connection(mx_holder *h)
     int port = c->server_port > 0 ? c->server_port : 0;
 
     h->logged_in = h->ended = h->auth_failed = h->cert_failed = 0;
+    h->sm_offered = -1;
     h->sock = -1;
     h->lib_error[0] = h->error[0] = '\0';
     h->conn = xmpp_conn_new(h->ctx);

@@ -540,11 +540,12 @@ static int on_ping_ack(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
     return 1;
 }
 
-void mx_out_on_login(mx_out *o, xmpp_ctx_t *ctx, xmpp_conn_t *conn)
+void mx_out_on_login(mx_out *o, xmpp_ctx_t *ctx, xmpp_conn_t *conn,
+                     int sm_offered)
 {
     o->ctx = ctx;
     o->conn = conn;
-    o->sm = 1; /* optimistic; <failed/> switches to ping barriers */
+    o->sm = sm_offered; /* <failed/> switches to ping barriers */
     o->out_seq = o->requested = o->in_seq = o->in_asked = o->in_acked = 0;
     rewind_queue(o);
     xmpp_handler_add(conn, on_sm_enabled, MX_NS_SM, "enabled", NULL, o);
@@ -553,7 +554,15 @@ void mx_out_on_login(mx_out *o, xmpp_ctx_t *ctx, xmpp_conn_t *conn)
     xmpp_handler_add(conn, on_sm_request, MX_NS_SM, "r", NULL, o);
     xmpp_handler_add(conn, on_any, NULL, NULL, NULL, o);
     xmpp_handler_add(conn, on_ping_ack, NULL, "iq", "result", o);
-    xmpp_send_raw_string(conn, "<enable xmlns='" MX_NS_SM "'/>");
+    if (sm_offered) {
+        xmpp_send_raw_string(conn, "<enable xmlns='" MX_NS_SM "'/>");
+        return;
+    }
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, o->app->s, MX_LOG_TAG "0204: "
+                 "%s: the server does not offer stream management "
+                 "(XEP-0198); using ping round trips to confirm delivery, "
+                 "and inbound stanzas cannot be confirmed as handled",
+                 o->app->jid);
 }
 
 unsigned long mx_out_received(const mx_out *o)

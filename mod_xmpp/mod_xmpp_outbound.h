@@ -15,8 +15,10 @@ typedef struct mx_out mx_out;
 mx_out *mx_out_create(mx_app *app, mx_qserver *q);
 void mx_out_destroy(mx_out *o);
 
-/* A new session logged in: enable stream management, start sending. */
-void mx_out_on_login(mx_out *o, xmpp_ctx_t *ctx, xmpp_conn_t *conn);
+/* A new session logged in: enable stream management (when the server
+ * offered it; else ping round trips confirm delivery), start sending. */
+void mx_out_on_login(mx_out *o, xmpp_ctx_t *ctx, xmpp_conn_t *conn,
+                     int sm_offered);
 
 /* Send a stanza that is not a queue item (presence, pings, replies), so
  * that the ack count stays right. */

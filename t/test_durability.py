@@ -27,7 +27,9 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from harness import journal, util
-from harness.httpd import REPO_DIR
+from harness.httpd import REPO_DIR, Httpd, module_path
+from harness.prosody import ProsodyServer
+from harness.xmpp import XmppClient
 
 XMPP_SEND = os.path.join(REPO_DIR, "xmpp-send")
 APP = "app@localhost"
@@ -574,3 +576,55 @@ def test_queue_socket_protocol(gated, xmpp_client):
         assert answer and answer[0].startswith("ERR "), answer
         s.settimeout(5)
         assert s.recv(100) == b"", "the connection stays open"
+
+
+@pytest.fixture
+def prosody_without_sm():
+    """A private Prosody without stream management (mod_smacks left
+    out), like servers that do not offer XEP-0198."""
+    server = ProsodyServer(disabled=("smacks",))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        server.cleanup()
+
+
+def test_server_without_stream_management(prosody_without_sm):
+    """Such a server closes the stream on an <enable/> (unsupported-stanza-
+    type): mod_xmpp sends none when the server's features do not offer
+    it, says so (XMPP0204), stays connected, and confirms delivery with
+    ping round trips: the sends arrive in order, count as sent and leave
+    the queue."""
+    if not os.path.exists(module_path()):  # as httpd_factory does
+        message = "mod_xmpp is not built (%s missing)" % module_path()
+        if os.environ.get("MX_REQUIRE_MODULE") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    p = prosody_without_sm
+    h = Httpd(prosody=p, mpm="event", extra_conf=API_CONF)
+    alice = None
+    try:
+        h.start()
+        wait_connected(h)
+        alice = XmppClient(p.jid("alice") + "/nosm", p.password("alice"),
+                           p.port, p.ca_file)
+        run = "nosm-%d" % time.time_ns()
+        bodies = queue_numbered(h, run, recipients=("alice@localhost",))
+        util.wait_for(lambda: len(received(alice, run)) >= N, 30, 0.2,
+                      "%d messages at alice" % N)
+        assert [m["body"] for m in received(alice, run)] == bodies
+        util.wait_for(lambda: queue_empty(h) and queued_status(h) == 0, 15,
+                      0.2, "the queue to drain (ping round trips)")
+        assert int(h.status()["XMPPApp1Sent"]) >= N
+        assert state(h) == "connected"
+        log = h.error_log()
+        assert re.search(r"XMPP0204: app@localhost: the server does not "
+                         r"offer stream management", log), log[-2000:]
+        assert "XMPP0106" not in log, log[-2000:]  # never disconnected
+    finally:
+        if alice:
+            alice.disconnect()
+        h.stop()
+        h.cleanup()

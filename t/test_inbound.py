@@ -554,9 +554,7 @@ def test_message_in_flight_when_holder_is_killed_is_not_lost(httpd_factory,
 def prosody_without_offline():
     """A private Prosody without offline storage (its default module
     `offline` disabled): a stanza it cannot deliver bounces."""
-    server = ProsodyServer(extra_config=(
-        'modules_disabled = { "s2s"; "s2s_auth_certs"; "limits"; "http"; '
-        '"offline" }'))
+    server = ProsodyServer(disabled=("offline",))
     try:
         server.start()
         yield server

@@ -59,7 +59,7 @@ class ProsodyServer:
     """
 
     def __init__(self, users=DEFAULT_USERS, domain="localhost",
-                 hibernation_time=30, extra_config=""):
+                 hibernation_time=30, extra_config="", disabled=()):
         self.domain = domain
         self.component_domain = "component." + domain
         self.directory = util.make_tempdir("mx-prosody-")
@@ -73,6 +73,8 @@ class ProsodyServer:
         self.component_secret = secrets.token_urlsafe(18)
         self.hibernation_time = hibernation_time
         self.extra_config = extra_config
+        # more of Prosody's modules to leave out (e.g. "smacks", "offline")
+        self.disabled = tuple(disabled)
         self.pid = None
         self._popen = None
         self._passwords = {}
@@ -122,7 +124,9 @@ class ProsodyServer:
             "}",
             "-- No s2s (nothing leaves loopback), no HTTP, and no `limits`:",
             "-- its default rate limit would throttle every test.",
-            'modules_disabled = { "s2s"; "s2s_auth_certs"; "limits"; "http" }',
+            "modules_disabled = { %s }" % "; ".join(
+                _lua_string(m) for m in ("s2s", "s2s_auth_certs", "limits",
+                                         "http") + self.disabled),
             "",
             "-- A client that drops its TCP connection without closing the",
             "-- stream stays 'hibernating' (XEP-0198) this many seconds.",
