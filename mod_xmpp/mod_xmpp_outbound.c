@@ -531,11 +531,15 @@ static int on_any(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
     return 1;
 }
 
+/* The answer to a ping barrier: a result, or an error from a server
+ * without XEP-0199; either comes after all that was sent before it. */
 static int on_ping_ack(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
 {
     const char *id = xmpp_stanza_get_id(st);
+    const char *type = xmpp_stanza_get_type(st);
 
-    if (id && !strncmp(id, "mx-ack-", 7))
+    if (id && !strncmp(id, "mx-ack-", 7) && type
+        && (!strcmp(type, "result") || !strcmp(type, "error")))
         acked(ud, (apr_uint32_t)strtoul(id + 7, NULL, 10));
     return 1;
 }
@@ -553,7 +557,7 @@ void mx_out_on_login(mx_out *o, xmpp_ctx_t *ctx, xmpp_conn_t *conn,
     xmpp_handler_add(conn, on_sm_ack, MX_NS_SM, "a", NULL, o);
     xmpp_handler_add(conn, on_sm_request, MX_NS_SM, "r", NULL, o);
     xmpp_handler_add(conn, on_any, NULL, NULL, NULL, o);
-    xmpp_handler_add(conn, on_ping_ack, NULL, "iq", "result", o);
+    xmpp_handler_add(conn, on_ping_ack, NULL, "iq", NULL, o);
     if (sm_offered) {
         xmpp_send_raw_string(conn, "<enable xmlns='" MX_NS_SM "'/>");
         return;

@@ -578,11 +578,13 @@ def test_queue_socket_protocol(gated, xmpp_client):
         assert s.recv(100) == b"", "the connection stays open"
 
 
-@pytest.fixture
-def prosody_without_sm():
+@pytest.fixture(params=[("smacks",), ("smacks", "ping")],
+                ids=["no-sm", "no-sm-no-ping"])
+def prosody_without_sm(request):
     """A private Prosody without stream management (mod_smacks left
-    out), like servers that do not offer XEP-0198."""
-    server = ProsodyServer(disabled=("smacks",))
+    out), like servers that do not offer XEP-0198; also without XEP-0199
+    pings, which it then answers with an error."""
+    server = ProsodyServer(disabled=request.param)
     try:
         server.start()
         yield server
@@ -595,8 +597,9 @@ def test_server_without_stream_management(prosody_without_sm):
     """Such a server closes the stream on an <enable/> (unsupported-stanza-
     type): mod_xmpp sends none when the server's features do not offer
     it, says so (XMPP0204), stays connected, and confirms delivery with
-    ping round trips: the sends arrive in order, count as sent and leave
-    the queue."""
+    ping round trips (an IQ answer, a result or an error, comes after
+    everything sent before it): the sends arrive in order, count as sent
+    and leave the queue."""
     if not os.path.exists(module_path()):  # as httpd_factory does
         message = "mod_xmpp is not built (%s missing)" % module_path()
         if os.environ.get("MX_REQUIRE_MODULE") == "1":
