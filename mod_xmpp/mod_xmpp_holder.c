@@ -79,6 +79,7 @@ typedef struct mx_holder {
     int auth_failed;       /* libstrophe reported a SASL failure */
     int sm_offered;        /* -1 not known, else whether the features after
                             * login offered stream management (XEP-0198) */
+    int tls_demanded;      /* the server's features said STARTTLS required */
     int cert_failed;
     int ever_logged_in;
     apr_time_t login_time; /* of the current conn */
@@ -140,9 +141,13 @@ static void strophe_log(void *ud, xmpp_log_level_t level, const char *area,
      * element it receives: the features after login (those offering
      * resource binding) tell whether the server has stream management.
      * A server without it closes the stream on an <enable/>. */
-    if (level == XMPP_LEVEL_DEBUG && !strncmp(msg, "RECV: <features ", 16)
-        && strstr(msg, "urn:ietf:params:xml:ns:xmpp-bind"))
-        h->sm_offered = strstr(msg, "urn:xmpp:sm:3") != NULL;
+    if (level == XMPP_LEVEL_DEBUG && !strncmp(msg, "RECV: <features ", 16)) {
+        if (strstr(msg, "urn:ietf:params:xml:ns:xmpp-bind"))
+            h->sm_offered = strstr(msg, "urn:xmpp:sm:3") != NULL;
+        if (strstr(msg, "urn:ietf:params:xml:ns:xmpp-tls")
+            && strstr(msg, "<required/>"))
+            h->tls_demanded = 1;
+    }
     if (!APLOG_IS_LEVEL(s, aplevel))
         return;
     mx_redact(msg, h->app->password, clean, sizeof(clean));
@@ -254,6 +259,12 @@ static void describe_end(mx_holder *h, int error,
                      "TLS: the server's certificate is not trusted (%s); "
                      "set XMPPTLSCAFile to the CA that issued it",
                      h->lib_error);
+    else if (h->tls_demanded && !h->logged_in
+             && mx_conf_tls(app->conf) == MX_TLS_OFF)
+        apr_snprintf(h->error, sizeof(h->error),
+                     "could not log in: the server requires TLS (STARTTLS) "
+                     "and XMPPTLS is off; set XMPPTLS required (or "
+                     "optional)");
     else if (h->auth_failed && !h->logged_in)
         apr_snprintf(h->error, sizeof(h->error),
                      "login failed: the server refused the password for %s "
@@ -384,6 +395,7 @@ static int start_connection(mx_holder *h)
 
     h->logged_in = h->ended = h->auth_failed = h->cert_failed = 0;
     h->sm_offered = -1;
+    h->tls_demanded = 0;
     h->sock = -1;
     h->lib_error[0] = h->error[0] = '\0';
     h->conn = xmpp_conn_new(h->ctx);

@@ -20,6 +20,8 @@ import time
 import pytest
 
 from harness import util
+from harness.httpd import Httpd, module_path
+from harness.prosody import ProsodyServer
 
 APP_USER = "app"
 RESOURCE = "bot"
@@ -468,6 +470,55 @@ def test_tls_system_store_only_refuses_private_ca(httpd_factory, prosody):
         time.sleep(0.2)
     assert live_sessions(prosody) == []
     assert not log_lines(h, r"XMPP0102: .*connected to")
+
+
+def test_tls_off_against_a_server_that_requires_it(httpd_factory, prosody):
+    """XMPPTLS off and a server that requires STARTTLS (the session's
+    Prosody): no login, and the last error says what to change."""
+    h = start(httpd_factory, "event", app_conf={"XMPPTLS": "off"})
+    st = wait_state(h, lambda st: "requires TLS" in st["XMPPApp1LastError"],
+                    15.0, "a last error saying the server requires TLS")
+    assert "set XMPPTLS required" in st["XMPPApp1LastError"]
+    assert st["XMPPApp1State"] != "connected"
+    assert live_sessions(prosody) == []
+
+
+@pytest.fixture
+def prosody_plain():
+    """A private Prosody that lets clients log in without TLS."""
+    server = ProsodyServer(extra_config="c2s_require_encryption = false")
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        server.cleanup()
+
+
+@pytest.mark.parametrize("policy,secure", [("off", False),
+                                           ("optional", True)])
+def test_tls_policies_with_a_server_that_does_not_require_it(prosody_plain,
+                                                             policy, secure):
+    """XMPPTLS off logs in in the clear; optional uses TLS when the server
+    offers it (it does, without requiring it); both stay connected."""
+    if not os.path.exists(module_path()):  # as httpd_factory does
+        message = "mod_xmpp is not built (%s missing)" % module_path()
+        if os.environ.get("MX_REQUIRE_MODULE") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    h = Httpd(prosody=prosody_plain, mpm="event",
+              app_conf={"XMPPTLS": policy})
+    try:
+        h.start()
+        wait_connected(h)
+        assert_one_session_stays(h, prosody_plain, 1.0)
+        assert log_lines(h, r"XMPP0102: .*\((TLS|no TLS)\)")
+        assert bool(log_lines(h, r"XMPP0102: .*\(TLS\)")) == secure
+        info = prosody_plain.session_info(app_jid(prosody_plain))[0]
+        assert info["secure"].startswith("TLS") == secure, info
+    finally:
+        h.stop()
+        h.cleanup()
 
 
 def test_tls_verify_off_connects_without_ca(httpd_factory, prosody):
