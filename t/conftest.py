@@ -25,14 +25,14 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import util  # noqa: E402
-from harness.httpd import Httpd, module_path  # noqa: E402
+from harness.httpd import Httpd, need_module  # noqa: E402
 from harness.prosody import ProsodyServer  # noqa: E402
 from harness.xmpp import XmppClient  # noqa: E402
 
 KEEP_TMP = os.environ.get("MX_KEEP_TMP") == "1"
-# Set by t/run-tests after it built the module: a missing mod_xmpp.so is
-# then an error rather than a reason to skip.
-REQUIRE_MODULE = os.environ.get("MX_REQUIRE_MODULE") == "1"
+# MX_REQUIRE_MODULE=1 is set by t/run-tests after it built the module: a
+# missing mod_xmpp.so is then an error rather than a reason to skip
+# (harness.httpd.need_module).
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
@@ -88,12 +88,7 @@ def httpd_factory(request, prosody):
     def make(mpm="event", app_conf=None, extra_conf="", log_level="info",
              children=None, load_module=True, start=False, module=None):
         if load_module:
-            path = module or module_path()
-            if not os.path.exists(path):
-                message = "mod_xmpp is not built (%s missing)" % path
-                if REQUIRE_MODULE:
-                    pytest.fail(message)
-                pytest.skip(message)
+            need_module(module)
         h = Httpd(prosody=prosody, mpm=mpm, app_conf=app_conf,
                   extra_conf=extra_conf, log_level=log_level,
                   children=children, load_module=load_module, module=module)

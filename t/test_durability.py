@@ -27,7 +27,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from harness import journal, util
-from harness.httpd import REPO_DIR, Httpd, module_path
+from harness.httpd import REPO_DIR, Httpd, need_module
 from harness.prosody import ProsodyServer
 from harness.xmpp import XmppClient
 
@@ -600,11 +600,7 @@ def test_server_without_stream_management(prosody_without_sm):
     ping round trips (an IQ answer, a result or an error, comes after
     everything sent before it): the sends arrive in order, count as sent
     and leave the queue."""
-    if not os.path.exists(module_path()):  # as httpd_factory does
-        message = "mod_xmpp is not built (%s missing)" % module_path()
-        if os.environ.get("MX_REQUIRE_MODULE") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+    need_module()
     p = prosody_without_sm
     h = Httpd(prosody=p, mpm="event", extra_conf=API_CONF)
     alice = None

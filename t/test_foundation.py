@@ -20,7 +20,7 @@ import time
 import pytest
 
 from harness import util
-from harness.httpd import Httpd, module_path
+from harness.httpd import Httpd, need_module
 from harness.prosody import ProsodyServer
 
 APP_USER = "app"
@@ -501,11 +501,7 @@ def test_tls_policies_with_a_server_that_does_not_require_it(prosody_plain,
                                                              policy, secure):
     """XMPPTLS off logs in in the clear; optional uses TLS when the server
     offers it (it does, without requiring it); both stay connected."""
-    if not os.path.exists(module_path()):  # as httpd_factory does
-        message = "mod_xmpp is not built (%s missing)" % module_path()
-        if os.environ.get("MX_REQUIRE_MODULE") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+    need_module()
     h = Httpd(prosody=prosody_plain, mpm="event",
               app_conf={"XMPPTLS": policy})
     try:
@@ -611,9 +607,7 @@ def plain_prosody():
 
 
 def test_no_secret_with_sasl_plain(plain_prosody):
-    from harness.httpd import Httpd, module_path
-    if not os.path.exists(module_path()):
-        pytest.skip("mod_xmpp is not built")
+    need_module()
     h = Httpd(prosody=plain_prosody, mpm="prefork", children=2,
               log_level="trace8")
     try:

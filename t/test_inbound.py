@@ -23,7 +23,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from harness import util
-from harness.httpd import Httpd, T_DIR, module_path
+from harness.httpd import Httpd, T_DIR, need_module
 from harness.prosody import ProsodyServer
 from harness.xmpp import XmppClient
 
@@ -568,11 +568,7 @@ def test_message_in_flight_bounces_without_offline_storage(
     """The same kill -9 with a server that keeps nothing offline: the
     message the server was never told was handled bounces to its sender
     (recipient-unavailable), an error the client sees."""
-    if not os.path.exists(module_path()):  # as httpd_factory does
-        message = "mod_xmpp is not built (%s missing)" % module_path()
-        if os.environ.get("MX_REQUIRE_MODULE") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+    need_module()
     p = prosody_without_offline
     h = Httpd(prosody=p, mpm="event")
     alice = None

@@ -22,7 +22,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from harness import util
-from harness.httpd import Httpd, REPO_DIR, T_DIR, module_path
+from harness.httpd import Httpd, REPO_DIR, T_DIR, need_module
 
 XMPP_SEND = os.path.join(REPO_DIR, "xmpp-send")
 MODULE_SRC = os.path.join(T_DIR, "modules", "mod_xmpp_sendtest.c")
@@ -167,10 +167,7 @@ def app(request, prosody, sendtest_module):
     """One httpd for the module: event MPM, the default app (connected as
     app@localhost/bot), the xmpp-api handler on /xmpp-api/, the test
     module on /sendtest (when it was built), xmpp-send on PATH."""
-    if not os.path.exists(module_path()):
-        if os.environ.get("MX_REQUIRE_MODULE") == "1":
-            pytest.fail("mod_xmpp is not built")
-        pytest.skip("mod_xmpp is not built")
+    need_module()
     so, _ = sendtest_module
     extra = API_CONF + (SENDTEST_CONF % so if so else "")
     failed_before = request.session.testsfailed

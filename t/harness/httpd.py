@@ -38,6 +38,18 @@ def module_path():
         REPO_DIR, "mod_xmpp", ".libs", "mod_xmpp.so")
 
 
+def need_module(path=None):
+    """In a test: skip it while the module is not built, or fail it when
+    MX_REQUIRE_MODULE=1 (the test suite's own run)."""
+    import pytest  # only tests call this; the bench does not need pytest
+    path = path or module_path()
+    if not os.path.exists(path):
+        message = "mod_xmpp is not built (%s missing)" % path
+        if os.environ.get("MX_REQUIRE_MODULE") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
 @functools.lru_cache(maxsize=None)
 def builtin_modules():
     """Source names of the modules compiled into the httpd binary
