@@ -80,6 +80,7 @@ typedef struct mx_holder {
     int sm_offered;        /* -1 not known, else whether the features after
                             * login offered stream management (XEP-0198) */
     int tls_demanded;      /* the server's features said STARTTLS required */
+    int stream_error;      /* the server ended the session with one */
     int cert_failed;
     int ever_logged_in;
     apr_time_t login_time; /* of the current conn */
@@ -309,6 +310,7 @@ static void on_conn_event(xmpp_conn_t *conn, xmpp_conn_event_t ev, int error,
     }
     else if (ev == XMPP_CONN_DISCONNECT || ev == XMPP_CONN_FAIL) {
         h->ended = 1;
+        h->stream_error = se != NULL;
         describe_end(h, error, se);
     }
 }
@@ -395,7 +397,7 @@ static int start_connection(mx_holder *h)
 
     h->logged_in = h->ended = h->auth_failed = h->cert_failed = 0;
     h->sm_offered = -1;
-    h->tls_demanded = 0;
+    h->tls_demanded = h->stream_error = 0;
     h->sock = -1;
     h->lib_error[0] = h->error[0] = '\0';
     h->conn = xmpp_conn_new(h->ctx);
@@ -440,7 +442,7 @@ static void end_connection(mx_holder *h)
         return;
     if (!h->ended)
         close_cleanly(h);
-    mx_out_on_end(h->out);
+    mx_out_on_end(h->out, h->stream_error ? h->error : NULL);
     xmpp_conn_release(h->conn);
     h->conn = NULL;
     h->sock = -1;

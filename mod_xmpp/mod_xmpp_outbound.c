@@ -10,8 +10,11 @@
  * again; each message carries an origin-id (XEP-0359) so a receiver can
  * drop the duplicate. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "apr_strings.h"
 #include "httpd.h"
@@ -27,6 +30,8 @@ APLOG_USE_MODULE(xmpp);
 #define MX_ACK_EVERY      32   /* ask for an ack after this many stanzas */
 #define MX_ACK_IDLE_MS    50   /* ... or this long after the last send */
 #define MX_BATCH_BYTES    65536 /* hand libstrophe at most this at once */
+#define MX_POISON_ENDS    2     /* stream errors with one item alone in
+                                 * flight before it is set aside */
 
 typedef struct {
     mx_seq record;           /* journal number of the item */
@@ -55,6 +60,15 @@ struct mx_out {
     int head, len;           /* ring of items in flight */
     char *batch;             /* stanzas of this pump, sent as one write */
     size_t batch_len, batch_size;
+    /* After the server closed a session with a stream error while items
+     * were in flight, they go again one at a time, each confirmed, so an
+     * item the server refuses (too large for it, say) shows itself: alone
+     * in flight at MX_POISON_ENDS such closes, it is set aside instead of
+     * blocking every item behind it forever. */
+    mx_seq careful_to;       /* one at a time up to this record */
+    mx_seq suspect;          /* alone in flight at the last such close */
+    int suspect_ends;
+    char suspect_why[256];   /* the last such close */
 };
 
 static void ack_inbound(mx_out *o);
@@ -73,6 +87,8 @@ static void acked(mx_out *o, apr_uint32_t h)
         if ((apr_int32_t)(h - f->seq) < 0)
             break;
         last = f->record;
+        if (f->record == o->suspect)
+            o->suspect = 0; /* it went through after all */
         o->head = (o->head + 1) % MX_WINDOW;
         o->len--;
         done++;
@@ -260,6 +276,37 @@ static void record_sent(mx_out *o, const char *stanza, int subscribers)
                    subscribers ? "(subscribers)" : peer, text);
 }
 
+/* The item the server closed the stream on, every time it was sent
+ * alone: keep it in D/bad/ for a human, log why, count it as failed and
+ * go on with the items behind it (all before it are acknowledged). */
+static void set_aside(mx_out *o, mx_seq record, const char *stanza,
+                      size_t len)
+{
+    char *bad = apr_pstrcat(o->scratch, o->app->dir, "/bad", NULL);
+    char *name = apr_psprintf(o->scratch, "journal-%" APR_UINT64_T_FMT
+                              ".xml", (apr_uint64_t)record);
+    char *path = apr_pstrcat(o->scratch, bad, "/", name, NULL);
+    int fd, kept = 0;
+
+    if ((mkdir(bad, 0700) == 0 || errno == EEXIST)
+        && (fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600))
+           >= 0) {
+        kept = write(fd, stanza, len) == (ssize_t)len;
+        close(fd);
+    }
+    ap_log_error(APLOG_MARK, APLOG_ERR, 0, o->app->s, MX_LOG_TAG "0207: %s: "
+                 "the server closed the stream each time outbound item %"
+                 APR_UINT64_T_FMT " (%" APR_SIZE_T_FMT " bytes) was sent "
+                 "alone, last: %s; it is not sent again%s%s", o->app->jid,
+                 (apr_uint64_t)record, len, o->suspect_why,
+                 kept ? " and is kept in " : " (and could not be kept in ",
+                 kept ? path : apr_pstrcat(o->scratch, bad, ")", NULL));
+    mx_shared_count(o->app->shared->failed, 1);
+    mx_qserver_set_acked(o->q, record);
+    o->suspect = 0;
+    o->suspect_ends = 0;
+}
+
 /* Send the next durable item. 1 when one was sent (or dealt with), 0
  * when there is none, -1 to try again later. */
 static int send_next(mx_out *o)
@@ -281,6 +328,12 @@ static int send_next(mx_out *o)
         free(data);
         return 1;
     }
+    if (record == o->suspect && o->suspect_ends >= MX_POISON_ENDS
+        && o->len == 0) {
+        set_aside(o, record, item.stanza, item.stanza_len);
+        free(data);
+        return 1;
+    }
     if (item.kind == MX_ITEM_SUBSCRIBERS)
         send_to_subscribers(o, item.stanza);
     else
@@ -298,8 +351,13 @@ void mx_out_pump(mx_out *o)
     apr_time_t now = apr_time_now();
 
     apr_pool_clear(o->scratch);
-    while (o->len < MX_WINDOW && send_next(o) == 1) {
-        if (o->out_seq - o->requested >= MX_ACK_EVERY)
+    for (;;) {
+        int careful = mx_jreader_position(o->reader) <= o->careful_to;
+
+        if (o->len >= MX_WINDOW || (careful && o->len > 0)
+            || send_next(o) != 1)
+            break;
+        if (careful || o->out_seq - o->requested >= MX_ACK_EVERY)
             ask_ack(o);
     }
     if (o->out_seq != o->requested
@@ -574,8 +632,22 @@ unsigned long mx_out_received(const mx_out *o)
     return o->elements;
 }
 
-void mx_out_on_end(mx_out *o)
+void mx_out_on_end(mx_out *o, const char *stream_error)
 {
+    if (stream_error && o->len > 0) {
+        mx_seq first = o->flight[o->head].record;
+        mx_seq last = o->flight[(o->head + o->len - 1) % MX_WINDOW].record;
+
+        if (o->len == 1 && first == o->suspect)
+            o->suspect_ends++;
+        else if (o->len == 1) {
+            o->suspect = first;
+            o->suspect_ends = 1;
+        }
+        if (last > o->careful_to)
+            o->careful_to = last;
+        apr_cpystrn(o->suspect_why, stream_error, sizeof(o->suspect_why));
+    }
     o->head = o->len = 0;
     o->batch_len = 0; /* sent again from the journal next session */
     o->conn = NULL;

@@ -45,8 +45,10 @@ void mx_out_set_handled(mx_out *o, apr_uint32_t (*fn)(void *, apr_uint32_t),
  * whether a turn of libstrophe's loop read something. */
 unsigned long mx_out_received(const mx_out *o);
 
-/* The session ended: what was not acknowledged stays queued for the next. */
-void mx_out_on_end(mx_out *o);
+/* The session ended: what was not acknowledged stays queued for the next.
+ * stream_error: why, when the server closed the stream with an error
+ * (the items in flight are then sent again one at a time), else NULL. */
+void mx_out_on_end(mx_out *o, const char *stream_error);
 
 /* On stop: ask the server to acknowledge everything sent. Returns 1 when
  * it did within ms, running the loop meanwhile. */

@@ -454,6 +454,39 @@ def test_full_queue_refuses_and_recovers(gated, prosody, xmpp_client):
     alice.wait_message(15, lambda m: m["body"] == run + " delivered")
 
 
+def test_stanza_the_server_refuses_does_not_block_the_queue(gated,
+                                                           xmpp_client):
+    """A stanza the server closes the stream on (here a message above
+    Prosody's c2s_stanza_size_limit, 256 KiB; the API takes forms up to
+    1 MiB) would be sent again after every reconnect, and every send
+    behind it would wait forever. After such a close the items in flight
+    go again one at a time; the one alone in flight at two closes is set
+    aside: kept in bad/, logged (XMPP0207), counted as failed. The sends
+    behind it arrive, in order."""
+    h, _ = gated()
+    alice = xmpp_client("alice")
+    run = "behind-%d" % time.time_ns()
+    big = "B" * 300000
+    code, answer = api(h, "send_message", jid="alice@localhost", body=big)
+    assert code == 200 and answer["statuses"] == ["NO_ERROR"], answer
+    bodies = queue_numbered(h, run, n=5, recipients=("alice@localhost",))
+    util.wait_for(lambda: len(received(alice, run)) >= 5, 90, 0.2,
+                  "the 5 sends behind the refused one")
+    assert [m["body"] for m in received(alice, run)][:5] == bodies
+    line = h.wait_log(r"XMPP0207: app@localhost: the server closed the "
+                      r"stream each time outbound item (\d+) \(\d+ bytes\) "
+                      r"was sent alone, last: (.*); it is not sent again "
+                      r"and is kept in (\S+)", timeout=10)
+    assert "policy-violation" in line.group(2), line.group(0)
+    with open(line.group(3)) as f:
+        kept = f.read()
+    assert big in kept and "<message" in kept
+    assert int(h.status()["XMPPApp1Failed"]) >= 1
+    util.wait_for(lambda: queue_empty(h), 15, 0.2, "the queue to drain")
+    with alice.lock:
+        assert not any(m["body"] == big for m in alice.messages)
+
+
 def test_spool_when_the_socket_path_is_too_long(gated, xmpp_client):
     """A spool directory too deep for a Unix socket's address: the holder
     says so and every send goes through the spool files, which it moves
