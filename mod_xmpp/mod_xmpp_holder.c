@@ -80,7 +80,8 @@ typedef struct mx_holder {
     int sm_offered;        /* -1 not known, else whether the features after
                             * login offered stream management (XEP-0198) */
     int tls_demanded;      /* the server's features said STARTTLS required */
-    int stream_error;      /* the server ended the session with one */
+    int stream_error;      /* the server ended the session with one: 1,
+                            * 2 when it may be about a stanza we sent */
     int cert_failed;
     int ever_logged_in;
     apr_time_t login_time; /* of the current conn */
@@ -281,6 +282,23 @@ static void describe_end(mx_holder *h, int error,
                      "the server closed the connection");
 }
 
+/* Stream errors a stanza of ours can cause (too large, bad XML, bad
+ * addressing): not a conflict, a shutdown or a timeout. */
+static int blames_data(xmpp_error_type_t t)
+{
+    switch (t) {
+    case XMPP_SE_BAD_FORMAT: case XMPP_SE_BAD_NS_PREFIX:
+    case XMPP_SE_IMPROPER_ADDR: case XMPP_SE_INVALID_FROM:
+    case XMPP_SE_INVALID_NS: case XMPP_SE_INVALID_XML:
+    case XMPP_SE_POLICY_VIOLATION: case XMPP_SE_RESTRICTED_XML:
+    case XMPP_SE_UNSUPPORTED_ENCODING: case XMPP_SE_UNSUPPORTED_STANZA_TYPE:
+    case XMPP_SE_XML_NOT_WELL_FORMED: case XMPP_SE_UNDEFINED_CONDITION:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 static void on_conn_event(xmpp_conn_t *conn, xmpp_conn_event_t ev, int error,
                           xmpp_stream_error_t *se, void *ud)
 {
@@ -310,7 +328,7 @@ static void on_conn_event(xmpp_conn_t *conn, xmpp_conn_event_t ev, int error,
     }
     else if (ev == XMPP_CONN_DISCONNECT || ev == XMPP_CONN_FAIL) {
         h->ended = 1;
-        h->stream_error = se != NULL;
+        h->stream_error = !se ? 0 : blames_data(se->type) ? 2 : 1;
         describe_end(h, error, se);
     }
 }
@@ -442,7 +460,8 @@ static void end_connection(mx_holder *h)
         return;
     if (!h->ended)
         close_cleanly(h);
-    mx_out_on_end(h->out, h->stream_error ? h->error : NULL);
+    mx_out_on_end(h->out, h->stream_error ? h->error : NULL,
+                  h->stream_error == 2);
     xmpp_conn_release(h->conn);
     h->conn = NULL;
     h->sock = -1;

@@ -632,15 +632,16 @@ unsigned long mx_out_received(const mx_out *o)
     return o->elements;
 }
 
-void mx_out_on_end(mx_out *o, const char *stream_error)
+void mx_out_on_end(mx_out *o, const char *stream_error, int about_data)
 {
     if (stream_error && o->len > 0) {
         mx_seq first = o->flight[o->head].record;
         mx_seq last = o->flight[(o->head + o->len - 1) % MX_WINDOW].record;
 
-        if (o->len == 1 && first == o->suspect)
+        /* a conflict or a shutdown blames no item */
+        if (about_data && o->len == 1 && first == o->suspect)
             o->suspect_ends++;
-        else if (o->len == 1) {
+        else if (about_data && o->len == 1) {
             o->suspect = first;
             o->suspect_ends = 1;
         }

@@ -47,8 +47,10 @@ unsigned long mx_out_received(const mx_out *o);
 
 /* The session ended: what was not acknowledged stays queued for the next.
  * stream_error: why, when the server closed the stream with an error
- * (the items in flight are then sent again one at a time), else NULL. */
-void mx_out_on_end(mx_out *o, const char *stream_error);
+ * (the items in flight are then sent again one at a time), else NULL;
+ * about_data: an error a stanza can cause (too large, bad XML), which
+ * counts against the item alone in flight. */
+void mx_out_on_end(mx_out *o, const char *stream_error, int about_data);
 
 /* On stop: ask the server to acknowledge everything sent. Returns 1 when
  * it did within ms, running the loop meanwhile. */
