@@ -1,9 +1,13 @@
 /* mx_inbound: see mx_inbound.h */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* memmem */
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mx_inbound.h"
+#include "mx_send.h"
 
 int mx_inbound_route(const char *name, const char *type, int has_body,
                      const char **path, int *kind)
@@ -105,42 +109,45 @@ int mx_inbound_command(const char *body, char **command, char **arg)
     return 0;
 }
 
+/* 1 when no value contains b: one pass over each (memmem is linear) */
 static int boundary_free(const mx_form_field *f, size_t n, const char *b)
 {
     size_t i, blen = strlen(b);
 
-    for (i = 0; i < n; i++) {
-        const char *v = f[i].value;
-        size_t left = f[i].len;
-
-        while (v && left >= blen) {
-            const char *hit = memchr(v, b[0], left - blen + 1);
-
-            if (!hit)
-                break;
-            if (!memcmp(hit, b, blen))
-                return 0;
-            left -= (size_t)(hit - v) + 1;
-            v = hit + 1;
-        }
-    }
+    for (i = 0; i < n; i++)
+        if (f[i].value && memmem(f[i].value, f[i].len, b, blen))
+            return 0;
     return 1;
+}
+
+/* A random boundary: a sender cannot know it, so cannot put it in a
+ * value; one that happens to be in one (a chance of 2^-128 a try) gets
+ * another. -1 when no randomness is to be had. */
+static int pick_boundary(const mx_form_field *f, size_t n, char *boundary,
+                         size_t size)
+{
+    char id[MX_ID_SIZE];
+    int tries;
+
+    for (tries = 0; tries < 4; tries++) {
+        if (mx_new_id(id, sizeof(id)) != 0)
+            return -1;
+        snprintf(boundary, size, "mod_xmpp-%s", id + 3);
+        if (boundary_free(f, n, boundary))
+            return 0;
+    }
+    return -1;
 }
 
 char *mx_multipart(const mx_form_field *fields, size_t n, char *boundary,
                    size_t boundary_size, size_t *len)
 {
     size_t i, size = 8, off = 0;
-    unsigned int seed = 0x9e3779b9u;
     char *out;
 
-    if (boundary_size < 40)
+    if (boundary_size < MX_BOUNDARY_SIZE
+        || pick_boundary(fields, n, boundary, boundary_size) != 0)
         return NULL;
-    do { /* a boundary no value contains */
-        seed = seed * 1103515245u + 12345u + (unsigned int)n;
-        snprintf(boundary, boundary_size, "mod_xmpp-%08x%08x", seed,
-                 seed ^ 0x5bd1e995u);
-    } while (!boundary_free(fields, n, boundary));
     for (i = 0; i < n; i++)
         if (fields[i].value)
             size += fields[i].len + strlen(fields[i].name) + 200;

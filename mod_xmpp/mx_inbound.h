@@ -34,10 +34,15 @@ typedef struct {
     const char *content_type; /* "text/plain; charset=UTF-8" when NULL */
 } mx_form_field;
 
-/* Encode fields (skipping those with a NULL value) with a boundary that
- * occurs in none of them. Returns a malloc'd body of *len bytes and writes
- * the boundary (at most 70 characters) into boundary; NULL without
- * memory. */
+/* Room for a boundary: "mod_xmpp-" + 32 hex digits + NUL */
+#define MX_BOUNDARY_SIZE 42
+
+/* Encode fields (skipping those with a NULL value) with a random boundary
+ * that occurs in none of them (found in one pass over each value, so the
+ * cost is linear in the values' size whatever they contain). Returns a
+ * malloc'd body of *len bytes and writes the boundary into boundary
+ * (boundary_size at least MX_BOUNDARY_SIZE); NULL without memory or
+ * randomness. */
 char *mx_multipart(const mx_form_field *fields, size_t n, char *boundary,
                    size_t boundary_size, size_t *len);
 

@@ -272,6 +272,80 @@ mx_err mx_message_check(const char *body, const char *type, int raw_xml,
     return MX_OK;
 }
 
+/* libxml2's xmlDocGetRootElement, which the dlopen table lacks */
+static xmlNodePtr first_element(xmlNodePtr n)
+{
+    while (n && n->type != XML_ELEMENT_NODE)
+        n = n->next;
+    return n;
+}
+
+/* The root of a stanza sent as it is: it inherits the stream's default
+ * namespace, jabber:client; any other is not a stanza to the server. */
+static const char *stanza_root_problem(xmlNodePtr root)
+{
+    static const char *const names[] = { "message", "presence", "iq", NULL };
+
+    if (!root || root->type != XML_ELEMENT_NODE)
+        return "there is no element";
+    if (!in_list((const char *)root->name, names))
+        return "the element is not <message>, <presence> or <iq>";
+    if (root->ns && (root->ns->prefix
+                     || strcmp((const char *)root->ns->href, "jabber:client")))
+        return "the stanza is not in the jabber:client namespace "
+               "(no prefix, no other xmlns)";
+    return NULL;
+}
+
+/* Parse the text as a document of its own: libxml2 then refuses a second
+ * element (XML_ERR_DOCUMENT_END), which the stream would take as a
+ * second stanza. */
+static const char *stanza_parse_problem(const xml_api *x, const char *xml)
+{
+    xmlParserCtxtPtr ctxt;
+    xmlDocPtr doc;
+    const char *why = NULL;
+
+    if (!(ctxt = x->new_ctxt()))
+        return "out of memory";
+    ctxt->sax->serror = xml_quiet;
+    doc = x->read(ctxt, xml, (int)strlen(xml), NULL, "UTF-8",
+                  XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+    if ((!doc || !ctxt->wellFormed) && ctxt->errNo == XML_ERR_DOCUMENT_END)
+        why = "there is more than one element, or text after the stanza";
+    else if (!doc || !ctxt->wellFormed)
+        why = "the XML is not well-formed";
+    else if (!ctxt->nsWellFormed)
+        why = "the XML uses an undeclared namespace prefix";
+    else if (doc->intSubset || doc->extSubset)
+        why = "XMPP does not allow DTDs";
+    else if (!(why = restricted_node(doc->children)))
+        why = stanza_root_problem(first_element(doc->children));
+    if (doc)
+        x->free_doc(doc);
+    x->free_ctxt(ctxt);
+    return why;
+}
+
+const char *mx_stanza_problem(const char *xml)
+{
+    const xml_api *x = xml_get();
+    const char *p = xml;
+
+    if (!x)
+        return "libxml2, needed to check the XML, cannot be loaded";
+    if (!mx_utf8_valid_xml(xml, strlen(xml)))
+        return "the XML is not UTF-8 or has characters XML does not allow";
+    if (strlen(xml) > (size_t)0x7fffffff)
+        return "the XML is too large";
+    /* an XML declaration mid-stream is a stream error (RFC 6120 11.5) */
+    while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n')
+        p++;
+    if (p[0] != '<' || p[1] == '?' || p[1] == '!')
+        return "the answer does not start with an element";
+    return stanza_parse_problem(x, xml);
+}
+
 /* ---- presence ---- */
 
 /* Code points in valid UTF-8: every byte but continuation bytes. */

@@ -74,6 +74,14 @@ mx_err mx_check_to(const char *jid);
 mx_err mx_message_check(const char *body, const char *type, int raw_xml,
                         const char **why);
 
+/* A stanza to go to the server as it is (an inbound handler's
+ * application/xmpp+xml answer): exactly one element, <message>,
+ * <presence> or <iq>, unprefixed, in no namespace or jabber:client (the
+ * stream's), nothing but white space around it, no XML declaration, and
+ * within the rules above (UTF-8, XML characters, well-formed, RFC 6120
+ * 11.1). Returns NULL, or a short static English reason. */
+const char *mx_stanza_problem(const char *xml);
+
 /* The message stanza as malloc'd text (NULL when out of memory):
  * <message xmlns="jabber:client" from=".." to=".." type=".." id="ID">
  * <body>escaped body</body><origin-id xmlns="urn:xmpp:sid:0" id="ID"/>

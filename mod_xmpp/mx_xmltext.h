@@ -1,0 +1,20 @@
+/* mx_xmltext: what text can go into a stanza, and what can go into a CGI
+ * variable. Portable: no httpd, no APR. */
+#ifndef MX_XMLTEXT_H
+#define MX_XMLTEXT_H
+
+#include <stddef.h>
+
+/* Is s[0..len) text XML 1.0 allows: valid UTF-8 (no overlong forms, no
+ * surrogates, nothing above U+10FFFF) of characters other than NUL, C0
+ * controls but TAB, LF and CR, U+FFFE and U+FFFF? A server closes the
+ * stream on anything else. Returns NULL, or a description of the first
+ * problem and where it is, written into why (why_size bytes). */
+const char *mx_xml_text_problem(const char *s, size_t len, char *why,
+                                size_t why_size);
+
+/* The length of the longest prefix of s[0..len) of at most max bytes that
+ * ends between two UTF-8 sequences (a cut there splits no character). */
+size_t mx_utf8_prefix(const char *s, size_t len, size_t max);
+
+#endif

@@ -1,0 +1,211 @@
+/* Unit tests of what an inbound stanza's request and answer are made of:
+ * mx_multipart's boundary, the text an answer may carry (mx_xmltext), the
+ * stanza an application/xmpp+xml answer must be (mx_stanza_problem). */
+#include "unit.h"
+#include <stdlib.h>
+
+#include "mx_inbound.h"
+#include "mx_send.h"
+#include "mx_xmltext.h"
+
+/* occurrences of needle in hay[0..len) */
+static size_t count(const char *hay, size_t len, const char *needle)
+{
+    size_t n = 0, nlen = strlen(needle), i;
+
+    for (i = 0; i + nlen <= len; i++)
+        if (!memcmp(hay + i, needle, nlen))
+            n++;
+    return n;
+}
+
+/* Every value is where it belongs, and the body has exactly one
+ * delimiter per part and the closing one, nothing else that looks like
+ * them: a parser splits it back into exactly these parts. */
+static void check_parts(const mx_form_field *f, size_t n)
+{
+    char boundary[MX_BOUNDARY_SIZE], delim[MX_BOUNDARY_SIZE + 8], *body;
+    size_t len, i, parts = 0, off = 0;
+
+    body = mx_multipart(f, n, boundary, sizeof(boundary), &len);
+    CHECK(body != NULL);
+    if (!body)
+        return;
+    CHECK(strncmp(boundary, "mod_xmpp-", 9) == 0 && strlen(boundary) == 41);
+    snprintf(delim, sizeof(delim), "--%s", boundary);
+    for (i = 0; i < n; i++)
+        parts += f[i].value != NULL;
+    CHECK(count(body, len, delim) == parts + 1);
+    snprintf(delim, sizeof(delim), "%s--%s--\r\n", parts ? "\r\n" : "",
+             boundary);
+    CHECK(len >= strlen(delim)
+          && !memcmp(body + len - strlen(delim), delim, strlen(delim)));
+    snprintf(delim, sizeof(delim), "--%s\r\n", boundary);
+    for (i = 0; i < n; i++) {
+        const char *head, *value;
+
+        if (!f[i].value)
+            continue;
+        CHECK(off + strlen(delim) <= len
+              && !memcmp(body + off, delim, strlen(delim)));
+        head = body + off;
+        value = strstr(head, "\r\n\r\n");
+        CHECK(value != NULL);
+        if (!value)
+            break;
+        value += 4;
+        CHECK((size_t)(value - body) + f[i].len + 2 <= len
+              && !memcmp(value, f[i].value, f[i].len)
+              && !memcmp(value + f[i].len, "\r\n", 2));
+        off = (size_t)(value - body) + f[i].len + 2;
+    }
+    free(body);
+}
+
+static void test_multipart_delimiters(void)
+{
+    static const char tricky[] =
+        "--mod_xmpp-\r\n--mod_xmpp-0123456789abcdef0123456789abcde\r\n"
+        "--mod_xmpp-62cb6204391a8b91--\r\n--\r\n\r\n--";
+    mx_form_field f[] = {
+        { "from", "a@x/r", 5, NULL },
+        { "body", tricky, sizeof(tricky) - 1, NULL },
+        { "show", NULL, 0, NULL },
+        { "status", "", 0, NULL },
+        { "stanza", "<m>--mod_xmpp-</m>", 18, "text/xml" },
+    };
+    char b1[MX_BOUNDARY_SIZE], b2[MX_BOUNDARY_SIZE], small[MX_BOUNDARY_SIZE - 1];
+    size_t len;
+    char *body;
+
+    check_parts(f, sizeof(f) / sizeof(f[0]));
+    check_parts(f, 0);
+    /* random: two requests do not share a boundary */
+    body = mx_multipart(f, 1, b1, sizeof(b1), &len);
+    free(body);
+    body = mx_multipart(f, 1, b2, sizeof(b2), &len);
+    free(body);
+    CHECK(strcmp(b1, b2) != 0);
+    /* the boundary just used, in a value, is not used for it */
+    f[1].value = b1;
+    f[1].len = strlen(b1);
+    body = mx_multipart(f, 2, b2, sizeof(b2), &len);
+    CHECK(body && strcmp(b1, b2) != 0);
+    free(body);
+    check_parts(f, 2);
+    CHECK(mx_multipart(f, 1, small, sizeof(small), &len) == NULL);
+}
+
+/* A large value made of delimiter prefixes: one linear pass, and still
+ * exactly one delimiter per part */
+static void test_multipart_large(void)
+{
+    static const char unit[] = "\r\n--mod_xmpp-";
+    size_t n = 300000 / (sizeof(unit) - 1), i;
+    char *big = malloc(n * (sizeof(unit) - 1) + 1);
+    mx_form_field f[2] = { { "body", NULL, 0, NULL },
+                           { "stanza", NULL, 0, "text/xml" } };
+
+    CHECK(big != NULL);
+    if (!big)
+        return;
+    for (i = 0; i < n; i++)
+        memcpy(big + i * (sizeof(unit) - 1), unit, sizeof(unit) - 1);
+    f[0].value = f[1].value = big;
+    f[0].len = f[1].len = n * (sizeof(unit) - 1);
+    check_parts(f, 2);
+    free(big);
+}
+
+static int text_ok(const char *s, size_t len)
+{
+    char why[128];
+
+    return mx_xml_text_problem(s, len, why, sizeof(why)) == NULL;
+}
+
+static void test_xml_text(void)
+{
+    char why[128];
+
+    CHECK(text_ok("", 0));
+    CHECK(text_ok("plain\ttab\nline\r", 15));
+    CHECK(text_ok("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 14));
+    CHECK(text_ok("\xef\xbf\xbd", 3));             /* U+FFFD */
+    CHECK(text_ok("\xf4\x8f\xbf\xbf", 4));         /* U+10FFFF */
+    CHECK(!text_ok("\xa9" "fac", 4));              /* café reversed bytewise */
+    CHECK(!text_ok("caf\xc3", 4));                 /* cut sequence */
+    CHECK(!text_ok("a\0b", 3));
+    CHECK(!text_ok("\x01", 1));
+    CHECK(!text_ok("\x1b[31m", 5));
+    CHECK(!text_ok("\xef\xbf\xbe", 3));            /* U+FFFE */
+    CHECK(!text_ok("\xef\xbf\xbf", 3));            /* U+FFFF */
+    CHECK(!text_ok("\xed\xa0\x80", 3));            /* surrogate */
+    CHECK(!text_ok("\xc0\xaf", 2));                /* overlong '/' */
+    CHECK(!text_ok("\xe0\x80\xaf", 3));            /* overlong '/' */
+    CHECK(!text_ok("\xf0\x80\x80\xaf", 4));        /* overlong '/' */
+    CHECK(!text_ok("\xf4\x90\x80\x80", 4));        /* above U+10FFFF */
+    CHECK(!text_ok("\xff", 1));
+    CHECK_STR(mx_xml_text_problem("ab\xa9", 3, why, sizeof(why)),
+              "byte 2 (0xa9) is not valid UTF-8");
+    CHECK_STR(mx_xml_text_problem("ab\x07", 3, why, sizeof(why)),
+              "byte 2 is U+0007, a character XML does not allow");
+}
+
+static void test_utf8_prefix(void)
+{
+    const char *s = "ab\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"; /* abé€😀 */
+
+    CHECK(mx_utf8_prefix(s, 11, 100) == 11);
+    CHECK(mx_utf8_prefix(s, 11, 11) == 11);
+    CHECK(mx_utf8_prefix(s, 11, 10) == 7);
+    CHECK(mx_utf8_prefix(s, 11, 8) == 7);
+    CHECK(mx_utf8_prefix(s, 11, 7) == 7);
+    CHECK(mx_utf8_prefix(s, 11, 6) == 4);
+    CHECK(mx_utf8_prefix(s, 11, 3) == 2);
+    CHECK(mx_utf8_prefix(s, 11, 0) == 0);
+    /* not UTF-8: cut where asked */
+    CHECK(mx_utf8_prefix("\x80\x80\x80\x80\x80\x80", 6, 5) == 5);
+}
+
+static void test_stanza_problem(void)
+{
+    CHECK(mx_stanza_problem("<message to='a@x'><body>hi</body></message>")
+          == NULL);
+    CHECK(mx_stanza_problem("  <presence xmlns='jabber:client'/>\n") == NULL);
+    CHECK(mx_stanza_problem("<iq type='get' id='1'><q xmlns='x:y'/></iq>")
+          == NULL);
+    CHECK(mx_stanza_problem("<message><x xmlns='u:t'><y/></x></message>")
+          == NULL);
+    CHECK_STR(mx_stanza_problem("<message/><message/>"),
+              "there is more than one element, or text after the stanza");
+    CHECK_STR(mx_stanza_problem("<message/>text"),
+              "there is more than one element, or text after the stanza");
+    CHECK_STR(mx_stanza_problem("<message><body>x</message>"),
+              "the XML is not well-formed");
+    CHECK(mx_stanza_problem("") != NULL);
+    CHECK(mx_stanza_problem("just text") != NULL);
+    CHECK(mx_stanza_problem("<?xml version='1.0'?><message/>") != NULL);
+    CHECK(mx_stanza_problem("<!-- c --><message/>") != NULL);
+    CHECK(mx_stanza_problem("<message/><!-- c -->") != NULL);
+    CHECK(mx_stanza_problem("<message><?pi x?></message>") != NULL);
+    CHECK(mx_stanza_problem("<message>&#1;</message>") != NULL);
+    CHECK(mx_stanza_problem("<message>\x01</message>") != NULL);
+    CHECK(mx_stanza_problem("<message>\xa9</message>") != NULL);
+    CHECK(mx_stanza_problem("<message>&nbsp;</message>") != NULL);
+    CHECK(mx_stanza_problem("<body>x</body>") != NULL);
+    CHECK(mx_stanza_problem("<message xmlns='jabber:server'/>") != NULL);
+    CHECK(mx_stanza_problem("<c:message xmlns:c='jabber:client'/>") != NULL);
+    CHECK(mx_stanza_problem("<message><p:x/></message>") != NULL);
+}
+
+int main(void)
+{
+    mx_send_init();
+    test_multipart_delimiters();
+    test_multipart_large();
+    test_xml_text();
+    test_utf8_prefix();
+    test_stanza_problem();
+    return UNIT_DONE();
+}
