@@ -19,6 +19,7 @@
  * outbound queue, like every send. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -196,6 +197,11 @@ static void error_answer(mx_inreq *ir, const char *etype, const char *cond,
 
 /* ---- the request's bytes ---- */
 
+/* HTTP/1.0: the answer is never chunked */
+#define MX_IN_HEAD "POST %s%s HTTP/1.0\r\nHost: %s\r\nUser-Agent: mod_xmpp\r\n" \
+                   "Content-Type: multipart/form-data; boundary=%s\r\n" \
+                   "Content-Length: %zu\r\n\r\n"
+
 static int build_request(mx_inreq *ir)
 {
     mx_app *app = ir->in->app;
@@ -207,7 +213,7 @@ static int build_request(mx_inreq *ir)
         { "status", ir->status, ir->status ? strlen(ir->status) : 0, NULL },
         { "stanza", ir->stanza, strlen(ir->stanza), "text/xml" },
     };
-    char boundary[80], *body, *head;
+    char boundary[MX_BOUNDARY_SIZE], *body;
     size_t blen;
     int hlen;
 
@@ -215,18 +221,15 @@ static int build_request(mx_inreq *ir)
                         sizeof(boundary), &blen);
     if (!body)
         return -1;
-    /* HTTP/1.0: the answer is never chunked */
-    head = apr_psprintf(ir->in->pool, "POST %s%s HTTP/1.0\r\n"
-                        "Host: %s\r\n"
-                        "User-Agent: mod_xmpp\r\n"
-                        "Content-Type: multipart/form-data; boundary=%s\r\n"
-                        "Content-Length: %" APR_SIZE_T_FMT "\r\n\r\n",
-                        mx_conf_inbound_path(app->conf), ir->path,
-                        app->s->server_hostname, boundary, blen);
-    hlen = (int)strlen(head);
-    ir->request = malloc((size_t)hlen + blen);
+    /* on the heap, freed with the stanza: the holder's pool lives as
+     * long as the app, and grew by this much with every stanza */
+    hlen = snprintf(NULL, 0, MX_IN_HEAD, mx_conf_inbound_path(app->conf),
+                    ir->path, app->s->server_hostname, boundary, blen);
+    ir->request = hlen > 0 ? malloc((size_t)hlen + 1 + blen) : NULL;
     if (ir->request) {
-        memcpy(ir->request, head, (size_t)hlen);
+        snprintf(ir->request, (size_t)hlen + 1, MX_IN_HEAD,
+                 mx_conf_inbound_path(app->conf), ir->path,
+                 app->s->server_hostname, boundary, blen);
         memcpy(ir->request + hlen, body, blen);
         ir->request_len = (size_t)hlen + blen;
     }
