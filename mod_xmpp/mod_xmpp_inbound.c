@@ -45,6 +45,7 @@
 #include "mx_qclient.h"
 #include "mx_queue.h"
 #include "mx_send.h"
+#include "mx_xmltext.h"
 
 APLOG_USE_MODULE(xmpp);
 
@@ -52,6 +53,13 @@ extern module AP_MODULE_DECLARE_DATA xmpp_module;
 
 #define MX_IN_QUEUE       64       /* stanzas waiting for a thread */
 #define MX_IN_MAX_REPLY   (256 * 1024)
+/* the stanza an answer becomes: below what servers take from a client
+ * (Prosody's c2s_stanza_size_limit and ejabberd's max_stanza_size are
+ * 256 KiB), less room for what the server adds */
+#define MX_IN_MAX_STANZA  (255 * 1024)
+/* a CGI variable's value: Linux refuses an execve with a "NAME=value"
+ * string above 128 KiB (MAX_ARG_STRLEN), and the script would not run */
+#define MX_IN_ENV_MAX     (64 * 1024)
 #define MX_IN_RETRIES     3        /* for 503 answers */
 #define MX_IN_RETRY_MS    500      /* doubled each time */
 #define MX_CLIENT_IP      "0.1.0.10"
@@ -473,40 +481,90 @@ static int is_type(const char *ctype, const char *want)
            && (ctype[n] == '\0' || ctype[n] == ';' || ctype[n] == ' ');
 }
 
-static void answer(mx_inreq *ir)
+/* An answer that cannot be sent: logged once (the stanza is answered
+ * once), counted as failed, and the sender told. The stanza counts as
+ * handled: sent anyway, the server would close the stream on it, and the
+ * stanza, not yet acknowledged, would come back to the next session and
+ * get the same answer, keeping the app offline. */
+static void bad_answer(mx_inreq *ir, const char *what, const char *why,
+                       const char *fix)
 {
     mx_app *app = ir->in->app;
-    char id[MX_ID_SIZE];
-    const char *why = NULL;
+    char text[300];
 
-    if (ir->status_code != HTTP_OK || !ir->reply_len
-        || (ir->type && !strcmp(ir->type, "error")))
-        return; /* 202, 204, empty: nothing to say */
-    if (ir->reply_too_long) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, app->s, MX_LOG_TAG "0502: %s: "
-                     "the answer of %s%s is longer than %d bytes; not sent",
-                     app->jid, mx_conf_inbound_path(app->conf), ir->path,
-                     MX_IN_MAX_REPLY);
+    ap_log_error(APLOG_MARK, APLOG_ERR, 0, app->s, MX_LOG_TAG "0508: %s: the "
+                 "%s answer of %s%s to a %s from %s cannot be sent: %s; the "
+                 "sender gets an error. %s", app->jid, what,
+                 mx_conf_inbound_path(app->conf), ir->path, ir->name,
+                 ir->from ? ir->from : "?", why, fix);
+    apr_snprintf(text, sizeof(text), "the application's answer could not be "
+                 "sent: %s", why);
+    error_answer(ir, "cancel", "internal-server-error", text);
+}
+
+/* An application/xmpp+xml answer goes out as it is: exactly one stanza */
+static void stanza_answer(mx_inreq *ir)
+{
+    const char *why = memchr(ir->reply, '\0', ir->reply_len)
+                      ? "it contains a NUL byte" : mx_stanza_problem(ir->reply);
+
+    if (!why && ir->reply_len > MX_IN_MAX_STANZA)
+        why = "it is larger than what XMPP servers take";
+    if (why) {
+        bad_answer(ir, "application/xmpp+xml", why, "Such an answer must be "
+                   "exactly one <message>, <presence> or <iq> stanza, "
+                   "well-formed UTF-8 XML.");
         return;
     }
-    if (is_type(ir->ctype, "application/xmpp+xml")) {
-        if (mx_message_check(ir->reply, "chat", 1, &why) != MX_OK) {
-            ap_log_error(APLOG_MARK, APLOG_ERR, 0, app->s, MX_LOG_TAG
-                         "0503: %s: the application/xmpp+xml answer of %s%s "
-                         "is not well-formed XML (%s); not sent", app->jid,
-                         mx_conf_inbound_path(app->conf), ir->path,
-                         why ? why : "?");
-            return;
-        }
-        queue_answer(ir->in, strdup(ir->reply), "stanza answer",
-                     &ir->ticket);
+    queue_answer(ir->in, strdup(ir->reply), "stanza answer", &ir->ticket);
+}
+
+/* A text/plain answer becomes the <body> of a chat reply */
+static void text_answer(mx_inreq *ir)
+{
+    char id[MX_ID_SIZE], buf[100];
+    const char *why = mx_xml_text_problem(ir->reply, ir->reply_len, buf,
+                                          sizeof(buf));
+    char *stanza;
+
+    if (why) {
+        bad_answer(ir, "text/plain", why, "Such an answer must be UTF-8 text "
+                   "without control characters other than tab, LF and CR "
+                   "(a handler that cuts or reverses bytes can split a "
+                   "character).");
+        return;
     }
-    else if (is_type(ir->ctype, "text/plain") && ir->from && ir->to) {
-        mx_new_id(id, sizeof(id));
-        queue_answer(ir->in, mx_message_stanza(ir->to, ir->from, "chat",
-                                               ir->reply, 0, id), "reply",
-                     &ir->ticket);
+    mx_new_id(id, sizeof(id));
+    stanza = mx_message_stanza(ir->to, ir->from, "chat", ir->reply, 0, id);
+    if (stanza && strlen(stanza) > MX_IN_MAX_STANZA) {
+        free(stanza);
+        bad_answer(ir, "text/plain", "it is larger than what XMPP servers "
+                   "take", "Send a shorter answer.");
+        return;
     }
+    queue_answer(ir->in, stanza, "reply", &ir->ticket);
+}
+
+static void answer(mx_inreq *ir)
+{
+    int xml = is_type(ir->ctype, "application/xmpp+xml");
+    int text = is_type(ir->ctype, "text/plain") && ir->from && ir->to;
+
+    if (ir->status_code != HTTP_OK || !ir->reply_len
+        || (ir->type && !strcmp(ir->type, "error")) || (!xml && !text))
+        return; /* 202, 204, empty, another type: nothing to say */
+    if (ir->reply_too_long) {
+        char why[80];
+
+        apr_snprintf(why, sizeof(why), "it is longer than %d bytes",
+                     MX_IN_MAX_REPLY);
+        bad_answer(ir, xml ? "application/xmpp+xml" : "text/plain", why,
+                   "Send a shorter answer.");
+    }
+    else if (xml)
+        stanza_answer(ir);
+    else
+        text_answer(ir);
 }
 
 /* Run ir's request (503 retried), then act on the answer. */

@@ -463,6 +463,65 @@ def test_handler_500_gives_error_reply(httpd_factory, xmpp_client, mpm,
                   5.0, what="the failure to be counted")
 
 
+# (KIND of the handlers' /bad command, the answer's type, what the error
+# text and the log say)
+BAD_ANSWERS = [
+    ("utf8", "text/plain", "is not valid UTF-8"),
+    ("ctrl", "text/plain", "is U+0007, a character XML does not allow"),
+    ("two", "application/xmpp+xml",
+     "there is more than one element, or text after the stanza"),
+    ("malformed", "application/xmpp+xml", "the XML is not well-formed"),
+]
+
+
+@pytest.mark.parametrize("mpm,handler", [("event", "cgi"), ("prefork", "lua")],
+                         ids=["event-cgid", "prefork-lua"])
+def test_answer_that_cannot_be_sent_gets_error_reply(httpd_factory,
+                                                     xmpp_client, mpm,
+                                                     handler):
+    """An answer the server would close the stream on (invalid UTF-8, a
+    control character, two stanzas, malformed XML) is not sent: the
+    sender gets an error, the log says what to fix (once), the failure is
+    counted, the app stays connected, the message is not posted again,
+    and the next message is answered as usual."""
+    h, dumps = start_app(httpd_factory, mpm, handler)
+    alice = xmpp_client("alice", resource="inb-" + token())
+    since = warm_up(alice)
+    before = h.status()
+    log_at = h.log_size()
+    toks = []
+    for kind, ctype, why in BAD_ANSWERS:
+        tok = token()
+        toks.append(tok)
+        mid = "bad-%s-%s" % (kind, tok)
+        alice.send_raw(raw_message(APP, "/bad %s %s" % (kind, tok), mid=mid))
+        m = alice.wait_message(10, lambda m: from_app(m) and m["id"] == mid,
+                               since=since)
+        assert m["type"] == "error", m
+        assert m["error"]["type"] == "cancel"
+        assert m["error"]["condition"] == "internal-server-error"
+        assert why in m["error"]["text"]
+        h.wait_log(r"XMPP0508: app@localhost: the %s answer of "
+                   r"/_ah/xmpp/message/chat/ to a message from %s cannot be "
+                   r"sent: .*%s; the sender gets an error\. Such an answer "
+                   r"must be " % (re.escape(ctype), re.escape(alice.full_jid),
+                                 re.escape(why)), since=log_at)
+        # the next message is answered as usual
+        good = "good " + token()
+        alice.send_message(APP, good)
+        assert reply_to(alice, good, since).get("type") == "chat"
+    after = h.status()
+    assert after["XMPPApp1State"] == "connected"
+    assert after["XMPPApp1Reconnects"] == before["XMPPApp1Reconnects"]
+    assert (int(after["XMPPApp1Failed"])
+            == int(before["XMPPApp1Failed"]) + len(BAD_ANSWERS))
+    # posted once each (handled, so not delivered again), logged once each
+    for tok in toks:
+        assert len(dumps.with_token(tok)) == 1
+    log = h.error_log()[log_at:]
+    assert len(re.findall(r"XMPP0508: ", log)) == len(BAD_ANSWERS)
+
+
 def test_handler_503_is_retried_then_error_reply(httpd_factory, xmpp_client):
     h, dumps = start_app(httpd_factory, "event")
     alice = xmpp_client("alice", resource="inb-" + token())
@@ -879,6 +938,7 @@ def test_example_bots(httpd_factory, xmpp_client, script):
                     ("  " + body + "  ", "You said: " + body)]
     else:
         expected = [("/reverse abc" + tok, ("abc" + tok)[::-1]),
+                    ("/reverse caf\u00e9", "\u00e9fac"),
                     (body, "Lua heard %s: %s" % (alice.full_jid, body))]
     deadline = time.monotonic() + 15
     for sent, want in expected:

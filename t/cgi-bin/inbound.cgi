@@ -12,6 +12,11 @@ from the message it sends:
                     with a <mx xmlns='urn:mod_xmpp:test'> child
   /sleep N [...]    sleep N seconds, then a text/plain reply
   /score NAME       text/plain "NAME has 42 points"
+  /bad KIND [...]   200, an answer that cannot be sent as it is: KIND utf8
+                    (text/plain, "caf\xc3\xa9" reversed bytewise), ctrl
+                    (text/plain with U+0007), two (application/xmpp+xml,
+                    two messages), malformed (application/xmpp+xml, an
+                    unclosed element)
   anything else     a message (or error) gets "heard: <body>" (text/plain);
                     presence and subscription posts get 204
 """
@@ -45,8 +50,25 @@ def answer(status=200, ctype="text/plain; charset=UTF-8", text=""):
     out.write(b"Status: %d\r\n" % status)
     if ctype:
         out.write(b"Content-Type: " + ctype.encode() + b"\r\n")
-    out.write(b"\r\n" + text.encode("utf-8"))
+    out.write(b"\r\n" + (text if isinstance(text, bytes)
+                          else text.encode("utf-8")))
     out.flush()
+
+
+def bad_answer(kind, arg):
+    """Answers that would make the server close the stream if sent."""
+    to = quoteattr(os.environ.get("XMPP_FROM", ""))
+    if kind == "utf8":
+        answer(200, text=arg.encode() + " café".encode()[::-1])
+    elif kind == "ctrl":
+        answer(200, text="bell \x07 " + arg)
+    elif kind == "two":
+        one = "<message to=%s type='chat'><body>%s</body></message>" % (
+            to, escape(arg))
+        answer(200, "application/xmpp+xml", one + one)
+    elif kind == "malformed":
+        answer(200, "application/xmpp+xml",
+               "<message to=%s><body>%s</message>" % (to, escape(arg)))
 
 
 def main():
@@ -79,6 +101,8 @@ def main():
         answer(200, text="slept: %s" % arg)
     elif command == "score":
         answer(200, text="%s has 42 points" % arg)
+    elif command == "bad":
+        bad_answer(words[0], arg)
     elif kind in ("message", "error"):
         answer(200, text="heard: %s" % arg)
     else:

@@ -11,6 +11,8 @@
 --   /stanza ...     200, application/xmpp+xml
 --   /sleep N ...    sleep N seconds, then "lua slept: <XMPP_ARG>"
 --   /score NAME     "NAME has 42 points"
+--   /bad KIND ...   an answer that cannot be sent as it is (see
+--                   t/cgi-bin/inbound.cgi): utf8, ctrl, two, malformed
 --   anything else   messages and errors: "lua heard: <XMPP_ARG>";
 --                   presence and subscriptions: 204
 
@@ -78,6 +80,24 @@ local function dump(r, body)
     assert(os.rename(tmp, dir .. "/" .. name .. ".json"))
 end
 
+-- Answers that would make the server close the stream if sent
+local function bad_answer(r, kind, arg)
+    local to = xml_escape(r.subprocess_env["XMPP_FROM"] or "")
+    if kind == "utf8" or kind == "ctrl" then
+        r.content_type = "text/plain; charset=UTF-8"
+        -- " caf\195\169" reversed bytewise, or a BEL
+        r:puts(kind == "utf8" and arg .. "\169\195fac " or "bell \7 " .. arg)
+    else
+        local one = "<message to='" .. to .. "' type='chat'><body>"
+                    .. xml_escape(arg) .. "</body></message>"
+        r.content_type = "application/xmpp+xml"
+        r:puts(kind == "two" and one .. one
+               or "<message to='" .. to .. "'><body>" .. xml_escape(arg)
+                  .. "</message>")
+    end
+    return apache2.OK
+end
+
 function handle(r)
     math.randomseed(r:clock() % 2147483647)
     local body = r:requestbody() or ""
@@ -115,6 +135,8 @@ function handle(r)
         r.content_type = "text/plain; charset=UTF-8"
         r:puts("lua slept: " .. arg)
         return apache2.OK
+    elseif command == "bad" then
+        return bad_answer(r, first, arg)
     elseif command == "score" then
         r.content_type = "text/plain; charset=UTF-8"
         r:puts(arg .. " has 42 points")
