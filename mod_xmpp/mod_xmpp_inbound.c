@@ -965,20 +965,41 @@ const char *mx_inbound_simulate(request_rec *r, mx_app *app,
 
 /* ---- CGI variables ---- */
 
+/* A variable cut to MX_IN_ENV_MAX bytes, at a character boundary; its
+ * name is added to *cut. A longer one would make execve fail (E2BIG), and
+ * the handler would not run at all; the form part has it whole. */
+static void set_bounded(request_rec *r, const char *name, const char *value,
+                        const char **cut)
+{
+    size_t len = strlen(value), keep = mx_utf8_prefix(value, len,
+                                                      MX_IN_ENV_MAX);
+
+    if (keep == len) {
+        apr_table_set(r->subprocess_env, name, value);
+        return;
+    }
+    apr_table_setn(r->subprocess_env, name,
+                   apr_pstrmemdup(r->pool, value, keep));
+    *cut = *cut ? apr_pstrcat(r->pool, *cut, " ", name, NULL) : name;
+}
+
 void mx_inbound_set_env(request_rec *r)
 {
     mx_inreq *ir = inreq_of(r->connection);
-    apr_table_t *e = r->subprocess_env;
+    const char *cut = NULL;
 
     if (!ir)
         return;
-    apr_table_set(e, "XMPP_FROM", ir->from ? ir->from : "");
-    apr_table_set(e, "XMPP_TO", ir->to ? ir->to : "");
-    apr_table_set(e, "XMPP_KIND", kind_names[ir->kind]);
+    set_bounded(r, "XMPP_FROM", ir->from ? ir->from : "", &cut);
+    set_bounded(r, "XMPP_TO", ir->to ? ir->to : "", &cut);
+    apr_table_set(r->subprocess_env, "XMPP_KIND", kind_names[ir->kind]);
     if (ir->command)
-        apr_table_set(e, "XMPP_COMMAND", ir->command);
+        set_bounded(r, "XMPP_COMMAND", ir->command, &cut);
     if (ir->arg)
-        apr_table_set(e, "XMPP_ARG", ir->arg);
+        set_bounded(r, "XMPP_ARG", ir->arg, &cut);
+    /* so that a script can tell a cut value from a short message */
+    if (cut)
+        apr_table_set(r->subprocess_env, "XMPP_TRUNCATED", cut);
 }
 
 /* ---- set-up ---- */

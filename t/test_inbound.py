@@ -522,6 +522,29 @@ def test_answer_that_cannot_be_sent_gets_error_reply(httpd_factory,
     assert len(re.findall(r"XMPP0508: ", log)) == len(BAD_ANSWERS)
 
 
+@pytest.mark.parametrize("mpm", ["event", "prefork"])
+def test_large_body_reaches_cgi_handler(httpd_factory, xmpp_client, mpm):
+    """A 200 KiB body (above Linux's 128 KiB limit for one environment
+    string) still runs the CGI: XMPP_ARG is cut at a character boundary
+    and XMPP_TRUNCATED says so; the form part has the whole body.  Both
+    mod_cgid (event) and mod_cgi (prefork) failed on the whole body."""
+    h, dumps = start_app(httpd_factory, mpm, "cgi")
+    alice = xmpp_client("alice", resource="inb-" + token())
+    since = warm_up(alice)
+    tok = token()
+    # 65536 falls inside an "é" (9 + 2k bytes before it)
+    body = tok + " " + "\u00e9" * (100 * 1024)
+    alice.send_message(APP, body)
+    (d,) = dumps.wait_token(tok, timeout=30)
+    assert d.field("body") == body
+    assert d.env["XMPP_TRUNCATED"] == "XMPP_ARG"
+    arg = d.env["XMPP_ARG"]
+    assert len(arg.encode()) == 65535 and body.startswith(arg)
+    assert d.env["XMPP_FROM"] == alice.full_jid
+    m = reply_to(alice, "heard: " + tok, since, timeout=30)
+    assert m["body"] == "heard: " + arg
+
+
 def test_handler_503_is_retried_then_error_reply(httpd_factory, xmpp_client):
     h, dumps = start_app(httpd_factory, "event")
     alice = xmpp_client("alice", resource="inb-" + token())
