@@ -13,6 +13,8 @@ Receiving: 5 inbound messages/s into a mod_lua handler that replies, vs wrk
            posting the same body to the same handler
            6 the same with a C CGI
            7 round trip of single messages vs the handler's own time
+           8 holder memory over many inbound messages (--n-inmem, e.g.
+             1000000; only with --only 8): VmRSS every 100k
 """
 
 import argparse
@@ -42,10 +44,13 @@ PROFILES = {
     # n_send: messages of test 1; api_secs: wrk duration of test 3;
     # hf_*: hyperfine; n_mem: items queued in test 4; n_in: inbound
     # messages of tests 5/6; n_lat: single messages of test 7
+    # n_inmem: inbound messages of test 8
     "quick": dict(n_send=500, api_secs=3, hf_warmup=5, hf_runs=40,
-                  n_mem=10000, n_in=300, n_lat=60, lat_secs=3, repeat=1),
+                  n_mem=10000, n_in=300, n_lat=60, lat_secs=3, repeat=1,
+                  n_inmem=20000),
     "full": dict(n_send=2000, api_secs=10, hf_warmup=20, hf_runs=200,
-                 n_mem=100000, n_in=2000, lat_secs=5, n_lat=300, repeat=2),
+                 n_mem=100000, n_in=2000, lat_secs=5, n_lat=300, repeat=2,
+                 n_inmem=200000),
 }
 
 WRK_THREADS = 2
@@ -305,7 +310,7 @@ class Bench:
     def __init__(self, args):
         self.args = args
         self.p = dict(PROFILES["quick" if args.quick else "full"])
-        for key in ("repeat", "n_send", "n_mem", "n_in"):
+        for key in ("repeat", "n_send", "n_mem", "n_in", "n_inmem"):
             if getattr(args, key, None):
                 self.p[key] = getattr(args, key)
         self.report = Report()
@@ -1030,6 +1035,45 @@ class Bench:
         finally:
             self.stop_httpd(h)
 
+    def test_inbound_memory(self):
+        """The holder's memory must not grow with the number of inbound
+        stanzas: its VmRSS after each 100k (or fewer) messages answered,
+        next to the figure after a warm-up (pools, allocators and the
+        request threads' stacks have their working size by then)."""
+        r = self.report
+        n = self.p["n_inmem"]
+        step = min(100000, n)
+        r.section("8. Holder memory over %d inbound messages into a mod_lua "
+                  "handler that replies" % n)
+        h = self.start_httpd(self.inbound_conf("lua"))
+        try:
+            self.converse(min(5000, n), WRK_CONNS, self.tag("warm"))
+            self.wait_drained(h, 60)
+            holder = int(h.status()["XMPPApp1HolderPID"])
+            base = proc_mem(holder)[0]
+            r.line("holder (pid %d) VmRSS after the warm-up: %.1f MiB"
+                   % (holder, base / 1024))
+            done, last = 0, base
+            while done < n:
+                k = min(step, n - done)
+                d = self.converse(k, WRK_CONNS, self.tag("mem"))
+                self.wait_drained(h, 60)
+                done += k
+                rss, hwm = proc_mem(holder)
+                r.line("after %7d: VmRSS %.1f MiB (%+.2f MiB in this step, "
+                       "%+.2f since the warm-up), VmHWM %.1f MiB; %d/%d "
+                       "replies, %d error answers, %.0f replies/s"
+                       % (done, rss / 1024, (rss - last) / 1024,
+                          (rss - base) / 1024, hwm / 1024, d["replies"],
+                          d["sent"], d["errors"], d["rate"]))
+                last = rss
+            r.row("holder VmRSS growth per 100k messages",
+                  (last - base) / 1024 * 100000 / n, unit="MiB",
+                  note="%d messages; 200 bytes a message would be %.1f MiB"
+                  % (n, 200 * 100000 / 2 ** 20))
+        finally:
+            self.stop_httpd(h)
+
     def echo_rtt(self):
         """Round trips through Prosody alone: client -> echo client."""
         if getattr(self, "_echo", None) is None:
@@ -1148,6 +1192,8 @@ class Bench:
             self.attempt(self.test_inbound, "lua", 5, 0.8)
         if want(6) or want(7):
             self.attempt(self.test_inbound, "cgi", 6, 0.9)
+        if only and want(8):  # long: only when asked for
+            self.attempt(self.test_inbound_memory)
         with open("/proc/loadavg") as f:
             load = " ".join(f.read().split()[:3])
         self.report.section("End")
@@ -1199,6 +1245,7 @@ def main():
     ap.add_argument("--n-send", type=int, help="messages of test 1")
     ap.add_argument("--n-mem", type=int, help="items queued in test 4")
     ap.add_argument("--n-in", type=int, help="inbound messages of tests 5/6")
+    ap.add_argument("--n-inmem", type=int, help="inbound messages of test 8")
     ap.add_argument("--build", action="store_true",
                     help="run make first (default: only when not built)")
     ap.add_argument("--no-diagnostic", action="store_true",
