@@ -239,6 +239,17 @@ def proc_mem(pid):
     return out.get("VmRSS", 0), out.get("VmHWM", 0)
 
 
+def rss_parts(pid):
+    """What VmRSS is made of (anonymous, file, shared memory), for test 8:
+    a leak grows the anonymous part."""
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(("RssAnon:", "RssFile:", "RssShmem:")):
+                out[line.split(":")[0][3:]] = int(line.split()[1]) / 1024
+    return ", ".join("%s %.1f MiB" % kv for kv in sorted(out.items()))
+
+
 # ------------------------------------------------------------------ report
 
 class Report:
@@ -1061,11 +1072,11 @@ class Bench:
                 done += k
                 rss, hwm = proc_mem(holder)
                 r.line("after %7d: VmRSS %.1f MiB (%+.2f MiB in this step, "
-                       "%+.2f since the warm-up), VmHWM %.1f MiB; %d/%d "
+                       "%+.2f since the warm-up), VmHWM %.1f MiB; %s; %d/%d "
                        "replies, %d error answers, %.0f replies/s"
                        % (done, rss / 1024, (rss - last) / 1024,
-                          (rss - base) / 1024, hwm / 1024, d["replies"],
-                          d["sent"], d["errors"], d["rate"]))
+                          (rss - base) / 1024, hwm / 1024, rss_parts(holder),
+                          d["replies"], d["sent"], d["errors"], d["rate"]))
                 last = rss
             r.row("holder VmRSS growth per 100k messages",
                   (last - base) / 1024 * 100000 / n, unit="MiB",
