@@ -100,7 +100,7 @@ static const char *app_key(apr_pool_t *p, const char *jid)
 /* The password file is read once, by the parent (usually root), so it can
  * be readable by root alone, as it should be. */
 static const char *read_secret(apr_pool_t *p, server_rec *s, const char *path,
-                               const char *directive)
+                               const char *directive, const char *what)
 {
     apr_file_t *f;
     apr_finfo_t fi;
@@ -135,8 +135,8 @@ static const char *read_secret(apr_pool_t *p, server_rec *s, const char *path,
         buf[strlen(buf) - 1] = '\0';
     if (!buf[0]) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, MX_LOG_TAG "0004: %s %s "
-                     "is empty: put the password on its first line",
-                     directive, path);
+                     "is empty: put the %s on its first line",
+                     directive, path, what);
         return NULL;
     }
     return apr_pstrdup(p, buf);
@@ -193,12 +193,17 @@ static mx_app *make_app(apr_pool_t *p, server_rec *s, mx_srv_conf *c, int idx)
     app->index = idx;
     app->s = s;
     app->conf = c;
-    app->jid = c->jid;
-    app->full_jid = apr_pstrcat(p, c->jid, "/", mx_conf_resource(c), NULL);
-    app->key = app_key(p, c->jid);
+    app->component = mx_conf_is_component(c);
+    app->jid = app->component ? c->component : c->jid;
+    app->full_jid = apr_pstrcat(p, app->jid, "/", mx_conf_resource(c), NULL);
+    app->key = app_key(p, app->jid);
     app->dir = apr_pstrcat(p, mx_conf_spool_dir(c), "/", app->key, NULL);
     app->lock_path = apr_pstrcat(p, app->dir, "/holder.lock", NULL);
-    app->password = read_secret(p, s, c->password_file, MX_CMD_PASSWORD_FILE);
+    app->password = app->component
+        ? read_secret(p, s, c->component_secret_file, MX_CMD_COMPONENT_SECRET,
+                      "secret")
+        : read_secret(p, s, c->password_file, MX_CMD_PASSWORD_FILE,
+                      "password");
     if (!app->password || !prepare_dir(p, s, app))
         return NULL;
     return app;
@@ -206,7 +211,39 @@ static mx_app *make_app(apr_pool_t *p, server_rec *s, mx_srv_conf *c, int idx)
 
 static int same_app(const mx_srv_conf *a, const mx_srv_conf *b)
 {
-    return a->jid && b->jid && !strcasecmp(a->jid, b->jid);
+    const char *ja = mx_conf_is_component(a) ? a->component : a->jid;
+    const char *jb = mx_conf_is_component(b) ? b->component : b->jid;
+
+    return ja && jb && !strcasecmp(ja, jb);
+}
+
+/* Client mode (one account) and component mode (a whole domain) are two
+ * identities: an app has one. */
+static int both_modes(const mx_srv_conf *c)
+{
+    return (c->jid || c->password_file) && mx_conf_is_component(c);
+}
+
+/* Exactly one of the two modes, complete. NULL when fine, else what to
+ * say after "XMPPEngine On (file:line) ". */
+static const char *mode_problem(apr_pool_t *p, const mx_srv_conf *c)
+{
+    int client = c->jid || c->password_file;
+
+    if (mx_conf_is_component(c)) {
+        if (c->component && c->component_secret_file)
+            return NULL;
+        return apr_pstrcat(p, "needs ", c->component ? MX_CMD_COMPONENT_SECRET
+                           : MX_CMD_COMPONENT, " (component mode)", NULL);
+    }
+    if (!client)
+        return "needs " MX_CMD_JID " and " MX_CMD_PASSWORD_FILE " (client "
+               "mode) or " MX_CMD_COMPONENT " and " MX_CMD_COMPONENT_SECRET
+               " (component mode)";
+    if (c->jid && c->password_file)
+        return NULL;
+    return apr_pstrcat(p, "needs ", !c->jid ? MX_CMD_JID
+                       : MX_CMD_PASSWORD_FILE, NULL);
 }
 
 /* What only the whole configuration can tell; run by configtest too. */
@@ -214,18 +251,25 @@ static int mx_check_config(apr_pool_t *pconf, apr_pool_t *plog,
                            apr_pool_t *ptemp, server_rec *s)
 {
     server_rec *sv, *other;
+    const char *why;
 
     for (sv = s; sv; sv = sv->next) {
         mx_srv_conf *c = mx_conf(sv);
 
         if (c->engine != 1)
             continue;
-        if (!c->jid || !c->password_file) {
+        if (both_modes(c)) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, sv, MX_LOG_TAG "0030: "
+                         "XMPPEngine On (%s) has both client mode (%s, %s) "
+                         "and component mode (%s, %s); an app is one or the "
+                         "other: remove one pair", c->defined_in, MX_CMD_JID,
+                         MX_CMD_PASSWORD_FILE, MX_CMD_COMPONENT,
+                         MX_CMD_COMPONENT_SECRET);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        if ((why = mode_problem(ptemp, c)) != NULL) {
             ap_log_error(APLOG_MARK, APLOG_EMERG, 0, sv, MX_LOG_TAG "0007: "
-                         "XMPPEngine On (%s) needs %s", c->defined_in,
-                         !c->jid && !c->password_file
-                         ? MX_CMD_JID " and " MX_CMD_PASSWORD_FILE
-                         : !c->jid ? MX_CMD_JID : MX_CMD_PASSWORD_FILE);
+                         "XMPPEngine On (%s) %s", c->defined_in, why);
             return HTTP_INTERNAL_SERVER_ERROR;
         }
         for (other = s; other != sv; other = other->next) {
@@ -234,7 +278,9 @@ static int mx_check_config(apr_pool_t *pconf, apr_pool_t *plog,
             if (oc->engine == 1 && same_app(oc, c)) {
                 ap_log_error(APLOG_MARK, APLOG_EMERG, 0, sv, MX_LOG_TAG
                              "0008: %s is the app of two servers (%s and "
-                             "%s); give each its own XMPPJID", c->jid,
+                             "%s); give each its own XMPPJID or "
+                             "XMPPComponent",
+                             mx_conf_is_component(c) ? c->component : c->jid,
                              oc->defined_in, c->defined_in);
                 return HTTP_INTERNAL_SERVER_ERROR;
             }

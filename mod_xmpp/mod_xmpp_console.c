@@ -42,7 +42,10 @@ static void show_state(request_rec *r, const mx_app *app, const mx_shared *sh)
         apr_rfc822_date(since, sh->connected_since);
     ap_rputs("<h2>Connection</h2>\n<table>\n", r);
     row(r, "State", mx_state_name(sh->state));
-    row(r, "JID", app->full_jid);
+    row(r, "Mode", app->component ? "component (XEP-0114): every address "
+                                    "of the domain is the app's" : "client");
+    row(r, app->component ? "Domain" : "JID", app->component ? app->jid
+                                                             : app->full_jid);
     row(r, "Server", sh->server);
     row(r, "Connected since", since);
     row(r, "Reconnects", apr_psprintf(r->pool, "%" APR_UINT64_T_FMT,

@@ -30,6 +30,7 @@ struct mx_contacts {
     xmpp_conn_t *conn;
     mx_out *out;
     apr_pool_t *pool;
+    apr_pool_t *scratch;       /* cleared for every presence */
     apr_hash_t *subscribers;   /* bare JID -> "" */
     apr_hash_t *online;        /* bare JID -> hash of its resources online */
 };
@@ -137,12 +138,15 @@ static int on_iq(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
         ns = payload ? xmpp_stanza_get_ns(payload) : NULL;
     }
     if (!type || (strcmp(type, "get") && strcmp(type, "set"))
-        || (ns && !strcmp(ns, MX_NS_ROSTER)))
+        || (ns && !strcmp(ns, MX_NS_ROSTER)) || mx_out_is_own_ping(ct->out, st))
         return 1;
     if (ns && !strcmp(ns, "urn:xmpp:ping")) {
         reply = xmpp_iq_new(ct->ctx, "result", xmpp_stanza_get_id(st));
         if (from)
             xmpp_stanza_set_to(reply, from);
+        /* a component answers from the address that was asked */
+        if (ct->app->component && xmpp_stanza_get_to(st))
+            xmpp_stanza_set_from(reply, xmpp_stanza_get_to(st));
     }
     else {
         reply = xmpp_stanza_reply_error(st, "cancel",
@@ -157,11 +161,15 @@ static int on_iq(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
 
 /* ---- presence ---- */
 
-static void send_presence_to(mx_contacts *ct, const char *to,
-                             const char *type)
+/* from: NULL in client mode (the server puts the session's address);
+ * a component says which of its addresses answers. */
+static void send_presence_to(mx_contacts *ct, const char *from,
+                             const char *to, const char *type)
 {
     xmpp_stanza_t *p = xmpp_presence_new(ct->ctx);
 
+    if (from)
+        xmpp_stanza_set_from(p, from);
     xmpp_stanza_set_to(p, to);
     if (type)
         xmpp_stanza_set_type(p, type);
@@ -222,13 +230,30 @@ static void store_presence(mx_contacts *ct, xmpp_stanza_t *st,
         xmpp_free(ct->ctx, status);
 }
 
+/* The address of ours a stanza was sent to, bare, for a component's
+ * answers; NULL in client mode. In ct->pool, cleared per stanza. */
+static const char *own_address(mx_contacts *ct, xmpp_stanza_t *st)
+{
+    const char *to = xmpp_stanza_get_to(st);
+    char bare[2100];
+
+    if (!ct->app->component)
+        return NULL;
+    if (!to || mx_jid_bare(to, bare, sizeof(bare)) < 0)
+        return ct->app->jid;
+    return apr_pstrdup(ct->scratch, bare);
+}
+
 static int on_presence(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
 {
     mx_contacts *ct = ud;
     const char *from = xmpp_stanza_get_from(st);
     const char *type = xmpp_stanza_get_type(st);
+    const char *me;
     char bare[2100];
 
+    apr_pool_clear(ct->scratch);
+    me = own_address(ct, st);
     if (!from || mx_jid_bare(from, bare, sizeof(bare)) < 0
         || mx_jid_same_bare(from, ct->app->jid))
         return 1; /* our own presence, reflected by the server */
@@ -238,17 +263,17 @@ static int on_presence(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
     else if (!strcmp(type, "subscribe")) {
         /* App Engine accepted every subscription, and asked back, so that
          * both sides see each other */
-        send_presence_to(ct, bare, "subscribed");
-        send_presence_to(ct, bare, "subscribe");
+        send_presence_to(ct, me, bare, "subscribed");
+        send_presence_to(ct, me, bare, "subscribe");
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, ct->app->s, MX_LOG_TAG
                      "0404: %s: accepted the subscription of %s",
                      ct->app->jid, bare);
     }
     else if (!strcmp(type, "unsubscribe")) {
-        send_presence_to(ct, bare, "unsubscribed");
+        send_presence_to(ct, me, bare, "unsubscribed");
     }
     else if (!strcmp(type, "probe")) {
-        send_presence_to(ct, from, NULL);
+        send_presence_to(ct, me, from, NULL);
     }
     return 1;
 }
@@ -266,6 +291,8 @@ void mx_contacts_on_login(mx_contacts *ct, xmpp_ctx_t *ctx,
     xmpp_handler_add(conn, on_presence, NULL, "presence", NULL, ct);
     xmpp_handler_add(conn, on_roster_push, MX_NS_ROSTER, "iq", "set", ct);
     xmpp_handler_add(conn, on_iq, NULL, "iq", NULL, ct);
+    if (ct->app->component)
+        return; /* no roster at the server: the module keeps it */
     iq = xmpp_iq_new(ctx, "get", "mx-roster");
     query = xmpp_stanza_new(ctx);
     xmpp_stanza_set_name(query, "query");
@@ -285,6 +312,7 @@ mx_contacts *mx_contacts_create(mx_app *app)
         return NULL;
     ct->app = app;
     apr_pool_create_unmanaged_ex(&ct->pool, NULL, NULL);
+    apr_pool_create(&ct->scratch, ct->pool);
     ct->subscribers = apr_hash_make(ct->pool);
     ct->online = apr_hash_make(ct->pool);
     return ct;

@@ -21,6 +21,7 @@
 #include "http_log.h"
 
 #include "mod_xmpp_outbound.h"
+#include "mx_jid.h"
 #include "mx_queue.h"
 
 APLOG_USE_MODULE(xmpp);
@@ -188,9 +189,39 @@ static void emit(mx_out *o, const char *data, size_t len)
         flush_batch(o);
 }
 
+/* Stanzas are queued as a client writes them, in jabber:client. A
+ * component's stream is jabber:component:accept, and Prosody drops a
+ * stanza of another namespace ("Unhandled component stanza"): say the
+ * component's instead, in the root element only. */
+static void emit_stanza(mx_out *o, const char *data, size_t len)
+{
+    static const char client[] = " xmlns=\"jabber:client\"";
+    static const char accept[] = " xmlns=\"jabber:component:accept\"";
+    const char *end = memchr(data, '>', len);
+    const char *at = NULL;
+
+    if (o->app->component && end) {
+        char *root = apr_pstrndup(o->scratch, data, (apr_size_t)(end - data));
+        char *hit = strstr(root, client);
+
+        /* a handler's raw answer may quote it the other way */
+        if (!hit)
+            hit = strstr(root, " xmlns='jabber:client'");
+        at = hit ? data + (hit - root) : NULL;
+    }
+    if (!at) {
+        emit(o, data, len);
+        return;
+    }
+    emit(o, data, (size_t)(at - data));
+    emit(o, accept, sizeof(accept) - 1);
+    at += sizeof(client) - 1;
+    emit(o, at, len - (size_t)(at - data));
+}
+
 static void send_counted(mx_out *o, const char *data, size_t len)
 {
-    emit(o, data, len);
+    emit_stanza(o, data, len);
     o->out_seq++;
     o->last_send = apr_time_now();
 }
@@ -203,10 +234,22 @@ void mx_out_send_other(mx_out *o, xmpp_stanza_t *st)
     o->last_send = apr_time_now();
 }
 
+/* A component must address every stanza (Prosody refuses one without
+ * 'to') and has no server address of its own to ping: the barrier goes to
+ * its own domain, so the server routes it back to us after everything
+ * sent before it (on_ping_ack). */
+#define MX_PING_SIZE (2 * MX_JID_PART_MAX + 128)
+static int component_ping(mx_out *o, char *buf, size_t size)
+{
+    return apr_snprintf(buf, size, "<iq type='get' from='%s' to='%s' "
+                        "id='mx-ack-%u'><ping xmlns='urn:xmpp:ping'/></iq>",
+                        o->app->jid, o->app->jid, o->out_seq + 1);
+}
+
 static void ask_ack(mx_out *o)
 {
     static const char r[] = "<r xmlns='" MX_NS_SM "'/>";
-    char ping[96];
+    char ping[MX_PING_SIZE];
     int n;
 
     o->requested = o->out_seq;
@@ -215,8 +258,12 @@ static void ask_ack(mx_out *o)
         return;
     }
     /* the IQ itself is stanza number out_seq + 1: its answer covers it */
-    n = apr_snprintf(ping, sizeof(ping), "<iq type='get' id='mx-ack-%u'>"
-                     "<ping xmlns='urn:xmpp:ping'/></iq>", o->out_seq + 1);
+    if (o->app->component)
+        n = component_ping(o, ping, sizeof(ping));
+    else
+        n = apr_snprintf(ping, sizeof(ping), "<iq type='get' "
+                         "id='mx-ack-%u'><ping xmlns='urn:xmpp:ping'/></iq>",
+                         o->out_seq + 1);
     emit(o, ping, (size_t)n);
     o->out_seq++;
     o->requested = o->out_seq;
@@ -589,15 +636,29 @@ static int on_any(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
     return 1;
 }
 
+int mx_out_is_own_ping(const mx_out *o, xmpp_stanza_t *st)
+{
+    const char *id = xmpp_stanza_get_id(st);
+    const char *type = xmpp_stanza_get_type(st);
+    const char *from = xmpp_stanza_get_from(st);
+
+    return o->app->component && id && !strncmp(id, "mx-ack-", 7) && type
+           && !strcmp(type, "get") && from
+           && !strcasecmp(from, o->app->jid);
+}
+
 /* The answer to a ping barrier: a result, or an error from a server
- * without XEP-0199; either comes after all that was sent before it. */
+ * without XEP-0199 (or, for a component, the ping itself, routed back);
+ * any of them comes after all that was sent before it. */
 static int on_ping_ack(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
 {
+    mx_out *o = ud;
     const char *id = xmpp_stanza_get_id(st);
     const char *type = xmpp_stanza_get_type(st);
 
     if (id && !strncmp(id, "mx-ack-", 7) && type
-        && (!strcmp(type, "result") || !strcmp(type, "error")))
+        && (!strcmp(type, "result") || !strcmp(type, "error")
+            || mx_out_is_own_ping(o, st)))
         acked(ud, (apr_uint32_t)strtoul(id + 7, NULL, 10));
     return 1;
 }
@@ -618,6 +679,13 @@ void mx_out_on_login(mx_out *o, xmpp_ctx_t *ctx, xmpp_conn_t *conn,
     xmpp_handler_add(conn, on_ping_ack, NULL, "iq", NULL, o);
     if (sm_offered) {
         xmpp_send_raw_string(conn, "<enable xmlns='" MX_NS_SM "'/>");
+        return;
+    }
+    if (o->app->component) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, o->app->s, MX_LOG_TAG "0250: "
+                     "%s: a component has no stream management (XEP-0198): "
+                     "ping round trips confirm delivery, and inbound stanzas "
+                     "cannot be confirmed as handled", o->app->jid);
         return;
     }
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, o->app->s, MX_LOG_TAG "0204: "

@@ -52,6 +52,10 @@ unsigned long mx_out_received(const mx_out *o);
  * counts against the item alone in flight. */
 void mx_out_on_end(mx_out *o, const char *stream_error, int about_data);
 
+/* 1 when st is one of a component's own ping barriers, routed back to it
+ * by the server: no one else may answer it. */
+int mx_out_is_own_ping(const mx_out *o, xmpp_stanza_t *st);
+
 /* On stop: ask the server to acknowledge everything sent. Returns 1 when
  * it did within ms, running the loop meanwhile. */
 int mx_out_flush(mx_out *o, unsigned int ms);

@@ -20,6 +20,8 @@ static void status_auto(request_rec *r, const mx_app *app, const mx_shared *sh)
     int n = app->index + 1;
 
     ap_rprintf(r, "XMPPApp%dJID: %s\n", n, app->jid);
+    ap_rprintf(r, "XMPPApp%dMode: %s\n", n,
+               app->component ? "component" : "client");
     ap_rprintf(r, "XMPPApp%dState: %s\n", n, mx_state_name(sh->state));
     ap_rprintf(r, "XMPPApp%dServer: %s\n", n, sh->server);
     ap_rprintf(r, "XMPPApp%dConnectedSince: %" APR_TIME_T_FMT "\n", n,
@@ -50,7 +52,12 @@ static void status_html(request_rec *r, const mx_app *app, const mx_shared *sh)
                "<td>%" APR_UINT64_T_FMT "</td><td>%" APR_UINT64_T_FMT "</td>"
                "<td>%" APR_UINT64_T_FMT "</td><td>%" APR_UINT64_T_FMT "</td>"
                "<td>%" APR_UINT64_T_FMT "</td><td>%s</td></tr>\n",
-               ap_escape_html(r->pool, app->jid), mx_state_name(sh->state),
+               ap_escape_html(r->pool, app->component
+                              ? apr_pstrcat(r->pool, app->jid,
+                                            " (component: every address "
+                                            "of the domain)", NULL)
+                              : app->jid),
+               mx_state_name(sh->state),
                ap_escape_html(r->pool, sh->server), since, sh->reconnects,
                sh->queued, sh->sent, sh->received, sh->failed,
                ap_escape_html(r->pool, sh->last_error));

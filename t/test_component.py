@@ -1,0 +1,238 @@
+"""Component mode (SPEC section 6): with XMPPComponent the app is an
+external component (XEP-0114) of the private Prosody and owns every
+address of its domain, as App Engine apps owned
+anything@app-id.appspotchat.com.  The other side is a real client
+(slixmpp) logged in to that Prosody.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+
+from harness import util
+from harness.httpd import REPO_DIR
+
+XMPP_SEND = os.path.join(REPO_DIR, "xmpp-send")
+T_DIR = os.path.dirname(os.path.abspath(__file__))
+ENV_CGI = os.path.join(T_DIR, "cgi-bin", "env.cgi")
+
+HANDLERS = """
+ScriptAliasMatch "^/_ah/xmpp/message/chat/$" "%s"
+<Location /_ah/xmpp/>
+    Require xmpp-internal
+</Location>
+<Location /xmpp-api/>
+    SetHandler xmpp-api
+    Require local
+</Location>
+<Location /console>
+    SetHandler xmpp-console
+    Require local
+</Location>
+""" % ENV_CGI
+
+
+def component_conf(h, prosody, **overrides):
+    """The default app's directives turned into a component app."""
+    secret = h.write_file("component.secret",
+                          prosody.component_secret + "\n", 0o600)
+    conf = {"XMPPJID": None, "XMPPPasswordFile": None,
+            "XMPPComponent": prosody.component_domain,
+            "XMPPComponentSecretFile": secret,
+            "XMPPServer": "127.0.0.1:%d" % prosody.component_port}
+    conf.update(overrides)
+    return conf
+
+
+def status(h):
+    try:
+        return h.status()
+    except Exception:
+        return {}
+
+
+def wait_connected(h, timeout=30.0):
+    util.wait_for(lambda: status(h).get("XMPPApp1State") == "connected",
+                  timeout, 0.1, "the component to be connected")
+
+
+@pytest.fixture
+def component(httpd_factory, prosody):
+    """An httpd whose app is the Prosody's component; started, connected."""
+    def make(mpm="event", extra_conf="", **overrides):
+        h = httpd_factory(mpm=mpm, extra_conf=HANDLERS + extra_conf)
+        h.write_config(app_conf=component_conf(h, prosody, **overrides),
+                       extra_conf=HANDLERS + extra_conf)
+        h.start()
+        wait_connected(h)
+        return h
+    return make
+
+
+def api(h, op, **params):
+    pairs = []
+    for name, value in params.items():
+        if isinstance(value, (list, tuple)):
+            pairs += [(name, v) for v in value]
+        elif value is not None:
+            pairs.append((name, value))
+    resp = h.post("/xmpp-api/" + op, data=pairs)
+    return resp.status, json.loads(resp.body)
+
+
+def xmpp_send(h, prosody, *args):
+    domain = prosody.component_domain
+    env = dict(os.environ, XMPP_QUEUE=os.path.join(h.spool_dir, domain),
+               XMPP_JID=domain)
+    cmd = [XMPP_SEND] + list(args)
+    if os.geteuid() == 0:
+        cmd = ["runuser", "-u", "www-data", "--"] + cmd
+    return subprocess.run(cmd, capture_output=True, text=True, env=env,
+                          timeout=30, stdin=subprocess.DEVNULL)
+
+
+def bare(jid):
+    return jid.split("/", 1)[0]
+
+
+# ------------------------------------------------------------ configuration
+
+def test_configtest_refuses_both_modes(httpd_factory, prosody):
+    h = httpd_factory()
+    conf = component_conf(h, prosody, XMPPJID=prosody.jid("app"),
+                          XMPPPasswordFile=h.password_file)
+    rc, out = h.configtest(h.render_config(app_conf=conf))
+    assert rc != 0, out
+    assert re.search(r"XMPPEngine On .*both client mode .*XMPPJID.*"
+                     r"component mode .*XMPPComponent", out), out
+
+
+def test_configtest_refuses_neither_mode(httpd_factory):
+    h = httpd_factory(app_conf={"XMPPJID": None, "XMPPPasswordFile": None})
+    rc, out = h.configtest()
+    assert rc != 0, out
+    assert re.search(r"needs XMPPJID and XMPPPasswordFile \(client mode\) "
+                     r"or XMPPComponent and XMPPComponentSecretFile "
+                     r"\(component mode\)", out), out
+
+
+@pytest.mark.parametrize("missing", ["XMPPComponent",
+                                     "XMPPComponentSecretFile"])
+def test_configtest_refuses_half_a_component(httpd_factory, prosody,
+                                             missing):
+    h = httpd_factory()
+    conf = component_conf(h, prosody, **{missing: None})
+    rc, out = h.configtest(h.render_config(app_conf=conf))
+    assert rc != 0, out
+    assert re.search(r"XMPPEngine On .*needs %s \(component mode\)"
+                     % missing, out), out
+
+
+def test_configtest_accepts_a_component(httpd_factory, prosody):
+    h = httpd_factory()
+    rc, out = h.configtest(h.render_config(
+        app_conf=component_conf(h, prosody)))
+    assert rc == 0, out
+    assert "Syntax OK" in out
+
+
+def test_secret_readable_by_others_warns_and_empty_stops(httpd_factory,
+                                                        prosody):
+    h = httpd_factory()
+    conf = component_conf(h, prosody)
+    os.chmod(conf["XMPPComponentSecretFile"], 0o644)
+    h.write_config(app_conf=conf)
+    h.start()
+    wait_connected(h)
+    warn = [line for line in h.error_log().splitlines()
+            if re.search(r"\[xmpp:warn\].*XMPPComponentSecretFile.*"
+                         r"readable by every user", line)]
+    assert warn, h.error_log()
+    assert prosody.component_secret not in h.error_log()
+    h.stop()
+    with open(conf["XMPPComponentSecretFile"], "w") as f:
+        f.write("\n")
+    from harness.httpd import HttpdStartError
+    with pytest.raises(HttpdStartError) as err:
+        h.start()
+    assert re.search(r"XMPPComponentSecretFile .* is empty: put the secret",
+                     err.value.output), err.value.output
+
+
+def test_wrong_secret_says_so(httpd_factory, prosody):
+    h = httpd_factory()
+    conf = component_conf(h, prosody)
+    h.write_file("component.secret", "not-the-secret\n", 0o600)
+    h.write_config(app_conf=conf)
+    h.start()
+    line = h.wait_log(r"XMPP0104: .*refused the component secret for %s"
+                      % re.escape(prosody.component_domain), timeout=20)
+    assert "not-the-secret" not in h.error_log()
+    assert status(h).get("XMPPApp1State") != "connected"
+    assert line
+
+
+# ------------------------------------------------------------ addresses
+
+def test_each_address_is_posted_with_its_to_and_answers_from_it(
+        component, prosody, xmpp_client):
+    h = component()
+    domain = prosody.component_domain
+    alice = xmpp_client("alice")
+    for local in ("support", "t-42"):
+        to = "%s@%s" % (local, domain)
+        n = len(alice.messages)
+        alice.send_message(to, "hello " + local)
+        msg = alice.wait_message(15, lambda m: m["from"] and bare(
+            m["from"]) == to, since=n)
+        # the handler saw the address written to, and the reply comes
+        # from that address
+        assert "XMPP_TO=%s\n" % to in msg["body"], msg["body"]
+        assert "XMPP_ARG=hello %s\n" % local in msg["body"], msg["body"]
+        assert msg["from"] == to, msg
+    # the status page says what the app is
+    st = status(h)
+    assert st["XMPPApp1Mode"] == "component", st
+    assert st["XMPPApp1JID"] == domain, st
+
+
+def test_send_from_any_address_of_the_domain(component, prosody,
+                                             xmpp_client):
+    h = component()
+    domain = prosody.component_domain
+    alice = xmpp_client("alice")
+    code, answer = api(h, "send_message", jid=prosody.jid("alice"),
+                       body="via api", from_jid="alerts@" + domain)
+    assert code == 200 and answer["statuses"] == ["NO_ERROR"], answer
+    msg = alice.wait_message(15, lambda m: m["body"] == "via api")
+    assert msg["from"] == "alerts@%s/bot" % domain, msg
+
+    r = xmpp_send(h, prosody, "message", "--from", "news@" + domain + "/x",
+                  prosody.jid("alice"), "--", "via xmpp-send")
+    assert r.returncode == 0, r.stderr
+    msg = alice.wait_message(15, lambda m: m["body"] == "via xmpp-send")
+    assert msg["from"] == "news@%s/x" % domain, msg
+
+    # without from_jid: the domain itself, resource bot
+    code, answer = api(h, "send_message", jid=prosody.jid("alice"),
+                       body="default from")
+    msg = alice.wait_message(15, lambda m: m["body"] == "default from")
+    assert msg["from"] == "%s/bot" % domain, msg
+
+
+@pytest.mark.parametrize("from_jid", ["alerts@localhost", "app@localhost",
+                                      "localhost", "x@sub.%(domain)s"])
+def test_from_another_domain_is_invalid_jid(component, prosody, from_jid):
+    h = component()
+    from_jid = from_jid % {"domain": prosody.component_domain}
+    code, answer = api(h, "send_message", jid=prosody.jid("alice"),
+                       body="no", from_jid=from_jid)
+    assert code == 400 and answer["error"] == "InvalidJidError", answer
+    r = xmpp_send(h, prosody, "message", "--from", from_jid,
+                  prosody.jid("alice"), "--", "no")
+    assert r.returncode == 2 and "InvalidJidError" in r.stderr, r
