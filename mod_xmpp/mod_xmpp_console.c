@@ -113,17 +113,20 @@ static void show_contacts(request_rec *r, const mx_app *app)
 static void show_forms(request_rec *r, const mx_app *app)
 {
     const char *uri = esc(r, r->uri);
+    /* a component owns every address of its domain: say which one */
+    const char *to = !app->component ? "" : apr_psprintf(r->pool,
+        "To <input name=\"to\" value=\"%s\"> ", esc(r, app->jid));
 
     ap_rprintf(r, "<h2>Simulate</h2>\n"
         "<form method=\"post\" action=\"%s\"><fieldset><legend>Chat message"
         "</legend><input type=\"hidden\" name=\"kind\" value=\"message\">"
         "From <input name=\"from\" value=\"someone@example.org/console\"> "
-        "Body <input name=\"body\" size=\"40\"> "
+        "%sBody <input name=\"body\" size=\"40\"> "
         "<button>Send to %s</button></fieldset></form>\n"
         "<form method=\"post\" action=\"%s\"><fieldset><legend>Presence"
         "</legend><input type=\"hidden\" name=\"kind\" value=\"presence\">"
         "From <input name=\"from\" value=\"someone@example.org/console\"> "
-        "<select name=\"type\"><option>available</option><option>"
+        "%s<select name=\"type\"><option>available</option><option>"
         "unavailable</option><option>probe</option></select> "
         "Show <select name=\"show\"><option></option><option>chat</option>"
         "<option>away</option><option>dnd</option><option>xa</option>"
@@ -132,10 +135,10 @@ static void show_forms(request_rec *r, const mx_app *app)
         "<form method=\"post\" action=\"%s\"><fieldset><legend>Subscription"
         "</legend><input type=\"hidden\" name=\"kind\" value=\"presence\">"
         "From <input name=\"from\" value=\"someone@example.org\"> "
-        "<select name=\"type\"><option>subscribe</option><option>subscribed"
+        "%s<select name=\"type\"><option>subscribe</option><option>subscribed"
         "</option><option>unsubscribe</option><option>unsubscribed</option>"
         "</select> <button>Send</button></fieldset></form>\n",
-        uri, esc(r, app->jid), uri, uri);
+        uri, to, esc(r, app->jid), uri, to, uri, to);
 }
 
 /* The stanza a form describes, or NULL with *why set */
@@ -146,17 +149,20 @@ static char *form_stanza(request_rec *r, const mx_app *app, apr_table_t *f,
     const char *from = apr_table_get(f, "from");
     const char *type = apr_table_get(f, "type");
     const char *show = apr_table_get(f, "show");
+    const char *to = app->component ? apr_table_get(f, "to") : NULL;
     char id[MX_ID_SIZE], *st = NULL, *out;
 
     mx_new_id(id, sizeof(id));
     if (!from || mx_check_to(from) != MX_OK)
         *why = "From is not a valid JID";
+    else if (to && *to && mx_check_from(to, app->jid, NULL) != MX_OK)
+        *why = "To is not an address of the component's domain";
     else if (kind && !strcmp(kind, "message"))
-        st = mx_message_stanza(from, app->full_jid, "chat",
+        st = mx_message_stanza(from, to && *to ? to : app->full_jid, "chat",
                                apr_table_get(f, "body"), 0, id);
     else if (kind && !strcmp(kind, "presence"))
         /* "available" has no type attribute; the others are sent as is */
-        st = mx_presence_stanza(from, app->jid,
+        st = mx_presence_stanza(from, to && *to ? to : app->jid,
                                 type && strcmp(type, "available") ? type
                                                                   : NULL,
                                 show && *show ? show : NULL,

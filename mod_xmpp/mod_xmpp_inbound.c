@@ -470,6 +470,27 @@ static int is_type(const char *ctype, const char *want)
            && (ctype[n] == '\0' || ctype[n] == ';' || ctype[n] == ' ');
 }
 
+/* A handler's stanza, as it goes out. A component must say from which
+ * of its addresses (else Prosody puts the bare domain): the one the
+ * stanza answered was sent to, unless the handler chose another of its
+ * own; one of another domain would make the server close the stream. */
+static char *raw_answer(mx_inreq *ir)
+{
+    mx_app *app = ir->in->app;
+    char *out;
+    int bad = 0;
+
+    if (!app->component)
+        return strdup(ir->reply);
+    out = mx_stanza_from_component(ir->reply, ir->to, app->jid, &bad);
+    if (bad)
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, app->s, MX_LOG_TAG "0550: %s: "
+                     "the application/xmpp+xml answer of %s%s is from an "
+                     "address that is not the component's; not sent",
+                     app->jid, mx_conf_inbound_path(app->conf), ir->path);
+    return out;
+}
+
 static void answer(mx_inreq *ir)
 {
     mx_app *app = ir->in->app;
@@ -495,7 +516,7 @@ static void answer(mx_inreq *ir)
                          why ? why : "?");
             return;
         }
-        queue_answer(ir->in, strdup(ir->reply), "stanza answer",
+        queue_answer(ir->in, raw_answer(ir), "stanza answer",
                      &ir->ticket);
     }
     else if (is_type(ir->ctype, "text/plain") && ir->from && ir->to) {

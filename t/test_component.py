@@ -16,6 +16,8 @@ import pytest
 
 from harness import util
 from harness.httpd import REPO_DIR
+from test_durability import Gate, Outage, origin_id
+from test_send import SENDTEST_CONF, ctest, sendtest_module  # noqa: F401
 
 XMPP_SEND = os.path.join(REPO_DIR, "xmpp-send")
 T_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -236,3 +238,113 @@ def test_from_another_domain_is_invalid_jid(component, prosody, from_jid):
     r = xmpp_send(h, prosody, "message", "--from", from_jid,
                   prosody.jid("alice"), "--", "no")
     assert r.returncode == 2 and "InvalidJidError" in r.stderr, r
+
+
+def test_c_api_sends_from_addresses_of_the_domain(httpd_factory, prosody,
+                                                  xmpp_client,
+                                                  sendtest_module):
+    so, why = sendtest_module
+    assert so, why
+    h = httpd_factory(extra_conf=HANDLERS + SENDTEST_CONF % so)
+    h.write_config(app_conf=component_conf(h, prosody),
+                   extra_conf=HANDLERS + SENDTEST_CONF % so)
+    h.start()
+    wait_connected(h)
+    domain = prosody.component_domain
+    alice = xmpp_client("alice")
+    out = ctest(h, "send_message", jid=prosody.jid("alice"), body="via C",
+                from_jid="alerts@" + domain)
+    assert out["rc"] == "SUCCESS", out
+    assert out["statuses"] == [(prosody.jid("alice"), "NO_ERROR")], out
+    msg = alice.wait_message(15, lambda m: m["body"] == "via C")
+    assert msg["from"] == "alerts@%s/bot" % domain, msg
+    for bad in ("alerts@localhost", "x@other." + domain):
+        out = ctest(h, "send_message", jid=prosody.jid("alice"), body="no",
+                    from_jid=bad)
+        assert out["rc"] == "EINVAL", out
+        assert out["error"].startswith("InvalidJidError"), out
+
+
+def test_console_shows_the_domain_and_simulates_any_address(component,
+                                                            prosody,
+                                                            xmpp_client):
+    h = component()
+    domain = prosody.component_domain
+    alice = xmpp_client("alice")
+    page = h.get("/console").text
+    assert "<th>Mode</th><td>component" in page, page
+    assert "<th>Domain</th><td>%s</td>" % domain in page, page
+    n = len(alice.messages)
+    resp = h.post("/console", data={"kind": "message",
+                                    "from": prosody.jid("alice"),
+                                    "to": "t-42@" + domain,
+                                    "body": "from the console"})
+    assert resp.status == 200
+    assert "XMPP_TO=t-42@%s" % domain in resp.text, resp.text
+    # its answer is a real reply, from the address simulated
+    msg = alice.wait_message(15, lambda m: "from the console" in
+                             (m["body"] or ""), since=n)
+    assert msg["from"] == "t-42@" + domain, msg
+    resp = h.post("/console", data={"kind": "message",
+                                    "from": prosody.jid("alice"),
+                                    "to": "t-42@localhost", "body": "x"})
+    assert "not an address of the component" in resp.text, resp.text
+
+
+# ------------------------------------------------------------ durability
+
+N = 15
+
+
+def received(client, prefix):
+    with client.lock:
+        return [m for m in client.messages
+                if (m["body"] or "").startswith(prefix)]
+
+
+def test_kill_9_with_items_queued_and_prosody_restarted(component, prosody,
+                                                        xmpp_client):
+    """Sends accepted while Prosody is down survive kill -9 of the holder
+    and arrive, in order, from the address they were sent from, once
+    Prosody and the component are back (the component reconnects with a
+    fresh connection object per attempt)."""
+    gate = Gate(prosody.component_port)
+    try:
+        h = component(XMPPServer="127.0.0.1:%d" % gate.port)
+        domain = prosody.component_domain
+        run = "run-%d" % time.time_ns()
+        bodies = ["%s #%02d" % (run, i) for i in range(N)]
+        with Outage(prosody, gate, h):
+            for body in bodies:
+                code, answer = api(h, "send_message",
+                                   jid=[prosody.jid("alice"),
+                                        prosody.jid("bob")],
+                                   body=body, from_jid="support@" + domain)
+                assert answer["statuses"] == ["NO_ERROR"] * 2, answer
+            pid = int(status(h)["XMPPApp1HolderPID"])
+            os.kill(pid, signal.SIGKILL)
+            util.wait_for(lambda: not util.pid_alive(pid), 10, 0.05,
+                          "the holder to die")
+            util.wait_for(lambda: status(h).get("XMPPApp1HolderPID")
+                          not in (None, "0", str(pid)), 15, 0.1,
+                          "another child to hold")
+        clients = [xmpp_client("alice"), xmpp_client("bob")]
+        gate.open()
+        wait_connected(h, 90)
+        for c in clients:
+            util.wait_for(lambda: len({m["body"] for m in received(c, run)})
+                          >= N, 60, 0.2, "%d messages at %s" % (N, c.jid))
+            msgs = received(c, run)
+            first = []
+            for m in msgs:
+                assert m["from"] == "support@%s/bot" % domain, m
+                if m["body"] not in first:
+                    first.append(m["body"])
+            assert first == bodies, first
+            ids = {}
+            for m in msgs:
+                ids.setdefault(origin_id(m), set()).add(m["body"])
+            assert None not in ids and all(len(b) == 1
+                                           for b in ids.values()), ids
+    finally:
+        gate.close()

@@ -227,8 +227,39 @@ static void test_error_stanza(void)
     free(e);
 }
 
+static void check_from_added(const char *in, const char *want)
+{
+    int bad = 1;
+    char *out = mx_stanza_from_component(in, "t-42@comp.x", "comp.x", &bad);
+
+    CHECK(out != NULL && !bad);
+    if (out)
+        CHECK_STR(out, want);
+    free(out);
+}
+
+static void test_stanza_from_component(void)
+{
+    int bad = 0;
+
+    check_from_added("<message to=\"a@b\"><body>hi</body></message>",
+                     "<message from=\"t-42@comp.x\" to=\"a@b\"><body>hi"
+                     "</body></message>");
+    check_from_added(" <presence/>", "<presence from=\"t-42@comp.x\"/>");
+    /* a from of the domain is kept as written, in either quotes */
+    check_from_added("<message from='x@comp.x/r' to='a@b'/>",
+                     "<message from='x@comp.x/r' to='a@b'/>");
+    check_from_added("<message to='a@b'><body>from='x'</body></message>",
+                     "<message from=\"t-42@comp.x\" to='a@b'><body>"
+                     "from='x'</body></message>");
+    CHECK(mx_stanza_from_component("<message from=\"x@other.x\"/>",
+                                   "t-42@comp.x", "comp.x", &bad) == NULL);
+    CHECK(bad == 1);
+}
+
 int main(void)
 {
+    test_stanza_from_component();
     test_route();
     test_command();
     test_multipart();
