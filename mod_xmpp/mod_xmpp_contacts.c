@@ -16,6 +16,7 @@
 #include "httpd.h"
 #include "http_log.h"
 
+#include "mod_xmpp_component.h"
 #include "mod_xmpp_contacts.h"
 #include "mx_jid.h"
 #include "mx_queue.h"
@@ -33,6 +34,7 @@ struct mx_contacts {
     apr_pool_t *scratch;       /* cleared for every presence */
     apr_hash_t *subscribers;   /* bare JID -> "" */
     apr_hash_t *online;        /* bare JID -> hash of its resources online */
+    mx_croster *croster;       /* component mode: the rosters we keep */
 };
 
 /* ---- the roster file ---- */
@@ -253,6 +255,10 @@ static int on_presence(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
     char bare[2100];
 
     apr_pool_clear(ct->scratch);
+    if (ct->croster) { /* no server keeps a component's contacts */
+        mx_croster_on_presence(ct->croster, st);
+        return 1;
+    }
     me = own_address(ct, st);
     if (!from || mx_jid_bare(from, bare, sizeof(bare)) < 0
         || mx_jid_same_bare(from, ct->app->jid))
@@ -291,8 +297,10 @@ void mx_contacts_on_login(mx_contacts *ct, xmpp_ctx_t *ctx,
     xmpp_handler_add(conn, on_presence, NULL, "presence", NULL, ct);
     xmpp_handler_add(conn, on_roster_push, MX_NS_ROSTER, "iq", "set", ct);
     xmpp_handler_add(conn, on_iq, NULL, "iq", NULL, ct);
-    if (ct->app->component)
+    if (ct->croster) {
+        mx_croster_on_login(ct->croster, ctx, out);
         return; /* no roster at the server: the module keeps it */
+    }
     iq = xmpp_iq_new(ctx, "get", "mx-roster");
     query = xmpp_stanza_new(ctx);
     xmpp_stanza_set_name(query, "query");
@@ -315,5 +323,15 @@ mx_contacts *mx_contacts_create(mx_app *app)
     apr_pool_create(&ct->scratch, ct->pool);
     ct->subscribers = apr_hash_make(ct->pool);
     ct->online = apr_hash_make(ct->pool);
+    if (app->component && !(ct->croster = mx_croster_create(app))) {
+        free(ct);
+        return NULL;
+    }
     return ct;
+}
+
+void mx_contacts_on_close(mx_contacts *ct)
+{
+    if (ct->croster)
+        mx_croster_on_close(ct->croster);
 }

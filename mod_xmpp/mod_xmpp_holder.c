@@ -412,7 +412,10 @@ static void close_cleanly(mx_holder *h)
                          "all that was sent within %d ms; what it did not "
                          "confirm stays queued", h->app->jid,
                          MX_CLOSE_ACK_MS);
-        if (!h->app->component) { /* a component has no broadcast */
+        if (h->app->component) { /* a component has no broadcast */
+            mx_contacts_on_close(h->contacts);
+        }
+        else {
             pres = xmpp_presence_new(h->ctx);
             xmpp_stanza_set_type(pres, "unavailable");
             mx_out_send_other(h->out, pres);

@@ -23,6 +23,7 @@
 #include "mod_xmpp_outbound.h"
 #include "mx_jid.h"
 #include "mx_queue.h"
+#include "mx_roster.h"
 
 APLOG_USE_MODULE(xmpp);
 
@@ -269,22 +270,45 @@ static void ask_ack(mx_out *o)
     o->requested = o->out_seq;
 }
 
+static void between(const char *s, const char *start, const char *end,
+                    char *buf, size_t size);
+
+/* A component's subscribers are per address: the roster the module
+ * keeps for the bare form of the stanza's from (mx_roster.h). */
+static int read_subscribers(mx_out *o, const char *stanza, char **roster)
+{
+    char from[3100], dir[4096];
+    size_t len;
+
+    if (!o->app->component)
+        return mx_queue_read_file(o->app->dir, "roster", roster, &len);
+    between(stanza, " from=\"", "\"", from, sizeof(from));
+    if (mx_roster_dir(o->app->dir, *from ? from : o->app->jid, dir,
+                      sizeof(dir)) != 0)
+        return -1;
+    return mx_queue_read_file(dir, "roster", roster, &len);
+}
+
 /* Send one subscriber copy per line of the roster file. */
 static void send_to_subscribers(mx_out *o, const char *stanza)
 {
     char *roster = NULL, *line, *last;
-    size_t len;
-    const char *rest;
+    const char *rest, *contact;
 
-    if (mx_queue_read_file(o->app->dir, "roster", &roster, &len) != 0)
+    if (read_subscribers(o, stanza, &roster) != 0)
         return; /* nobody subscribed yet */
     /* the stanza starts "<presence"; insert a to= after the element name */
     rest = stanza + strlen("<presence");
     for (line = apr_strtok(roster, "\n", &last); line;
          line = apr_strtok(NULL, "\n", &last)) {
-        char *copy = apr_psprintf(o->scratch, "<presence to=\"%s\"%s", line,
-                                  rest);
+        char *copy;
 
+        contact = line;
+        if (o->app->component
+            && !(mx_roster_line(line, &contact) & MX_ROSTER_FROM))
+            continue; /* only the address is subscribed to it */
+        copy = apr_psprintf(o->scratch, "<presence to=\"%s\"%s", contact,
+                            rest);
         send_counted(o, copy, strlen(copy));
     }
     free(roster);

@@ -8,6 +8,7 @@
 #include "mx_ops.h"
 #include "mx_qclient.h"
 #include "mx_queue.h"
+#include "mx_roster.h"
 
 const char *mx_status_name(mx_status st)
 {
@@ -189,6 +190,20 @@ void mx_op_send_presence(const mx_sender *s, const char *jid,
                                      status_text, id), res);
 }
 
+/* A component keeps each contact's presence per address (mx_roster.h):
+ * as the address from_jid (by default the domain) saw it. */
+static void component_presence(const mx_sender *s, const char *jid,
+                               const char *from_jid, int *available,
+                               char *show, size_t showsize)
+{
+    char dir[4096];
+
+    if (mx_roster_dir(s->queue_dir, from_jid && *from_jid ? from_jid
+                                                          : s->app_jid,
+                      dir, sizeof(dir)) == 0)
+        mx_presence_load(dir, jid, available, show, showsize, NULL);
+}
+
 void mx_op_get_presence(const mx_sender *s, const char *jid,
                         const char *from_jid, int *available, char *show,
                         size_t showsize, mx_result *res)
@@ -207,5 +222,8 @@ void mx_op_get_presence(const mx_sender *s, const char *jid,
         return;
     }
     /* a contact never seen is unavailable, as App Engine answered */
-    mx_presence_load(s->queue_dir, jid, available, show, showsize, NULL);
+    if (!strchr(s->app_jid, '@'))
+        component_presence(s, jid, from_jid, available, show, showsize);
+    else
+        mx_presence_load(s->queue_dir, jid, available, show, showsize, NULL);
 }

@@ -11,6 +11,7 @@ import re
 import signal
 import subprocess
 import time
+import urllib.parse
 
 import pytest
 
@@ -25,6 +26,7 @@ ENV_CGI = os.path.join(T_DIR, "cgi-bin", "env.cgi")
 
 HANDLERS = """
 ScriptAliasMatch "^/_ah/xmpp/message/chat/$" "%s"
+ScriptAliasMatch "^/_ah/xmpp/(subscription|presence)/" "%s"
 <Location /_ah/xmpp/>
     Require xmpp-internal
 </Location>
@@ -36,7 +38,7 @@ ScriptAliasMatch "^/_ah/xmpp/message/chat/$" "%s"
     SetHandler xmpp-console
     Require local
 </Location>
-""" % ENV_CGI
+""" % (ENV_CGI, ENV_CGI)
 
 
 def component_conf(h, prosody, **overrides):
@@ -348,3 +350,116 @@ def test_kill_9_with_items_queued_and_prosody_restarted(component, prosody,
                                            for b in ids.values()), ids
     finally:
         gate.close()
+
+
+# ------------------------------------------------------------ contacts
+
+
+def presence_api(h, **params):
+    code, answer = api(h, "send_presence", **params)
+    assert code == 200 and answer["statuses"] == ["NO_ERROR"], answer
+
+
+def get_presence(h, jid, from_jid):
+    resp = h.get("/xmpp-api/get_presence?" + urllib.parse.urlencode(
+        {"jid": jid, "from_jid": from_jid}))
+    assert resp.status == 200, resp.text
+    return json.loads(resp.body)
+
+
+def fresh(name):
+    """A local part no other test used: Prosody keeps the clients'
+    rosters for the whole session, so each test subscribes anew."""
+    return "%s-%x" % (name, time.time_ns())
+
+
+def subscribe_to(client, address):
+    """client subscribes to address; the component accepts and asks back,
+    the client (auto_authorize) accepts: both see each other."""
+    n = len(client.presences)
+    client.subscribe(address)
+    client.wait_presence(lambda p: bare(p["from"]) == address
+                         and p["type"] == "subscribed", 15, since=n)
+    client.wait_presence(lambda p: bare(p["from"]) == address
+                         and p["type"] == "subscribe", 15, since=n)
+    util.wait_for(lambda: client.subscription(address) == "both", 15, 0.1,
+                  "%s subscribed both ways to %s" % (client.jid, address))
+
+
+def test_subscriptions_per_address_survive_restarts(component, prosody,
+                                                    xmpp_client):
+    domain = prosody.component_domain
+    support = "%s@%s" % (fresh("support"), domain)
+    t42 = "%s@%s" % (fresh("t-42"), domain)
+    h = component(extra_conf="XMPPInboundServices message subscribe presence\n")
+    alice = xmpp_client("alice")
+    bob = xmpp_client("bob")
+    subscribe_to(alice, support)
+    subscribe_to(bob, t42)
+    # the subscription was posted to the app too, with its own to
+    util.wait_for(lambda: "POST /_ah/xmpp/subscription/subscribe/" in
+                  h.access_log(), 15, 0.2, "the subscribe posted")
+
+    def round_of(tag):
+        """A presence to the subscribers of support, then one to those of
+        t-42: alice gets the first, bob the second and (queued in that
+        order) never the first."""
+        na, nb = len(alice.presences), len(bob.presences)
+        presence_api(h, jid="subscribers", from_jid=support,
+                     status="support " + tag, presence_show="away")
+        presence_api(h, jid="subscribers", from_jid=t42,
+                     status="t-42 " + tag)
+        p = alice.wait_presence(lambda p: p["status"] == "support " + tag,
+                                15, since=na)
+        assert p["from"] == support + "/bot" and p["show"] == "away", p
+        bob.wait_presence(lambda p: p["status"] == "t-42 " + tag, 15,
+                          since=nb)
+        assert not [p for p in bob.presences[nb:]
+                    if p["status"] == "support " + tag], bob.presences[nb:]
+        assert not [p for p in alice.presences[na:]
+                    if p["status"] == "t-42 " + tag]
+
+    round_of("first")
+    # kill -9 of the holder: the next holder still knows them
+    pid = int(status(h)["XMPPApp1HolderPID"])
+    os.kill(pid, signal.SIGKILL)
+    util.wait_for(lambda: status(h).get("XMPPApp1HolderPID")
+                  not in (None, "0", str(pid))
+                  and status(h).get("XMPPApp1State") == "connected", 30,
+                  0.1, "another child to hold and connect")
+    round_of("after kill -9")
+    # and so does a new httpd
+    na = len(alice.presences)
+    assert h.stop()
+    h.start()
+    wait_connected(h)
+    # at login the component tells each subscriber it is online
+    alice.wait_presence(lambda p: p["from"] == support + "/bot"
+                        and p["type"] == "available", 15, since=na)
+    round_of("after restart")
+
+
+def test_probe_answered_and_get_presence_follows_the_client(
+        component, prosody, xmpp_client):
+    domain = prosody.component_domain
+    support = "%s@%s" % (fresh("support"), domain)
+    h = component()
+    alice = xmpp_client("alice", resource="one")
+    subscribe_to(alice, support)
+    alice_bare = prosody.jid("alice")
+    alice.set_presence(show="dnd", status="busy")
+    util.wait_for(lambda: get_presence(h, alice_bare, support)["show"]
+                  == "dnd", 15, 0.2, "get_presence to say dnd")
+    assert get_presence(h, alice_bare, support)["available"] is True
+    # another address of the domain has no such contact
+    assert get_presence(h, alice_bare, "t-42@" + domain)["available"] \
+        is False
+    # a new session of alice: her server probes the address, which
+    # answers with its presence
+    again = xmpp_client("alice", resource="two")
+    again.wait_available(support, 15)
+    alice.disconnect()
+    assert get_presence(h, alice_bare, support)["available"] is True
+    again.disconnect()
+    util.wait_for(lambda: get_presence(h, alice_bare, support)["available"]
+                  is False, 15, 0.2, "get_presence to say unavailable")
