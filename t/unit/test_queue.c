@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include "unit.h"
+#include "mx_ops.h"
 #include "mx_queue.h"
+#include "mx_roster.h"
 
 #define N_ITEMS 1000
 
@@ -293,6 +295,93 @@ static void test_presence(void)
     CHECK(mx_presence_store(q, "@x", 1, NULL, NULL) == -1);
 }
 
+static void test_roster(void)
+{
+    const char *q = new_queue("roster");
+    char dir[1024], line[64], *data;
+    const char *contact = NULL;
+
+    CHECK(mx_roster_dir(q, "Support@Comp.X/res", dir, sizeof(dir)) == 0);
+    CHECK(strstr(dir, "/addresses/support@comp.x") != NULL);
+    CHECK(mx_roster_dir(q, "a b@comp.x", dir, sizeof(dir)) == -1);
+    CHECK(mx_roster_save(q, "support@comp.x", "a@x both\n", 9) == 0);
+    CHECK(mx_roster_save(q, "support@COMP.x", "a@x from\nb@y to\n", 17) == 0);
+    CHECK(mx_queue_read_file(q, "addresses/support@comp.x/roster", &data,
+                             NULL) == 0);
+    CHECK_STR(data, "a@x from\nb@y to\n");
+    free(data);
+    CHECK(!exists(q, "addresses/support@comp.x", "roster.tmp"));
+    snprintf(line, sizeof(line), "a@x both");
+    CHECK(mx_roster_line(line, &contact) == (MX_ROSTER_FROM | MX_ROSTER_TO));
+    CHECK_STR(contact, "a@x");
+    snprintf(line, sizeof(line), "a@x none");
+    CHECK(mx_roster_line(line, &contact) == 0);
+    snprintf(line, sizeof(line), "a@x");
+    CHECK(mx_roster_line(line, &contact) == 0);
+    CHECK(mx_roster_state_name(MX_ROSTER_TO) != NULL);
+    CHECK(mx_roster_state_name(0) == NULL);
+}
+
+/* The first spooled item's stanza, malloc'd (NULL if none). */
+static char *first_stanza(const char *q)
+{
+    char **names, *data, *out = NULL;
+    size_t count, len;
+    mx_queue_item it;
+
+    if (mx_queue_list(q, 10, &names, &count) != 0)
+        return NULL;
+    if (count && mx_queue_read(q, names[0], &data, &len) == 0) {
+        if (mx_queue_item_parse(data, len, &it) == 0)
+            out = strndup(it.stanza, it.stanza_len);
+        free(data);
+        mx_queue_remove(q, names[0]);
+    }
+    mx_queue_free_list(names, count);
+    return out;
+}
+
+/* Component mode: app_jid is the domain; any address of it may send, with
+ * the resource added when none is given, and presence is per address. */
+static void test_component_ops(void)
+{
+    const char *q = new_queue("component");
+    mx_sender snd = { q, "comp.x", "bot", 0 };
+    const char *to = "a@x";
+    char dir[1024], show[16], *st;
+    mx_status status;
+    mx_result res;
+    int available = 0;
+
+    mx_op_send_message(&snd, &to, 1, "hi", "alerts@comp.x", NULL, 0,
+                       &status, &res);
+    CHECK(res.err == MX_OK && status == MX_NO_ERROR);
+    st = first_stanza(q);
+    CHECK(st && strstr(st, " from=\"alerts@comp.x/bot\""));
+    free(st);
+    mx_op_send_message(&snd, &to, 1, "hi", NULL, NULL, 0, &status, &res);
+    st = first_stanza(q);
+    CHECK(st && strstr(st, " from=\"comp.x/bot\""));
+    free(st);
+    mx_op_send_invite(&snd, to, "t-42@comp.x", &status, &res);
+    st = first_stanza(q);
+    CHECK(st && strstr(st, " from=\"t-42@comp.x\""));
+    free(st);
+    mx_op_send_message(&snd, &to, 1, "hi", "alerts@x", NULL, 0, &status,
+                       &res);
+    CHECK(res.err == MX_ERR_INVALID_JID);
+    CHECK(strstr(res.why, "any name@comp.x") != NULL);
+    CHECK(mx_roster_dir(q, "support@comp.x", dir, sizeof(dir)) == 0);
+    CHECK(mx_roster_save(q, "support@comp.x", "a@x both\n", 9) == 0);
+    CHECK(mx_presence_store(dir, "a@x/r", 1, "away", NULL) == 0);
+    mx_op_get_presence(&snd, "a@x", "support@comp.x", &available, show,
+                       sizeof(show), &res);
+    CHECK(res.err == MX_OK && available && !strcmp(show, "away"));
+    mx_op_get_presence(&snd, "a@x", "other@comp.x", &available, show,
+                       sizeof(show), &res);
+    CHECK(res.err == MX_OK && !available);
+}
+
 /* Several processes put at once: every item arrives, names are unique. */
 static void test_processes(void)
 {
@@ -349,6 +438,8 @@ int main(void)
     test_items();
     test_read_file();
     test_presence();
+    test_roster();
+    test_component_ops();
     test_processes();
     remove_tree();
     return UNIT_DONE();
