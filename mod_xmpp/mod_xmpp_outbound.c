@@ -165,15 +165,18 @@ static void flush_batch(mx_out *o)
 {
     if (o->batch_len == 0)
         return;
+    /* libstrophe 0.12 copies with strlen() first (valgrind saw it read
+     * past the batch): the batch must end in a NUL */
+    o->batch[o->batch_len] = '\0';
     xmpp_send_raw(o->conn, o->batch, o->batch_len);
     o->batch_len = 0;
 }
 
 static void emit(mx_out *o, const char *data, size_t len)
 {
-    if (o->batch_len + len > o->batch_size) {
-        size_t size = o->batch_len + len > MX_BATCH_BYTES
-                      ? o->batch_len + len : MX_BATCH_BYTES;
+    if (o->batch_len + len + 1 > o->batch_size) { /* + 1: the NUL */
+        size_t size = o->batch_len + len + 1 > MX_BATCH_BYTES
+                      ? o->batch_len + len + 1 : MX_BATCH_BYTES;
         char *grown = realloc(o->batch, size);
 
         if (!grown) { /* send what we have, then this one on its own */
