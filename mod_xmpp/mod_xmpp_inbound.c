@@ -745,6 +745,33 @@ static apr_uint64_t busy_answer(mx_inreq *ir)
     return ticket;
 }
 
+/* A component that stops cannot leave a stanza to the next session: the
+ * server counts it delivered once written to our socket. A message gets
+ * an error its sender can act on (queued, so it goes out at the latest
+ * with the next session); a presence has no one waiting for an answer. */
+static void bounce_stopping(mx_inbound *in, xmpp_stanza_t *st)
+{
+    const char *type = xmpp_stanza_get_type(st);
+    apr_uint64_t ticket;
+
+    if (strcmp(xmpp_stanza_get_name(st), "message")
+        || (type && !strcmp(type, "error")) || !xmpp_stanza_get_from(st))
+        return;
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, in->app->s, MX_LOG_TAG "0551: "
+                 "%s: stopping: the message from %s to %s is answered with "
+                 "an error (a component cannot leave it to the next "
+                 "session)", in->app->jid, xmpp_stanza_get_from(st),
+                 xmpp_stanza_get_to(st) ? xmpp_stanza_get_to(st) : "?");
+    queue_answer(in, mx_error_stanza("message", xmpp_stanza_get_to(st)
+                                     ? xmpp_stanza_get_to(st) : in->app->jid,
+                                     xmpp_stanza_get_from(st),
+                                     xmpp_stanza_get_id(st), "wait",
+                                     "recipient-unavailable",
+                                     "the application is restarting; try "
+                                     "again"),
+                 "error answer", &ticket);
+}
+
 static int on_stanza(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
 {
     handler_ctx *hc = ud;
@@ -759,6 +786,13 @@ static int on_stanza(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
 
     from = xmpp_stanza_get_from(st);
     seq = mx_out_in_seq(hc->out);
+    if (in->stopping && app->component && name) {
+        /* no acknowledgement to hold back: the sender is told instead */
+        bounce_stopping(in, st);
+        if (text)
+            xmpp_free(hc->ctx, text);
+        return 1;
+    }
     if (in->stopping && name && (!strcmp(name, "message")
                                  || !strcmp(name, "presence"))) {
         /* not handled: not acknowledged either, from here on */

@@ -454,6 +454,13 @@ def test_probe_answered_and_get_presence_follows_the_client(
     # another address of the domain has no such contact
     assert get_presence(h, alice_bare, "t-42@" + domain)["available"] \
         is False
+    # a new httpd knows her presence again: at login the component probes
+    # the contacts its addresses are subscribed to
+    assert h.stop()
+    h.start()
+    wait_connected(h)
+    util.wait_for(lambda: get_presence(h, alice_bare, support)["show"]
+                  == "dnd", 15, 0.2, "get_presence to say dnd again")
     # a new session of alice: her server probes the address, which
     # answers with its presence
     again = xmpp_client("alice", resource="two")
@@ -463,3 +470,35 @@ def test_probe_answered_and_get_presence_follows_the_client(
     again.disconnect()
     util.wait_for(lambda: get_presence(h, alice_bare, support)["available"]
                   is False, 15, 0.2, "get_presence to say unavailable")
+
+
+def test_dev_mode_logs_sends_from_the_address(httpd_factory, prosody):
+    h = httpd_factory(extra_conf=HANDLERS)
+    h.write_config(app_conf=component_conf(h, prosody, XMPPDevMode="On"),
+                   extra_conf=HANDLERS)
+    h.start()
+    util.wait_for(lambda: status(h).get("XMPPApp1State") == "dev mode", 15,
+                  0.1, "dev mode")
+    domain = prosody.component_domain
+    code, answer = api(h, "send_message", jid=prosody.jid("alice"),
+                       body="dev body", from_jid="alerts@" + domain)
+    assert answer["statuses"] == ["NO_ERROR"], answer
+    h.wait_log(r"Sending an XMPP Message:(.|\n)*From:\n.*alerts@%s/bot"
+               r"(.|\n)*dev body" % re.escape(domain), timeout=15)
+    code, answer = api(h, "send_message", jid=prosody.jid("alice"),
+                       body="no", from_jid="alerts@localhost")
+    assert code == 400 and answer["error"] == "InvalidJidError", answer
+
+
+def test_second_component_for_the_domain_is_refused_and_says_so(
+        component, httpd_factory, prosody):
+    """Prosody takes one connection per component domain."""
+    first = component()
+    second = httpd_factory(extra_conf=HANDLERS)
+    second.write_config(app_conf=component_conf(second, prosody),
+                        extra_conf=HANDLERS)
+    second.start()
+    second.wait_log(r"XMPP0104: .*another component is connected for %s "
+                    r"\(conflict\)" % re.escape(prosody.component_domain),
+                    timeout=20)
+    assert status(first).get("XMPPApp1State") == "connected"
