@@ -79,6 +79,32 @@ static void show_traffic(request_rec *r, const mx_shared *sh)
     ap_rputs("</table>\n", r);
 }
 
+/* A component's rosters, one per address (mx_roster.h): "address:
+ * contact state" lines. (Its contacts' presence is kept per address, and
+ * not listed here.) */
+static void show_component_rosters(request_rec *r, const mx_app *app)
+{
+    const char *base = apr_pstrcat(r->pool, app->dir, "/addresses", NULL);
+    char *roster;
+    size_t len;
+    apr_dir_t *dir;
+    apr_finfo_t fi;
+
+    if (apr_dir_open(&dir, base, r->pool) != APR_SUCCESS)
+        return;
+    while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE, dir)
+           == APR_SUCCESS) {
+        if (fi.filetype != APR_DIR || fi.name[0] == '.'
+            || mx_queue_read_file(apr_pstrcat(r->pool, base, "/", fi.name,
+                                              NULL), "roster", &roster,
+                                  &len) != 0)
+            continue;
+        ap_rprintf(r, "%s:\n%s", esc(r, fi.name), esc(r, roster));
+        free(roster);
+    }
+    apr_dir_close(dir);
+}
+
 static void show_contacts(request_rec *r, const mx_app *app)
 {
     char *roster = NULL, show[32];
@@ -88,7 +114,9 @@ static void show_contacts(request_rec *r, const mx_app *app)
     int available;
 
     ap_rputs("<h2>Subscribers</h2>\n<pre>", r);
-    if (mx_queue_read_file(app->dir, "roster", &roster, &len) == 0) {
+    if (app->component)
+        show_component_rosters(r, app);
+    else if (mx_queue_read_file(app->dir, "roster", &roster, &len) == 0) {
         ap_rputs(esc(r, roster), r);
         free(roster);
     }

@@ -420,6 +420,13 @@ def test_subscriptions_per_address_survive_restarts(component, prosody,
                     if p["status"] == "t-42 " + tag]
 
     round_of("first")
+    # the console lists who is subscribed to which address (the client's
+    # "subscribed" may reach the component after its roster says both)
+    util.wait_for(lambda: all(
+        "%s:\n%s both\n" % pair in h.get("/console").text
+        for pair in ((support, prosody.jid("alice")),
+                     (t42, prosody.jid("bob")))), 15, 0.2,
+        "the console to list both subscriptions")
     # kill -9 of the holder: the next holder still knows them
     pid = int(status(h)["XMPPApp1HolderPID"])
     os.kill(pid, signal.SIGKILL)
