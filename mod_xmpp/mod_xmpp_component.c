@@ -167,17 +167,22 @@ static void save(mx_croster *cr, const char *addr)
 {
     apr_pool_t *p;
     apr_hash_index_t *hi;
-    const char *text = "";
+    apr_array_header_t *lines;
+    const char *text;
 
     apr_pool_create(&p, cr->pool);
+    lines = apr_array_make(p, 16, sizeof(const char *));
     for (hi = apr_hash_first(p, cr->entries); hi; hi = apr_hash_next(hi)) {
         const char *k = apr_hash_this_key(hi);
         mx_centry *e = apr_hash_this_val(hi);
 
         if (key_is_of(k, addr) && mx_roster_state_name(e->bits))
-            text = apr_pstrcat(p, text, key_contact(k), " ",
-                               mx_roster_state_name(e->bits), "\n", NULL);
+            APR_ARRAY_PUSH(lines, const char *) = apr_pstrcat(
+                p, key_contact(k), " ", mx_roster_state_name(e->bits), "\n",
+                NULL);
     }
+    /* one copy of the whole, not one per line */
+    text = apr_array_pstrcat(p, lines, 0);
     if (mx_roster_save(cr->app->dir, addr, text, strlen(text)) != 0)
         ap_log_error(APLOG_MARK, APLOG_ERR, errno, cr->app->s, MX_LOG_TAG
                      "0331: %s: cannot write the roster of %s in "

@@ -509,3 +509,29 @@ def test_second_component_for_the_domain_is_refused_and_says_so(
                     r"\(conflict\)" % re.escape(prosody.component_domain),
                     timeout=20)
     assert status(first).get("XMPPApp1State") == "connected"
+
+
+def test_contacts_are_bounded(httpd_factory, prosody, xmpp_client):
+    """At MX_CROSTER_MAX (10000) contacts over all addresses, a further
+    subscription is refused with unsubscribed, and the log says why."""
+    domain = prosody.component_domain
+    h = httpd_factory(extra_conf=HANDLERS)
+    full = os.path.join(h.spool_dir, domain, "addresses", "full@" + domain)
+    os.makedirs(full)
+    with open(os.path.join(full, "roster"), "w") as f:
+        f.write("".join("u%d@localhost from\n" % i for i in range(10000)))
+    if os.geteuid() == 0:
+        util.chown(h.spool_dir, "www-data", recursive=True)
+    h.write_config(app_conf=component_conf(h, prosody), extra_conf=HANDLERS)
+    h.start()
+    wait_connected(h)
+    support = "%s@%s" % (fresh("support"), domain)
+    alice = xmpp_client("alice")
+    n = len(alice.presences)
+    alice.subscribe(support)
+    alice.wait_presence(lambda p: bare(p["from"]) == support
+                        and p["type"] == "unsubscribed", 15, since=n)
+    h.wait_log(r"XMPP0330: .*keeps 10000 contacts .*its limit: "
+               r"alice@localhost is not added to %s" % re.escape(support))
+    assert not os.path.exists(os.path.join(
+        h.spool_dir, domain, "addresses", support, "roster"))
