@@ -192,7 +192,7 @@ static void save(mx_croster *cr, const char *addr)
 
 static void load_address(mx_croster *cr, const char *addr)
 {
-    char dir[4096], *text = NULL, *line, *last;
+    char dir[4096], *text = NULL, *line, *last, lower[MX_ADDR_MAX];
     const char *contact;
     size_t len;
     int bits;
@@ -204,7 +204,8 @@ static void load_address(mx_croster *cr, const char *addr)
     for (line = apr_strtok(text, "\n", &last); line;
          line = apr_strtok(NULL, "\n", &last))
         if ((bits = mx_roster_line(line, &contact)) != 0
-            && (e = get_or_add(cr, addr, contact)) != NULL)
+            && lower_bare(contact, lower, sizeof(lower)) == 0
+            && (e = get_or_add(cr, addr, lower)) != NULL)
             e->bits = bits;
     free(text);
 }

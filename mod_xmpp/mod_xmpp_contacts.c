@@ -31,7 +31,6 @@ struct mx_contacts {
     xmpp_conn_t *conn;
     mx_out *out;
     apr_pool_t *pool;
-    apr_pool_t *scratch;       /* cleared for every presence */
     apr_hash_t *subscribers;   /* bare JID -> "" */
     apr_hash_t *online;        /* bare JID -> hash of its resources online */
     mx_croster *croster;       /* component mode: the rosters we keep */
@@ -163,15 +162,11 @@ static int on_iq(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
 
 /* ---- presence ---- */
 
-/* from: NULL in client mode (the server puts the session's address);
- * a component says which of its addresses answers. */
-static void send_presence_to(mx_contacts *ct, const char *from,
-                             const char *to, const char *type)
+static void send_presence_to(mx_contacts *ct, const char *to,
+                             const char *type)
 {
     xmpp_stanza_t *p = xmpp_presence_new(ct->ctx);
 
-    if (from)
-        xmpp_stanza_set_from(p, from);
     xmpp_stanza_set_to(p, to);
     if (type)
         xmpp_stanza_set_type(p, type);
@@ -232,34 +227,17 @@ static void store_presence(mx_contacts *ct, xmpp_stanza_t *st,
         xmpp_free(ct->ctx, status);
 }
 
-/* The address of ours a stanza was sent to, bare, for a component's
- * answers; NULL in client mode. In ct->pool, cleared per stanza. */
-static const char *own_address(mx_contacts *ct, xmpp_stanza_t *st)
-{
-    const char *to = xmpp_stanza_get_to(st);
-    char bare[2100];
-
-    if (!ct->app->component)
-        return NULL;
-    if (!to || mx_jid_bare(to, bare, sizeof(bare)) < 0)
-        return ct->app->jid;
-    return apr_pstrdup(ct->scratch, bare);
-}
-
 static int on_presence(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
 {
     mx_contacts *ct = ud;
     const char *from = xmpp_stanza_get_from(st);
     const char *type = xmpp_stanza_get_type(st);
-    const char *me;
     char bare[2100];
 
-    apr_pool_clear(ct->scratch);
     if (ct->croster) { /* no server keeps a component's contacts */
         mx_croster_on_presence(ct->croster, st);
         return 1;
     }
-    me = own_address(ct, st);
     if (!from || mx_jid_bare(from, bare, sizeof(bare)) < 0
         || mx_jid_same_bare(from, ct->app->jid))
         return 1; /* our own presence, reflected by the server */
@@ -269,17 +247,17 @@ static int on_presence(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
     else if (!strcmp(type, "subscribe")) {
         /* App Engine accepted every subscription, and asked back, so that
          * both sides see each other */
-        send_presence_to(ct, me, bare, "subscribed");
-        send_presence_to(ct, me, bare, "subscribe");
+        send_presence_to(ct, bare, "subscribed");
+        send_presence_to(ct, bare, "subscribe");
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, ct->app->s, MX_LOG_TAG
                      "0404: %s: accepted the subscription of %s",
                      ct->app->jid, bare);
     }
     else if (!strcmp(type, "unsubscribe")) {
-        send_presence_to(ct, me, bare, "unsubscribed");
+        send_presence_to(ct, bare, "unsubscribed");
     }
     else if (!strcmp(type, "probe")) {
-        send_presence_to(ct, me, from, NULL);
+        send_presence_to(ct, from, NULL);
     }
     return 1;
 }
@@ -320,10 +298,10 @@ mx_contacts *mx_contacts_create(mx_app *app)
         return NULL;
     ct->app = app;
     apr_pool_create_unmanaged_ex(&ct->pool, NULL, NULL);
-    apr_pool_create(&ct->scratch, ct->pool);
     ct->subscribers = apr_hash_make(ct->pool);
     ct->online = apr_hash_make(ct->pool);
     if (app->component && !(ct->croster = mx_croster_create(app))) {
+        apr_pool_destroy(ct->pool);
         free(ct);
         return NULL;
     }
