@@ -198,6 +198,8 @@ def test_each_address_is_posted_with_its_to_and_answers_from_it(
         # from that address
         assert "XMPP_TO=%s\n" % to in msg["body"], msg["body"]
         assert "XMPP_ARG=hello %s\n" % local in msg["body"], msg["body"]
+        # what xmpp-send needs in a CGI: the domain is the app's JID
+        assert "XMPP_JID=%s\n" % domain in msg["body"], msg["body"]
         assert msg["from"] == to, msg
     # the status page says what the app is
     st = status(h)
