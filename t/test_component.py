@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import subprocess
+import threading
 import time
 import urllib.parse
 
@@ -537,3 +538,48 @@ def test_contacts_are_bounded(httpd_factory, prosody, xmpp_client):
                r"alice@localhost is not added to %s" % re.escape(support))
     assert not os.path.exists(os.path.join(
         h.spool_dir, domain, "addresses", support, "roster"))
+
+
+def test_messages_during_a_stop_are_answered_or_bounced(httpd_factory,
+                                                        prosody,
+                                                        xmpp_client):
+    """A component cannot leave stanzas to the next session: a message
+    that arrives while it stops (here: while a slow request holds the
+    stop back) gets its reply or an error, none is lost without a word
+    (the stopping holder's errors go out with the next session)."""
+    slow = HANDLERS.replace(ENV_CGI, os.path.join(T_DIR, "cgi-bin",
+                                                  "slow.cgi"), 1)
+    h = httpd_factory(extra_conf=slow)
+    h.write_config(app_conf=component_conf(h, prosody), extra_conf=slow)
+    h.start()
+    wait_connected(h)
+    to = "%s@%s" % (fresh("stop"), prosody.component_domain)
+    alice = xmpp_client("alice")
+    n0 = len(alice.messages)
+    alice.send_message(to, "slow one")
+    util.wait_for(lambda: status(h).get("XMPPApp1Received") == "1", 10,
+                  0.05, "the slow request to be posted")
+    log = h.log_size()
+    stopper = threading.Thread(target=h.graceful_stop)
+    stopper.start()
+    h.wait_log(r"caught SIGWINCH", since=log)
+    count = 20
+    for i in range(count):
+        alice.send_message(to, "late-%d" % i)
+    stopper.join(60)
+    h.start()
+    wait_connected(h)
+
+    def answered():
+        with alice.lock:
+            msgs = [m for m in alice.messages[n0:] if bare(m["from"]) == to]
+        replied = {line for m in msgs if m["type"] != "error"
+                   for line in (m["body"] or "").splitlines()
+                   if line.startswith("XMPP_ARG=")}
+        errors = [m for m in msgs if m["type"] == "error"]
+        return len(replied) + len(errors) >= count + 1 and (replied, errors)
+    replied, errors = util.wait_for(answered, 60, 0.2,
+                                    "every message answered or bounced")
+    for m in errors:
+        assert m["error"]["condition"] in ("recipient-unavailable",
+                                           "service-unavailable"), m
