@@ -8,6 +8,7 @@ anything@app-id.appspotchat.com.  The other side is a real client
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -583,3 +584,30 @@ def test_messages_during_a_stop_are_answered_or_bounced(httpd_factory,
     for m in errors:
         assert m["error"]["condition"] in ("recipient-unavailable",
                                            "service-unavailable"), m
+
+
+def test_stanza_answer_goes_from_the_address_written_to(httpd_factory,
+                                                        prosody,
+                                                        xmpp_client):
+    """An application/xmpp+xml answer without from (t/lua/inbound.lua's
+    /stanza) is sent from the address the message was written to."""
+    dump = util.make_tempdir("mx-component-dump-")
+    if os.geteuid() == 0:
+        util.chown(dump, "www-data")
+    conf = ('SetEnv MX_DUMP_DIR "%s"\n'
+            'LuaMapHandler "^/_ah/xmpp/(.*)$" "%s"\n'
+            "<Location /_ah/xmpp/>\n    Require xmpp-internal\n"
+            "</Location>\n" % (dump, os.path.join(T_DIR, "lua",
+                                                   "inbound.lua")))
+    h = httpd_factory(extra_conf=conf)
+    h.write_config(app_conf=component_conf(h, prosody), extra_conf=conf)
+    h.start()
+    wait_connected(h)
+    to = "t-7@" + prosody.component_domain
+    alice = xmpp_client("alice")
+    n = len(alice.messages)
+    alice.send_message(to, "/stanza hi")
+    msg = alice.wait_message(15, lambda m: "lua stanza answer: hi" in
+                             (m["body"] or ""), since=n)
+    assert msg["from"] == to, msg
+    shutil.rmtree(dump, ignore_errors=True)
