@@ -17,7 +17,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-from . import util
+from . import sanitize, util
 
 APACHE2 = os.environ.get("APACHE2", "/usr/sbin/apache2")
 MODULES_DIR = os.environ.get("APACHE_MODULES_DIR", "/usr/lib/apache2/modules")
@@ -250,6 +250,11 @@ class Httpd:
         lines += self._mpm_conf()
         if self.module:
             lines += ["", "LoadModule xmpp_module %s" % self.module]
+            if self.sanitized:
+                # CGI scripts get a fresh environment: without these a
+                # sanitized xmpp-send they run would report to stderr
+                # (the error log) instead of the report files
+                lines += ["PassEnv ASAN_OPTIONS UBSAN_OPTIONS"]
         lines += ["", app_text, extra_conf, ""]
         return "\n".join(lines)
 
@@ -290,10 +295,27 @@ class Httpd:
         result = subprocess.run([APACHE2, "-t", "-f", path],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, timeout=60, stdin=subprocess.DEVNULL,
-                                cwd=self.directory)
+                                cwd=self.directory, env=self.process_env())
         return result.returncode, result.stdout
 
     # ------------------------------------------------------------ process
+
+    @property
+    def sanitized(self):
+        """mod_xmpp is loaded and built with --enable-sanitizers."""
+        return bool(self.module) and sanitize.enabled(self.module)
+
+    def process_env(self):
+        """The environment for apache2 runs: LD_PRELOAD of the sanitizer
+        runtimes and their options for a sanitized module, else None (the
+        harness's own)."""
+        return sanitize.httpd_env(self.module) if self.sanitized else None
+
+    def sanitizer_reports(self):
+        """Sanitizer reports in the error log (empty unless sanitized)."""
+        if not self.sanitized:
+            return []
+        return sanitize.log_reports(self.error_log())
 
     @property
     def running(self):
@@ -316,6 +338,7 @@ class Httpd:
                 [APACHE2, "-f", self.conf_file, "-DFOREGROUND"],
                 stdin=subprocess.DEVNULL, stdout=console,
                 stderr=subprocess.STDOUT, cwd=self.directory,
+                env=self.process_env(),
                 # Its own session and process group: in the foreground
                 # httpd does not detach, and prefork signals its whole
                 # process group on restarts, which must not reach pytest.
