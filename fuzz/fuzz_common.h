@@ -1,4 +1,5 @@
-/* Helpers shared by the fuzz targets: splitting the input into fields, a
+/* Include this first (it defines _XOPEN_SOURCE for nftw).
+ * Helpers shared by the fuzz targets: splitting the input into fields, a
  * private temporary directory, and libxml2's verdict on a stanza.
  * Header-only (static functions): each target is one file plus the core. */
 #ifndef MX_FUZZ_COMMON_H
