@@ -19,6 +19,7 @@ Tests need root (httpd switches to www-data, Prosody runs as prosody).
 
 import os
 import sys
+import weakref
 
 import pytest
 
@@ -42,6 +43,9 @@ if SANITIZED:
     os.environ.update(sanitize.options())
 
 
+_log_checked = weakref.WeakKeyDictionary()  # Httpd -> error log offset
+
+
 @pytest.fixture(autouse=True)
 def sanitizer_check():
     """With a sanitized module: fail the test when a sanitizer report
@@ -54,6 +58,16 @@ def sanitizer_check():
     before = sanitize.report_files()
     yield
     reports = sanitize.new_reports(before)
+    # every httpd's error log from where the last check stopped: also
+    # those of module-scoped fixtures, set up before this fixture and
+    # living on after the test
+    for h in list(Httpd.instances):
+        if not os.path.exists(h.error_log_file):
+            continue
+        size = h.log_size()
+        reports += ["--- %s ---\n%s" % (h.error_log_file, r) for r in
+                    h.sanitizer_reports(_log_checked.get(h, 0))]
+        _log_checked[h] = size
     if reports:
         pytest.fail("sanitizer report(s) during the test:\n%s"
                     % "\n".join(r[-8000:] for r in reports), pytrace=False)

@@ -16,6 +16,7 @@ import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
+import weakref
 
 from . import sanitize, util
 
@@ -107,11 +108,16 @@ class Httpd:
       PID while running), prosody (the Prosody it talks to, or None)
     """
 
+    # every instance alive, so that a check after each test can read the
+    # error logs of those a test did not make itself (module fixtures)
+    instances = weakref.WeakSet()
+
     def __init__(self, prosody=None, mpm="event", app_conf=None,
                  extra_conf="", log_level="info", children=None,
                  load_module=True, module=None):
         if mpm not in MPMS:
             raise ValueError("mpm must be one of %s" % (MPMS,))
+        Httpd.instances.add(self)
         self.prosody = prosody
         self.mpm = mpm
         self.children = children
@@ -311,11 +317,12 @@ class Httpd:
         harness's own)."""
         return sanitize.httpd_env(self.module) if self.sanitized else None
 
-    def sanitizer_reports(self):
-        """Sanitizer reports in the error log (empty unless sanitized)."""
+    def sanitizer_reports(self, since=0):
+        """Sanitizer reports in the error log from character `since` on
+        (empty unless sanitized)."""
         if not self.sanitized:
             return []
-        return sanitize.log_reports(self.error_log())
+        return sanitize.log_reports(self.error_log()[since:])
 
     @property
     def running(self):
