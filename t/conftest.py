@@ -40,7 +40,7 @@ KEEP_TMP = os.environ.get("MX_KEEP_TMP") == "1"
 # files as httpd (harness/sanitize.py); sanitizer_check fails the test.
 SANITIZED = sanitize.enabled()
 if SANITIZED:
-    os.environ.update(sanitize.options())
+    os.environ.update(sanitize.options(halt_on_ubsan=True))
 
 
 _log_checked = weakref.WeakKeyDictionary()  # Httpd -> error log offset

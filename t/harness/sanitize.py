@@ -94,7 +94,7 @@ def report_dir():
     return d
 
 
-def options():
+def options(halt_on_ubsan=False):
     """ASAN_OPTIONS and UBSAN_OPTIONS for every sanitized process.
 
     detect_leaks=0: httpd frees its pools at exit only in part, by design,
@@ -103,7 +103,11 @@ def options():
     verify_asan_link_order=0: harmless with LD_PRELOAD, and lets a process
     started without it (a bench, a hand-run apache2 -t) still come up.
     UBSan: halt_on_error=0, so one report does not kill a holder mid-test
-    (the test fails anyway, on the report file)."""
+    (the test fails anyway, on the report file).
+    halt_on_ubsan: for commands a test runs itself (xmpp-send). gcc's
+    UBSan ignores log_path when ASan is linked too and reports to stderr,
+    which such a test captures and does not show: halting makes the
+    report a failed command, which the test does see."""
     d = report_dir()
     return {
         "ASAN_OPTIONS": ":".join([
@@ -111,7 +115,8 @@ def options():
             "verify_asan_link_order=0", "log_path=%s/asan" % d,
             "print_summary=1", "handle_abort=1"]),
         "UBSAN_OPTIONS": ":".join([
-            "print_stacktrace=1", "halt_on_error=0",
+            "print_stacktrace=1",
+            "halt_on_error=%d" % (1 if halt_on_ubsan else 0),
             "log_path=%s/ubsan" % d]),
     }
 
