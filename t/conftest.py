@@ -76,7 +76,7 @@ def sanitizer_check():
 def pytest_sessionfinish(session, exitstatus):
     if SANITIZED:
         d = sanitize.report_dir()
-        if os.listdir(d):
+        if sanitize.report_files():
             print("\nsanitizer reports kept in %s" % d)
         else:
             os.rmdir(d)

@@ -134,7 +134,15 @@ def report_files():
     """The report files so far: {path: size}."""
     d = report_dir()
     result = {}
-    for name in os.listdir(d):
+    try:
+        names = os.listdir(d)
+    except FileNotFoundError:
+        # removed under us (a cleanup of /tmp): the processes already
+        # running lose their reports, later ones get the directory back
+        os.mkdir(d)
+        os.chmod(d, 0o1777)
+        names = []
+    for name in names:
         path = os.path.join(d, name)
         try:
             result[path] = os.path.getsize(path)
