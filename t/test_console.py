@@ -1,9 +1,13 @@
 """SetHandler xmpp-console: the app's state, recent traffic, contacts, and
 simulated inbound stanzas posted to the app's handlers."""
 
+import fcntl
 import os
 import re
+import signal
 import urllib.parse
+
+from harness import util
 
 CGI = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cgi-bin",
                    "env.cgi")
@@ -97,3 +101,36 @@ def test_console_is_ordinary_access_control(httpd_factory):
                                                  "Require all denied"),
                       start=True)
     assert h.get("/console").status == 403
+
+
+def test_console_does_not_show_a_killed_holder_as_connected(httpd_factory):
+    h = httpd_factory(extra_conf=CONSOLE, start=True)
+    wait_connected(h)
+    assert "<th>State</th><td>connected</td>" in h.get("/console").text
+    holder = int(h.status()["XMPPApp1HolderPID"])
+    others = [p for p in h.child_pids() if p != holder]
+    lock = os.open(os.path.join(h.spool_dir, "app@localhost", "holder.lock"),
+                   os.O_RDWR)
+    # keep the other children from taking over while the page is looked
+    # at: hold them still, kill the holder, take its lock ourselves
+    for p in others:
+        os.kill(p, signal.SIGSTOP)
+    try:
+        os.kill(holder, signal.SIGKILL)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+    finally:
+        for p in others:
+            os.kill(p, signal.SIGCONT)
+    try:
+        # gone, reaped by httpd: not even a zombie answers kill(pid, 0)
+        util.wait_for(lambda: not os.path.exists("/proc/%d" % holder), 10,
+                      what="the holder to be reaped")
+        page = h.get("/console").text
+        assert "<th>State</th><td>connected</td>" not in page, page
+        assert "<th>State</th><td>idle</td>" in page, page
+        assert "(pid %d) is gone" % holder in page, page
+    finally:
+        os.close(lock)
+    # and once the lock is free a child connects again, as the page said
+    wait_connected(h)
+    assert "<th>State</th><td>connected</td>" in h.get("/console").text
