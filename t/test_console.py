@@ -2,6 +2,7 @@
 simulated inbound stanzas posted to the app's handlers."""
 
 import fcntl
+import html.parser
 import os
 import re
 import signal
@@ -101,6 +102,53 @@ def test_console_is_ordinary_access_control(httpd_factory):
                                                  "Require all denied"),
                       start=True)
     assert h.get("/console").status == 403
+
+
+API = """
+<Location /xmpp-api/>
+    SetHandler xmpp-api
+    Require local
+</Location>
+"""
+
+
+class PageText(html.parser.HTMLParser):
+    """What a browser shows of a page (its text, entities decoded) and
+    the elements it makes."""
+
+    def __init__(self):
+        super().__init__()
+        self.text, self.tags = [], []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def console_with(h, text):
+    page = h.get("/console").text
+    return page if text in page else None
+
+
+def test_console_shows_sent_text_as_written(httpd_factory, xmpp_client):
+    alice = xmpp_client("alice")
+    h = httpd_factory(extra_conf=CONSOLE + API, start=True)
+    wait_connected(h)
+    n = len(alice.messages)
+    body = "<script>alert(1)</script> & &lt; \"quotes\" 'too'"
+    r = h.post("/xmpp-api/send_message", data=[("jid", alice.full_jid),
+                                               ("body", body)])
+    assert r.status == 200 and "NO_ERROR" in r.text, r.text
+    assert alice.wait_message(timeout=15, since=n)["body"] == body
+    # the outbound traffic row is recorded once the message went out
+    page = PageText()
+    page.feed(util.wait_for(lambda: console_with(h, "alert(1)"), 15,
+                            what="the message in the console"))
+    # shown as the characters that were sent, escaped once: no element
+    assert body in page.text, page.text
+    assert "script" not in page.tags
 
 
 def test_console_does_not_show_a_killed_holder_as_connected(httpd_factory):
