@@ -35,7 +35,16 @@ def wait_connected(h, timeout=20):
     raise AssertionError("not connected: %s" % h.status())
 
 
+def form_token(h):
+    """The token of the console's forms, as a browser would send it."""
+    m = re.search(r'<input type="hidden" name="token" value="([^"]+)">',
+                  h.get("/console").text)
+    assert m, "no token in the console's forms"
+    return m.group(1)
+
+
 def post_form(h, fields):
+    fields = dict(fields, token=form_token(h))
     return h.post("/console", data=urllib.parse.urlencode(fields).encode(),
                   headers={"Content-Type":
                            "application/x-www-form-urlencoded"})
