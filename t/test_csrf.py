@@ -236,3 +236,30 @@ def test_api_callers_that_are_no_cross_site_browser_work(httpd_factory,
                               predicate=lambda m: any(
                                   s == m["body"] for s in sent))
     assert sorted(m["body"] for m in got) == sorted(sent)
+
+
+def test_token_works_in_every_child_until_a_restart(httpd_factory,
+                                                    xmpp_client):
+    """prefork: the page and its POST are usually served by different
+    children; all of them know the token.  A restart ends the old
+    pages' tokens, and the page says what to do."""
+    alice = xmpp_client("alice", resource="csrf-" + uuid.uuid4().hex[:8])
+    h = httpd_factory(mpm="prefork", children=4, extra_conf=CONF,
+                      start=True)
+    wait_connected(h)
+    since = len(alice.messages)
+    token = page_token(h)
+    sent = [marker("child") for _ in range(8)]
+    for f in sent:
+        r = console_post(h, message(alice.full_jid, f, token))
+        assert r.status == 200 and "<th>Status</th><td>200</td>" in r.text
+    alice.wait_messages(len(sent), timeout=20, since=since,
+                        predicate=lambda m: any(f in (m["body"] or "")
+                                                for f in sent))
+    h.graceful()
+    wait_connected(h)
+    r = console_post(h, message(alice.full_jid, marker("old"), token))
+    assert r.status == 403 and "reload the console" in r.text, r.text
+    r = console_post(h, message(alice.full_jid, marker("new"),
+                                page_token(h)))
+    assert r.status == 200, r.text
