@@ -3,7 +3,10 @@
  * the contacts' presence, and forms that simulate an inbound message,
  * presence or subscription (posted to the app's handlers as if they had
  * arrived; their answers are queued like real ones). Whoever may use it
- * is ordinary access control's business: it can make the app send. */
+ * is ordinary access control's business: it can make the app send. What
+ * access control cannot see is a browser posting for another site's
+ * page; POSTs need the token of one of our pages and are refused when
+ * the browser says another site made them. */
 #include <stdlib.h>
 #include <string.h>
 
