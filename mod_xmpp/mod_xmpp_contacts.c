@@ -4,9 +4,17 @@
  * of the holder: at login we fetch it and follow its pushes. Subscribers
  * (subscription "from" or "both") are written to <spool>/roster, one bare
  * JID a line, for the holder's "subscribers" sends. Presence is stored per
- * contact in <spool>/presence/ (mx_presence_store), where get_presence in
- * any process reads it. */
+ * contact in <spool>/presence/ (mx_presence), where get_presence in any
+ * process reads it.
+ *
+ * Only contacts whose presence the server gives us (subscription "to" or
+ * "both") have presence kept, at most MX_CONTACTS_PRESENCE_MAX of them,
+ * and a status of at most MX_PRESENCE_STATUS_MAX characters: anyone may
+ * send us presence, and what strangers send must not make state grow.
+ * All memory per contact is malloc'd and freed when the contact goes (the
+ * hash recycles its own entries), so churn leaves the pool flat. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,61 +26,160 @@
 
 #include "mod_xmpp_contacts.h"
 #include "mx_jid.h"
-#include "mx_queue.h"
+#include "mx_presence.h"
 
 APLOG_USE_MODULE(xmpp);
 
 #define MX_NS_ROSTER "jabber:iq:roster"
+
+/* Contacts whose presence is kept; beyond, presence is dropped (logged) */
+#define MX_CONTACTS_PRESENCE_MAX 10000
+/* Resources followed per contact (a server limits sessions per account;
+ * a remote one might not) */
+#define MX_CONTACTS_RESOURCES_MAX 64
+
+#define SUB_FROM 1 /* the contact gets our presence: a subscriber */
+#define SUB_TO   2 /* we get the contact's presence */
+
+#define BARE_SIZE (2 * MX_JID_PART_MAX + 2)
+
+/* An item of the server's roster with a subscription, malloc'd */
+typedef struct {
+    char *bare;           /* normalized (mx_jid_bare_prep); the hash key */
+    unsigned int sub;     /* SUB_FROM | SUB_TO */
+    int seen;             /* in the roster result being read */
+    int stored;           /* its presence file exists */
+    size_t nres;          /* full JIDs of its resources online */
+    char **res;
+} contact;
 
 struct mx_contacts {
     mx_app *app;
     xmpp_ctx_t *ctx;
     xmpp_conn_t *conn;
     mx_out *out;
-    apr_pool_t *pool;
-    apr_hash_t *subscribers;   /* bare JID -> "" */
-    apr_hash_t *online;        /* bare JID -> hash of its resources online */
+    apr_pool_t *pool;      /* the hash only: entries are recycled */
+    apr_hash_t *contacts;  /* bare -> contact */
+    unsigned int stored;   /* contacts with a presence file */
+    int full_logged;       /* the limit was reached and said so */
 };
+
+/* ---- contacts ---- */
+
+static contact *find(mx_contacts *ct, const char *bare)
+{
+    return apr_hash_get(ct->contacts, bare, APR_HASH_KEY_STRING);
+}
+
+static contact *contact_add(mx_contacts *ct, const char *bare)
+{
+    contact *c = calloc(1, sizeof(*c));
+
+    if (!c || !(c->bare = strdup(bare))) {
+        free(c);
+        return NULL;
+    }
+    apr_hash_set(ct->contacts, c->bare, APR_HASH_KEY_STRING, c);
+    return c;
+}
+
+static void forget_resources(contact *c)
+{
+    size_t i;
+
+    for (i = 0; i < c->nres; i++)
+        free(c->res[i]);
+    free(c->res);
+    c->res = NULL;
+    c->nres = 0;
+}
+
+/* The contact no longer gives us its presence: what we knew goes. */
+static void forget_presence(mx_contacts *ct, contact *c)
+{
+    forget_resources(c);
+    if (!c->stored)
+        return;
+    if (mx_presence_remove(ct->app->dir, c->bare) != 0)
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, ct->app->s, MX_LOG_TAG
+                     "0302: %s: cannot remove the presence of %s",
+                     ct->app->jid, c->bare);
+    c->stored = 0;
+    ct->stored--;
+    if (ct->stored < MX_CONTACTS_PRESENCE_MAX)
+        ct->full_logged = 0;
+}
+
+static void contact_remove(mx_contacts *ct, contact *c)
+{
+    forget_presence(ct, c);
+    apr_hash_set(ct->contacts, c->bare, APR_HASH_KEY_STRING, NULL);
+    free(c->bare);
+    free(c);
+}
 
 /* ---- the roster file ---- */
 
 static void save_roster(mx_contacts *ct)
 {
-    const char *tmp = apr_pstrcat(ct->pool, ct->app->dir, "/roster.tmp", NULL);
-    const char *path = apr_pstrcat(ct->pool, ct->app->dir, "/roster", NULL);
+    char tmp[PATH_MAX], path[PATH_MAX];
     apr_hash_index_t *hi;
-    FILE *f = fopen(tmp, "w");
+    contact *c;
+    FILE *f;
 
-    if (!f) {
+    if (snprintf(tmp, sizeof(tmp), "%s/roster.tmp", ct->app->dir)
+            >= (int)sizeof(tmp)
+        || snprintf(path, sizeof(path), "%s/roster", ct->app->dir)
+            >= (int)sizeof(path) || !(f = fopen(tmp, "w"))) {
         ap_log_error(APLOG_MARK, APLOG_ERR, errno, ct->app->s, MX_LOG_TAG
-                     "0401: %s: cannot write %s", ct->app->jid, tmp);
+                     "0401: %s: cannot write %s/roster.tmp", ct->app->jid,
+                     ct->app->dir);
         return;
     }
-    for (hi = apr_hash_first(NULL, ct->subscribers); hi;
-         hi = apr_hash_next(hi))
-        fprintf(f, "%s\n", (const char *)apr_hash_this_key(hi));
+    for (hi = apr_hash_first(NULL, ct->contacts); hi; hi = apr_hash_next(hi)) {
+        c = apr_hash_this_val(hi);
+        if (c->sub & SUB_FROM)
+            fprintf(f, "%s\n", c->bare);
+    }
     if (fclose(f) != 0 || rename(tmp, path) != 0)
         ap_log_error(APLOG_MARK, APLOG_ERR, errno, ct->app->s, MX_LOG_TAG
                      "0402: %s: cannot write %s", ct->app->jid, path);
+}
+
+static unsigned int subscription(const char *sub)
+{
+    if (!sub)
+        return 0;
+    if (!strcmp(sub, "both"))
+        return SUB_FROM | SUB_TO;
+    return !strcmp(sub, "from") ? SUB_FROM : !strcmp(sub, "to") ? SUB_TO : 0;
 }
 
 /* Record one roster item; 1 when the set of subscribers changed. */
 static int roster_item(mx_contacts *ct, xmpp_stanza_t *item)
 {
     const char *jid = xmpp_stanza_get_attribute(item, "jid");
-    const char *sub = xmpp_stanza_get_attribute(item, "subscription");
-    int subscribed = sub && (!strcmp(sub, "from") || !strcmp(sub, "both"));
-    int known;
-    char bare[2100];
+    unsigned int sub = subscription(
+        xmpp_stanza_get_attribute(item, "subscription")), was;
+    char bare[BARE_SIZE];
+    contact *c;
 
-    if (!jid || mx_jid_bare(jid, bare, sizeof(bare)) < 0)
+    if (!jid || mx_jid_bare_prep(jid, bare, sizeof(bare)) < 0)
         return 0;
-    known = apr_hash_get(ct->subscribers, bare, APR_HASH_KEY_STRING) != NULL;
-    if (subscribed == known)
+    c = find(ct, bare);
+    was = c ? c->sub : 0;
+    if (!sub) { /* "none", "remove", a pending request: nothing to keep */
+        if (c)
+            contact_remove(ct, c);
+        return (was & SUB_FROM) != 0;
+    }
+    if (!c && !(c = contact_add(ct, bare)))
         return 0;
-    apr_hash_set(ct->subscribers, apr_pstrdup(ct->pool, bare),
-                 APR_HASH_KEY_STRING, subscribed ? "" : NULL);
-    return 1;
+    c->sub = sub;
+    c->seen = 1;
+    if (!(sub & SUB_TO))
+        forget_presence(ct, c);
+    return ((was ^ sub) & SUB_FROM) != 0;
 }
 
 static int roster_items(mx_contacts *ct, xmpp_stanza_t *query)
@@ -88,16 +195,44 @@ static int roster_items(mx_contacts *ct, xmpp_stanza_t *query)
     return changed;
 }
 
+static int keep_none(const char *bare, void *ud)
+{
+    return 0;
+}
+
+/* A new session: every presence known goes, files too. The server sends
+ * the presence of every contact online after our initial presence (which
+ * follows the roster request), and a file kept from before would say
+ * "available" of a contact that went offline meanwhile. */
+static void forget_all_presence(mx_contacts *ct)
+{
+    apr_hash_index_t *hi;
+
+    for (hi = apr_hash_first(NULL, ct->contacts); hi; hi = apr_hash_next(hi))
+        forget_presence(ct, apr_hash_this_val(hi));
+    if (mx_presence_prune(ct->app->dir, keep_none, NULL) < 0)
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, ct->app->s, MX_LOG_TAG
+                     "0304: %s: cannot clear %s/presence", ct->app->jid,
+                     ct->app->dir);
+}
+
+/* The whole roster: contacts not in it are gone. */
 static int on_roster_result(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
 {
     mx_contacts *ct = ud;
     xmpp_stanza_t *query = xmpp_stanza_get_child_by_ns(st, MX_NS_ROSTER);
+    apr_hash_index_t *hi;
+    contact *c;
 
-    if (query) {
-        apr_hash_clear(ct->subscribers);
-        roster_items(ct, query);
-        save_roster(ct);
-    }
+    if (!query)
+        return 0;
+    for (hi = apr_hash_first(NULL, ct->contacts); hi; hi = apr_hash_next(hi))
+        ((contact *)apr_hash_this_val(hi))->seen = 0;
+    roster_items(ct, query);
+    for (hi = apr_hash_first(NULL, ct->contacts); hi; hi = apr_hash_next(hi))
+        if (!(c = apr_hash_this_val(hi))->seen)
+            contact_remove(ct, c); /* APR allows deleting the current one */
+    save_roster(ct);
     return 0;
 }
 
@@ -176,50 +311,89 @@ static char *child_text(xmpp_stanza_t *st, const char *name)
     return c ? xmpp_stanza_get_text(c) : NULL;
 }
 
-/* A contact is available while any of its resources is: remember which
- * are online, and store the latest presence of one that is (or the
- * unavailable one, when none is left). */
-static int track_resource(mx_contacts *ct, const char *bare,
-                          const char *from, int available)
+/* A contact is available while any of its resources is: follow which are
+ * online. Returns how many are (at most MX_CONTACTS_RESOURCES_MAX: beyond,
+ * a new resource is not followed, but the contact is online anyway). */
+static size_t track_resource(contact *c, const char *from, int available)
 {
-    apr_hash_t *res = apr_hash_get(ct->online, bare, APR_HASH_KEY_STRING);
+    size_t i;
+    char **res, *dup;
 
-    if (!res) {
-        if (!available)
-            return 0;
-        res = apr_hash_make(ct->pool);
-        apr_hash_set(ct->online, apr_pstrdup(ct->pool, bare),
-                     APR_HASH_KEY_STRING, res);
+    for (i = 0; i < c->nres && strcmp(c->res[i], from); i++)
+        ;
+    if (!available && i < c->nres) {
+        free(c->res[i]);
+        c->res[i] = c->res[--c->nres];
+        if (c->nres == 0)
+            forget_resources(c);
     }
-    if (available) {
-        if (!apr_hash_get(res, from, APR_HASH_KEY_STRING))
-            apr_hash_set(res, apr_pstrdup(ct->pool, from),
-                         APR_HASH_KEY_STRING, "");
+    else if (available && i == c->nres
+             && c->nres < MX_CONTACTS_RESOURCES_MAX
+             && (res = realloc(c->res, (c->nres + 1) * sizeof(*res)))) {
+        c->res = res;
+        if ((dup = strdup(from)) != NULL)
+            c->res[c->nres++] = dup;
     }
-    else {
-        apr_hash_set(res, from, APR_HASH_KEY_STRING, NULL);
-    }
-    return (int)apr_hash_count(res);
+    return c->nres;
 }
 
-static void store_presence(mx_contacts *ct, xmpp_stanza_t *st,
-                           const char *bare, const char *from, int available)
+/* Room for one more contact's presence? Said once when there is none. */
+static int room_for(mx_contacts *ct, contact *c)
+{
+    if (c->stored || ct->stored < MX_CONTACTS_PRESENCE_MAX)
+        return 1;
+    if (!ct->full_logged)
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, ct->app->s, MX_LOG_TAG
+                     "0303: %s: the presence of %u contacts is kept, the "
+                     "most there is room for: the presence of %s and of "
+                     "further new contacts is dropped (get_presence "
+                     "answers unavailable for them) until some leave the "
+                     "roster", ct->app->jid, ct->stored, c->bare);
+    ct->full_logged = 1;
+    return 0;
+}
+
+/* Store the latest presence of a resource that is online (or the
+ * unavailable one, when none is left). */
+static void store_presence(mx_contacts *ct, xmpp_stanza_t *st, contact *c,
+                           const char *from, int available)
 {
     char *show, *status;
-    int online = track_resource(ct, bare, from, available);
+    size_t online = track_resource(c, from, available);
 
-    if (!available && online > 0)
-        return; /* another resource is still online: keep its presence */
+    /* another resource still online: its presence stays */
+    if ((!available && online > 0) || !room_for(ct, c))
+        return;
     show = available ? child_text(st, "show") : NULL;
     status = child_text(st, "status");
-    if (mx_presence_store(ct->app->dir, from, available, show, status) != 0)
+    if (mx_presence_store(ct->app->dir, c->bare, available, show, status)
+        != 0)
         ap_log_error(APLOG_MARK, APLOG_ERR, errno, ct->app->s, MX_LOG_TAG
                      "0403: %s: cannot store the presence of %s",
                      ct->app->jid, from);
+    else if (!c->stored) {
+        c->stored = 1;
+        ct->stored++;
+    }
     if (show)
         xmpp_free(ct->ctx, show);
     if (status)
         xmpp_free(ct->ctx, status);
+}
+
+/* Presence from a contact we are subscribed to; from anyone else (a
+ * stranger's directed presence, a contact that stopped sharing it) it
+ * is not kept. */
+static void contact_presence(mx_contacts *ct, xmpp_stanza_t *st,
+                             const char *from, int available)
+{
+    char bare[BARE_SIZE];
+    contact *c;
+
+    if (mx_jid_bare_prep(from, bare, sizeof(bare)) < 0
+        || !(c = find(ct, bare)) || !(c->sub & SUB_TO))
+        return;
+    store_presence(ct, st, c, from, available);
 }
 
 static int on_presence(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
@@ -233,7 +407,7 @@ static int on_presence(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
         || mx_jid_same_bare(from, ct->app->jid))
         return 1; /* our own presence, reflected by the server */
     if (!type || !strcmp(type, "unavailable")) {
-        store_presence(ct, st, bare, from, !type);
+        contact_presence(ct, st, from, !type);
     }
     else if (!strcmp(type, "subscribe")) {
         /* App Engine accepted every subscription, and asked back, so that
@@ -261,8 +435,7 @@ void mx_contacts_on_login(mx_contacts *ct, xmpp_ctx_t *ctx,
     ct->ctx = ctx;
     ct->conn = conn;
     ct->out = out;
-    /* the server sends every contact's presence again after login */
-    apr_hash_clear(ct->online);
+    forget_all_presence(ct);
     xmpp_handler_add(conn, on_presence, NULL, "presence", NULL, ct);
     xmpp_handler_add(conn, on_roster_push, MX_NS_ROSTER, "iq", "set", ct);
     xmpp_handler_add(conn, on_iq, NULL, "iq", NULL, ct);
@@ -285,7 +458,6 @@ mx_contacts *mx_contacts_create(mx_app *app)
         return NULL;
     ct->app = app;
     apr_pool_create_unmanaged_ex(&ct->pool, NULL, NULL);
-    ct->subscribers = apr_hash_make(ct->pool);
-    ct->online = apr_hash_make(ct->pool);
+    ct->contacts = apr_hash_make(ct->pool);
     return ct;
 }
