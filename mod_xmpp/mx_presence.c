@@ -51,6 +51,11 @@ static int write_all(int fd, const char *data, size_t len)
     return 0;
 }
 
+static int is_tmp(const char *name)
+{
+    return strncmp(name, TMP_PREFIX, sizeof(TMP_PREFIX) - 1) == 0;
+}
+
 size_t mx_utf8_prefix(const char *s, size_t len, size_t max)
 {
     const unsigned char *u = (const unsigned char *)s;
@@ -72,11 +77,11 @@ int mx_presence_path(const char *dir, const char *jid, char *buf,
 {
     char bare[2 * MX_JID_PART_MAX + 2];
 
-    /* a valid bare JID has no '/' and is never "." or "..", nor does it
-     * begin with TMP_PREFIX (nodeprep keeps no localpart "."): a safe
-     * file name */
+    /* a valid bare JID has no '/' and is never "." or ".." (it has an
+     * '@', or is a domain, which never begins with a dot): a safe file
+     * name, unless it could be taken for a temporary file */
     if (!dir || mx_jid_bare_prep(jid, bare, sizeof(bare)) < 0
-        || bare[0] == '.') {
+        || is_tmp(bare)) {
         errno = EINVAL;
         return -1;
     }
@@ -238,8 +243,9 @@ long mx_presence_prune(const char *dir,
     if (!(d = opendir(path)))
         return errno == ENOENT ? 0 : -1;
     while ((de = readdir(d)) != NULL) {
-        if (de->d_name[0] == '.')
-            continue; /* ".", ".." and temporary files */
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")
+            || is_tmp(de->d_name))
+            continue;
         if (keep(de->d_name, ud))
             kept++;
         else

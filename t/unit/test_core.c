@@ -203,6 +203,12 @@ static void test_presence_store(void)
     CHECK(strstr(path, "/presence/\xc3\xa9mile@example.org") != NULL);
     CHECK(mx_presence_path(d, "a\nb@example.org", path, sizeof(path)) == -1
           && errno == EINVAL);
+    CHECK(mx_presence_path(d, ".tmp-1@example.org", path, sizeof(path)) == -1);
+    /* a localpart may begin with a dot: stored, and pruned like others */
+    CHECK(mx_presence_store(d, ".bob@example.org", 1, NULL, NULL) == 0);
+    CHECK(mx_presence_prune(d, keep_alice, NULL) == 0);
+    CHECK(mx_presence_load(d, ".bob@example.org", &available, NULL, 0,
+                           NULL) == 1);
     snprintf(path, sizeof(path), "%s/presence", d);
     rmdir(path);
     rmdir(d);
