@@ -11,22 +11,21 @@
  * "both") have presence kept, at most MX_CONTACTS_PRESENCE_MAX of them,
  * and a status of at most MX_PRESENCE_STATUS_MAX characters: anyone may
  * send us presence, and what strangers send must not make state grow.
- * All memory per contact is malloc'd and freed when the contact goes (the
- * hash recycles its own entries), so churn leaves the pool flat. */
+ * The table of contacts is mx_roster's: memory per contact, freed when it
+ * goes, and no per-stanza allocation that outlives the stanza. */
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "apr_hash.h"
-#include "apr_strings.h"
 #include "httpd.h"
 #include "http_log.h"
 
 #include "mod_xmpp_contacts.h"
 #include "mx_jid.h"
 #include "mx_presence.h"
+#include "mx_roster.h"
 
 APLOG_USE_MODULE(xmpp);
 
@@ -38,148 +37,73 @@ APLOG_USE_MODULE(xmpp);
  * a remote one might not) */
 #define MX_CONTACTS_RESOURCES_MAX 64
 
-#define SUB_FROM 1 /* the contact gets our presence: a subscriber */
-#define SUB_TO   2 /* we get the contact's presence */
-
 #define BARE_SIZE (2 * MX_JID_PART_MAX + 2)
-
-/* An item of the server's roster with a subscription, malloc'd */
-typedef struct {
-    char *bare;           /* normalized (mx_jid_bare_prep); the hash key */
-    unsigned int sub;     /* SUB_FROM | SUB_TO */
-    int seen;             /* in the roster result being read */
-    int stored;           /* its presence file exists */
-    size_t nres;          /* full JIDs of its resources online */
-    char **res;
-} contact;
 
 struct mx_contacts {
     mx_app *app;
     xmpp_ctx_t *ctx;
     xmpp_conn_t *conn;
     mx_out *out;
-    apr_pool_t *pool;      /* the hash only: entries are recycled */
-    apr_hash_t *contacts;  /* bare -> contact */
-    unsigned int stored;   /* contacts with a presence file */
-    int full_logged;       /* the limit was reached and said so */
+    mx_roster *roster;
 };
 
-/* ---- contacts ---- */
-
-static contact *find(mx_contacts *ct, const char *bare)
-{
-    return apr_hash_get(ct->contacts, bare, APR_HASH_KEY_STRING);
-}
-
-static contact *contact_add(mx_contacts *ct, const char *bare)
-{
-    contact *c = calloc(1, sizeof(*c));
-
-    if (!c || !(c->bare = strdup(bare))) {
-        free(c);
-        return NULL;
-    }
-    apr_hash_set(ct->contacts, c->bare, APR_HASH_KEY_STRING, c);
-    return c;
-}
-
-static void forget_resources(contact *c)
-{
-    size_t i;
-
-    for (i = 0; i < c->nres; i++)
-        free(c->res[i]);
-    free(c->res);
-    c->res = NULL;
-    c->nres = 0;
-}
-
-/* The contact no longer gives us its presence: what we knew goes. */
-static void forget_presence(mx_contacts *ct, contact *c)
-{
-    forget_resources(c);
-    if (!c->stored)
-        return;
-    if (mx_presence_remove(ct->app->dir, c->bare) != 0)
-        ap_log_error(APLOG_MARK, APLOG_ERR, errno, ct->app->s, MX_LOG_TAG
-                     "0302: %s: cannot remove the presence of %s",
-                     ct->app->jid, c->bare);
-    c->stored = 0;
-    ct->stored--;
-    if (ct->stored < MX_CONTACTS_PRESENCE_MAX)
-        ct->full_logged = 0;
-}
-
-static void contact_remove(mx_contacts *ct, contact *c)
-{
-    forget_presence(ct, c);
-    apr_hash_set(ct->contacts, c->bare, APR_HASH_KEY_STRING, NULL);
-    free(c->bare);
-    free(c);
-}
-
 /* ---- the roster file ---- */
+
+static void write_subscriber(const char *bare, unsigned int sub, void *f)
+{
+    if (sub & MX_SUB_FROM)
+        fprintf(f, "%s\n", bare);
+}
 
 static void save_roster(mx_contacts *ct)
 {
     char tmp[PATH_MAX], path[PATH_MAX];
-    apr_hash_index_t *hi;
-    contact *c;
+    int n = snprintf(tmp, sizeof(tmp), "%s/roster.tmp", ct->app->dir);
     FILE *f;
 
-    if (snprintf(tmp, sizeof(tmp), "%s/roster.tmp", ct->app->dir)
-            >= (int)sizeof(tmp)
-        || snprintf(path, sizeof(path), "%s/roster", ct->app->dir)
-            >= (int)sizeof(path) || !(f = fopen(tmp, "w"))) {
+    snprintf(path, sizeof(path), "%s/roster", ct->app->dir);
+    errno = ENAMETOOLONG; /* the spool path leaves room: never, in fact */
+    if (n < 0 || (size_t)n >= sizeof(tmp) || !(f = fopen(tmp, "w"))) {
         ap_log_error(APLOG_MARK, APLOG_ERR, errno, ct->app->s, MX_LOG_TAG
-                     "0401: %s: cannot write %s/roster.tmp", ct->app->jid,
-                     ct->app->dir);
+                     "0401: %s: cannot write %s", ct->app->jid, tmp);
         return;
     }
-    for (hi = apr_hash_first(NULL, ct->contacts); hi; hi = apr_hash_next(hi)) {
-        c = apr_hash_this_val(hi);
-        if (c->sub & SUB_FROM)
-            fprintf(f, "%s\n", c->bare);
-    }
+    mx_roster_each(ct->roster, write_subscriber, f);
     if (fclose(f) != 0 || rename(tmp, path) != 0)
         ap_log_error(APLOG_MARK, APLOG_ERR, errno, ct->app->s, MX_LOG_TAG
                      "0402: %s: cannot write %s", ct->app->jid, path);
 }
 
-static unsigned int subscription(const char *sub)
+/* ---- the roster ---- */
+
+static void remove_presence(mx_contacts *ct, const char *bare)
 {
-    if (!sub)
-        return 0;
-    if (!strcmp(sub, "both"))
-        return SUB_FROM | SUB_TO;
-    return !strcmp(sub, "from") ? SUB_FROM : !strcmp(sub, "to") ? SUB_TO : 0;
+    if (mx_presence_remove(ct->app->dir, bare) != 0)
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, ct->app->s, MX_LOG_TAG
+                     "0302: %s: cannot remove the presence of %s",
+                     ct->app->jid, bare);
 }
 
 /* Record one roster item; 1 when the set of subscribers changed. */
 static int roster_item(mx_contacts *ct, xmpp_stanza_t *item)
 {
     const char *jid = xmpp_stanza_get_attribute(item, "jid");
-    unsigned int sub = subscription(
-        xmpp_stanza_get_attribute(item, "subscription")), was;
+    unsigned int sub = mx_roster_subscription(
+        xmpp_stanza_get_attribute(item, "subscription"));
     char bare[BARE_SIZE];
-    contact *c;
+    int rv;
 
     if (!jid || mx_jid_bare_prep(jid, bare, sizeof(bare)) < 0)
         return 0;
-    c = find(ct, bare);
-    was = c ? c->sub : 0;
-    if (!sub) { /* "none", "remove", a pending request: nothing to keep */
-        if (c)
-            contact_remove(ct, c);
-        return (was & SUB_FROM) != 0;
-    }
-    if (!c && !(c = contact_add(ct, bare)))
+    if ((rv = mx_roster_set(ct->roster, bare, sub)) < 0) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, ENOMEM, ct->app->s, MX_LOG_TAG
+                     "0305: %s: cannot record the roster item of %s",
+                     ct->app->jid, bare);
         return 0;
-    c->sub = sub;
-    c->seen = 1;
-    if (!(sub & SUB_TO))
-        forget_presence(ct, c);
-    return ((was ^ sub) & SUB_FROM) != 0;
+    }
+    if (rv & MX_ROSTER_FORGET)
+        remove_presence(ct, bare);
+    return (rv & MX_ROSTER_SUBSCRIBERS) != 0;
 }
 
 static int roster_items(mx_contacts *ct, xmpp_stanza_t *query)
@@ -206,14 +130,17 @@ static int keep_none(const char *bare, void *ud)
  * "available" of a contact that went offline meanwhile. */
 static void forget_all_presence(mx_contacts *ct)
 {
-    apr_hash_index_t *hi;
-
-    for (hi = apr_hash_first(NULL, ct->contacts); hi; hi = apr_hash_next(hi))
-        forget_presence(ct, apr_hash_this_val(hi));
+    mx_roster_clear_presence(ct->roster);
     if (mx_presence_prune(ct->app->dir, keep_none, NULL) < 0)
         ap_log_error(APLOG_MARK, APLOG_ERR, errno, ct->app->s, MX_LOG_TAG
                      "0304: %s: cannot clear %s/presence", ct->app->jid,
                      ct->app->dir);
+}
+
+static void contact_gone(const char *bare, int stored, void *ct)
+{
+    if (stored)
+        remove_presence(ct, bare);
 }
 
 /* The whole roster: contacts not in it are gone. */
@@ -221,17 +148,12 @@ static int on_roster_result(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
 {
     mx_contacts *ct = ud;
     xmpp_stanza_t *query = xmpp_stanza_get_child_by_ns(st, MX_NS_ROSTER);
-    apr_hash_index_t *hi;
-    contact *c;
 
     if (!query)
         return 0;
-    for (hi = apr_hash_first(NULL, ct->contacts); hi; hi = apr_hash_next(hi))
-        ((contact *)apr_hash_this_val(hi))->seen = 0;
+    mx_roster_begin(ct->roster);
     roster_items(ct, query);
-    for (hi = apr_hash_first(NULL, ct->contacts); hi; hi = apr_hash_next(hi))
-        if (!(c = apr_hash_this_val(hi))->seen)
-            contact_remove(ct, c); /* APR allows deleting the current one */
+    mx_roster_end(ct->roster, contact_gone, ct);
     save_roster(ct);
     return 0;
 }
@@ -311,89 +233,50 @@ static char *child_text(xmpp_stanza_t *st, const char *name)
     return c ? xmpp_stanza_get_text(c) : NULL;
 }
 
-/* A contact is available while any of its resources is: follow which are
- * online. Returns how many are (at most MX_CONTACTS_RESOURCES_MAX: beyond,
- * a new resource is not followed, but the contact is online anyway). */
-static size_t track_resource(contact *c, const char *from, int available)
+/* Room for this contact's presence? Said once when there is none. */
+static int room_for(mx_contacts *ct, const char *bare)
 {
-    size_t i;
-    char **res, *dup;
+    int rv = mx_roster_claim(ct->roster, bare);
 
-    for (i = 0; i < c->nres && strcmp(c->res[i], from); i++)
-        ;
-    if (!available && i < c->nres) {
-        free(c->res[i]);
-        c->res[i] = c->res[--c->nres];
-        if (c->nres == 0)
-            forget_resources(c);
-    }
-    else if (available && i == c->nres
-             && c->nres < MX_CONTACTS_RESOURCES_MAX
-             && (res = realloc(c->res, (c->nres + 1) * sizeof(*res)))) {
-        c->res = res;
-        if ((dup = strdup(from)) != NULL)
-            c->res[c->nres++] = dup;
-    }
-    return c->nres;
-}
-
-/* Room for one more contact's presence? Said once when there is none. */
-static int room_for(mx_contacts *ct, contact *c)
-{
-    if (c->stored || ct->stored < MX_CONTACTS_PRESENCE_MAX)
-        return 1;
-    if (!ct->full_logged)
+    if (rv < 0)
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, ct->app->s, MX_LOG_TAG
-                     "0303: %s: the presence of %u contacts is kept, the "
+                     "0303: %s: the presence of %lu contacts is kept, the "
                      "most there is room for: the presence of %s and of "
                      "further new contacts is dropped (get_presence "
                      "answers unavailable for them) until some leave the "
-                     "roster", ct->app->jid, ct->stored, c->bare);
-    ct->full_logged = 1;
-    return 0;
+                     "roster", ct->app->jid,
+                     (unsigned long)mx_roster_stored(ct->roster), bare);
+    return rv > 0;
 }
 
-/* Store the latest presence of a resource that is online (or the
- * unavailable one, when none is left). */
-static void store_presence(mx_contacts *ct, xmpp_stanza_t *st, contact *c,
-                           const char *from, int available)
+/* Presence from a contact we are subscribed to: a contact is available
+ * while any of its resources is, so store the latest presence of one that
+ * is online (or the unavailable one, when none is left). From anyone else
+ * (a stranger's directed presence, a contact that stopped sharing it)
+ * nothing is kept. */
+static void contact_presence(mx_contacts *ct, xmpp_stanza_t *st,
+                             const char *from, int available)
 {
-    char *show, *status;
-    size_t online = track_resource(c, from, available);
+    char bare[BARE_SIZE], *show, *status;
+    long online;
 
+    if (mx_jid_bare_prep(from, bare, sizeof(bare)) < 0
+        || (online = mx_roster_resource(ct->roster, bare, from,
+                                        available)) < 0)
+        return;
     /* another resource still online: its presence stays */
-    if ((!available && online > 0) || !room_for(ct, c))
+    if ((!available && online > 0) || !room_for(ct, bare))
         return;
     show = available ? child_text(st, "show") : NULL;
     status = child_text(st, "status");
-    if (mx_presence_store(ct->app->dir, c->bare, available, show, status)
-        != 0)
+    if (mx_presence_store(ct->app->dir, bare, available, show, status) != 0)
         ap_log_error(APLOG_MARK, APLOG_ERR, errno, ct->app->s, MX_LOG_TAG
                      "0403: %s: cannot store the presence of %s",
                      ct->app->jid, from);
-    else if (!c->stored) {
-        c->stored = 1;
-        ct->stored++;
-    }
     if (show)
         xmpp_free(ct->ctx, show);
     if (status)
         xmpp_free(ct->ctx, status);
-}
-
-/* Presence from a contact we are subscribed to; from anyone else (a
- * stranger's directed presence, a contact that stopped sharing it) it
- * is not kept. */
-static void contact_presence(mx_contacts *ct, xmpp_stanza_t *st,
-                             const char *from, int available)
-{
-    char bare[BARE_SIZE];
-    contact *c;
-
-    if (mx_jid_bare_prep(from, bare, sizeof(bare)) < 0
-        || !(c = find(ct, bare)) || !(c->sub & SUB_TO))
-        return;
-    store_presence(ct, st, c, from, available);
 }
 
 static int on_presence(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
@@ -457,7 +340,11 @@ mx_contacts *mx_contacts_create(mx_app *app)
     if (!ct)
         return NULL;
     ct->app = app;
-    apr_pool_create_unmanaged_ex(&ct->pool, NULL, NULL);
-    ct->contacts = apr_hash_make(ct->pool);
+    ct->roster = mx_roster_create(MX_CONTACTS_PRESENCE_MAX,
+                                  MX_CONTACTS_RESOURCES_MAX);
+    if (!ct->roster) {
+        free(ct);
+        return NULL;
+    }
     return ct;
 }

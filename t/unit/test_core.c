@@ -7,6 +7,7 @@
 #include "mx_jid.h"
 #include "mx_presence.h"
 #include "mx_redact.h"
+#include "mx_roster.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -224,6 +225,110 @@ static void test_utf8_prefix(void)
     CHECK(mx_utf8_prefix("", 0, 5) == 0);
 }
 
+static int gone_count, gone_stored;
+
+static void on_gone(const char *bare, int stored, void *ud)
+{
+    gone_count++;
+    gone_stored += stored;
+}
+
+/* Strangers and contacts that do not share their presence leave nothing;
+ * resources come and go; the table shrinks back. */
+static void test_roster_presence(void)
+{
+    mx_roster *r = mx_roster_create(100, 2);
+
+    CHECK(mx_roster_subscription("both") == (MX_SUB_FROM | MX_SUB_TO));
+    CHECK(mx_roster_subscription("to") == MX_SUB_TO);
+    CHECK(mx_roster_subscription("none") == 0);
+    CHECK(mx_roster_subscription(NULL) == 0);
+    /* a stranger */
+    CHECK(mx_roster_resource(r, "s@x", "s@x/r", 1) == -1);
+    CHECK(mx_roster_claim(r, "s@x") == 0);
+    CHECK(mx_roster_count(r) == 0 && mx_roster_online(r) == 0);
+    /* a subscriber whose presence we do not get */
+    CHECK(mx_roster_set(r, "f@x", MX_SUB_FROM) == MX_ROSTER_SUBSCRIBERS);
+    CHECK(mx_roster_resource(r, "f@x", "f@x/r", 1) == -1);
+    CHECK(mx_roster_claim(r, "f@x") == 0);
+    /* a contact: resources online and gone */
+    CHECK(mx_roster_set(r, "c@x", MX_SUB_TO) == 0);
+    CHECK(mx_roster_get(r, "c@x") == MX_SUB_TO);
+    CHECK(mx_roster_resource(r, "c@x", "c@x/a", 1) == 1);
+    CHECK(mx_roster_resource(r, "c@x", "c@x/a", 1) == 1);
+    CHECK(mx_roster_resource(r, "c@x", "c@x/b", 1) == 2);
+    CHECK(mx_roster_resource(r, "c@x", "c@x/c", 1) == 2); /* at the bound */
+    CHECK(mx_roster_online(r) == 1);
+    CHECK(mx_roster_resource(r, "c@x", "c@x/a", 0) == 1);
+    CHECK(mx_roster_resource(r, "c@x", "c@x/z", 0) == 1);
+    CHECK(mx_roster_resource(r, "c@x", "c@x/b", 0) == 0);
+    CHECK(mx_roster_online(r) == 0);
+    /* stored, then no longer shared: forget it */
+    CHECK(mx_roster_resource(r, "c@x", "c@x/a", 1) == 1);
+    CHECK(mx_roster_claim(r, "c@x") == 1 && mx_roster_stored(r) == 1);
+    CHECK(mx_roster_set(r, "c@x", MX_SUB_FROM | MX_SUB_TO)
+          == MX_ROSTER_SUBSCRIBERS);
+    CHECK(mx_roster_stored(r) == 1);
+    CHECK(mx_roster_set(r, "c@x", MX_SUB_FROM) == MX_ROSTER_FORGET);
+    CHECK(mx_roster_stored(r) == 0 && mx_roster_online(r) == 0);
+    CHECK(mx_roster_resource(r, "c@x", "c@x/a", 1) == -1);
+    /* leaves the roster */
+    CHECK(mx_roster_set(r, "c@x", 0)
+          == MX_ROSTER_SUBSCRIBERS);
+    CHECK(mx_roster_set(r, "f@x", 0) == MX_ROSTER_SUBSCRIBERS);
+    CHECK(mx_roster_set(r, "nobody@x", 0) == 0);
+    CHECK(mx_roster_count(r) == 0);
+    mx_roster_destroy(r);
+}
+
+/* At most max_stored contacts have presence stored; said once. */
+static void test_roster_limit(void)
+{
+    mx_roster *r = mx_roster_create(2, 4);
+    char bare[32];
+    int i;
+
+    mx_roster_set(r, "a@x", MX_SUB_TO);
+    mx_roster_set(r, "b@x", MX_SUB_TO);
+    mx_roster_set(r, "c@x", MX_SUB_TO);
+    mx_roster_set(r, "d@x", MX_SUB_TO);
+    CHECK(mx_roster_claim(r, "a@x") == 1);
+    CHECK(mx_roster_claim(r, "b@x") == 1);
+    CHECK(mx_roster_claim(r, "a@x") == 1);  /* already stored */
+    CHECK(mx_roster_claim(r, "c@x") == -1); /* full: say it */
+    CHECK(mx_roster_claim(r, "d@x") == 0);  /* said already */
+    CHECK(mx_roster_claim(r, "c@x") == 0);
+    CHECK(mx_roster_stored(r) == 2);
+    CHECK(mx_roster_set(r, "a@x", 0) == MX_ROSTER_FORGET);
+    CHECK(mx_roster_claim(r, "c@x") == 1);
+    CHECK(mx_roster_claim(r, "d@x") == -1); /* full again: said again */
+    /* a full roster: what it lacks goes, reported with its stored flag */
+    mx_roster_begin(r);
+    mx_roster_set(r, "d@x", MX_SUB_TO);
+    gone_count = gone_stored = 0;
+    mx_roster_end(r, on_gone, NULL);
+    CHECK(gone_count == 2 && gone_stored == 2); /* b and c */
+    CHECK(mx_roster_count(r) == 1 && mx_roster_stored(r) == 0);
+    mx_roster_clear_presence(r);
+    CHECK(mx_roster_claim(r, "d@x") == 1);
+    mx_roster_clear_presence(r);
+    CHECK(mx_roster_stored(r) == 0);
+    /* many contacts: the table grows, and shrinks back to nothing */
+    for (i = 0; i < 5000; i++) {
+        snprintf(bare, sizeof(bare), "u%d@x", i);
+        mx_roster_set(r, bare, MX_SUB_TO);
+        mx_roster_resource(r, bare, "u@x/r", 1);
+    }
+    CHECK(mx_roster_count(r) == 5001 && mx_roster_online(r) == 5000);
+    CHECK(mx_roster_get(r, "u4999@x") == MX_SUB_TO);
+    for (i = 0; i < 5000; i++) {
+        snprintf(bare, sizeof(bare), "u%d@x", i);
+        mx_roster_set(r, bare, 0);
+    }
+    CHECK(mx_roster_count(r) == 1 && mx_roster_online(r) == 0);
+    mx_roster_destroy(r);
+}
+
 static void test_jid_bare(void)
 {
     char buf[64];
@@ -423,6 +528,8 @@ int main(void)
     test_jid_prep();
     test_presence_store();
     test_utf8_prefix();
+    test_roster_presence();
+    test_roster_limit();
     test_utf8();
     test_backoff();
     test_redact();
