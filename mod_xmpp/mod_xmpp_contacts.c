@@ -284,7 +284,7 @@ static int on_presence(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
     mx_contacts *ct = ud;
     const char *from = xmpp_stanza_get_from(st);
     const char *type = xmpp_stanza_get_type(st);
-    char bare[2100];
+    char bare[BARE_SIZE];
 
     if (!from || mx_jid_bare(from, bare, sizeof(bare)) < 0
         || mx_jid_same_bare(from, ct->app->jid))
