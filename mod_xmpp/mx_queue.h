@@ -134,30 +134,8 @@ int mx_queue_item_parse(const char *data, size_t len, mx_queue_item *item);
 
 
 /* ---- contacts' presence (for get_presence) ----
- * D/presence/BARE, one file per contact, written by the holder, read by
- * any process: line 1 "available" or "unavailable", line 2 the show
- * (may be empty), then the status (the rest of the file, may contain
- * newlines). BARE is the contact's bare JID with ASCII letters in lower
- * case, as servers normalize them, so "Alice@Example.org" finds what the
- * server reported for alice@example.org. Not fsynced: presence is
- * current state, the server sends it again after a reconnect. */
-
-/* Write the file for jid's bare JID (atomically: tmp file + rename).
- * show and status may be NULL. Returns 0, or -1 (errno set; EINVAL for
- * an invalid jid). */
-int mx_presence_store(const char *dir, const char *jid, int available,
-                      const char *show, const char *status);
-
-/* Read it: *available, the show into show (truncated to showsize, may be
- * NULL) and a malloc'd status into *status (may be NULL).
- * Returns 0 when known, 1 when the contact is unknown (no file; App
- * Engine answered "not available" then), -1 on error (errno set). */
-int mx_presence_load(const char *dir, const char *jid, int *available,
-                     char *show, size_t showsize, char **status);
-
-/* The path of jid's presence file into buf. Returns 0, or -1 when the
- * jid is invalid or the path does not fit. */
-int mx_presence_path(const char *dir, const char *jid, char *buf,
-                     size_t size);
+ * D/presence/BARE: see mx_presence.h, included here for the callers that
+ * knew these functions as part of the queue. */
+#include "mx_presence.h"
 
 #endif
