@@ -20,9 +20,11 @@ import shutil
 import signal
 import socket
 import subprocess
+import struct
 import threading
 import time
 import xml.etree.ElementTree as ET
+import zlib
 
 import pytest
 
@@ -774,6 +776,61 @@ def test_forged_acknowledgements_confirm_nothing(gated, xmpp_client):
     util.wait_for(lambda: len({m["body"] for m in received(alice, run)})
                   >= 3, DELIVERY_WAIT, 0.2, "the 3 messages at alice")
     assert [m["body"] for m in received(alice, run)][:3] == bodies
+    util.wait_for(lambda: queue_empty(h), 15, 0.2, "the queue to drain")
+
+
+def _append_journal_record(app_dir, payload):
+    """Append a record to the newest journal segment as mx_journal_append
+    writes it (for items only another writer could have put there, e.g.
+    an older mod_xmpp). Returns its number."""
+    jdir = os.path.join(app_dir, "journal")
+    segs = sorted(n for n in os.listdir(jdir) if n.endswith(".seg"))
+    records = journal.journal_records(app_dir)
+    if records:
+        number = records[-1][0] + 1
+    else:  # every segment acknowledged and removed
+        with open(os.path.join(jdir, "acked")) as f:
+            number = int(f.read().strip() or 0) + 1
+    seg = segs[-1] if segs else "%020d.seg" % number
+    nbytes = struct.pack("<Q", number)
+    crc = zlib.crc32(payload, zlib.crc32(nbytes))
+    path = os.path.join(jdir, seg)
+    with open(path, "ab") as f:
+        f.write(b"MXJ1" + struct.pack("<I", len(payload)) + nbytes
+                + struct.pack("<II", crc, 0) + payload)
+    util.chown(path, "www-data")
+    return number
+
+
+def test_journal_item_with_a_nul_byte_is_set_aside(gated, xmpp_client):
+    """libstrophe sends a stanza as a C string: bytes after a NUL would be
+    the holder's memory. An item with a NUL byte found in the journal is
+    never sent: kept in bad/, logged (XMPP0217), counted as failed; the
+    connection stays up and the items behind it arrive."""
+    h, gate = gated()
+    alice = xmpp_client("alice")
+    app_dir = os.path.join(h.spool_dir, APP)
+    run = "journal-nul-%d" % time.time_ns()
+    code, answer = api(h, "send_message", jid="alice@localhost",
+                       body=run + " before")
+    alice.wait_message(DELIVERY_WAIT, lambda m: m["body"] == run + " before")
+    util.wait_for(lambda: queue_empty(h), 15, 0.2, "the queue to drain")
+    assert h.stop()
+    bad = _append_journal_record(app_dir, _message_item(run + " x\0heap"))
+    _append_journal_record(app_dir, _message_item(run + " good"))
+    offset = h.log_size()
+    h.start()
+    alice.wait_message(DELIVERY_WAIT, lambda m: m["body"] == run + " good")
+    # it was before the good one: it would have arrived by now
+    assert [m["body"] for m in received(alice, run)] == [
+        run + " before", run + " good"]
+    assert "XMPP0106" not in h.error_log()[offset:], "disconnected"
+    line = h.wait_log(r"XMPP0217: app@localhost: outbound item %d \(\d+ "
+                      r"bytes\) contains a NUL byte; it is not sent and is "
+                      r"kept in (\S+)" % bad, 10, offset)
+    with open(line.group(1), "rb") as f:
+        assert b"\0heap" in f.read()
+    assert int(h.status()["XMPPApp1Failed"]) >= 1
     util.wait_for(lambda: queue_empty(h), 15, 0.2, "the queue to drain")
 
 
