@@ -79,6 +79,7 @@ struct mx_out {
     int suspect_ends;
     char suspect_why[256];   /* the last such close */
     char ack_prefix[MX_OUT_ID_SIZE + 1]; /* "mx-ack-<random>-", per session */
+    char ack_token[MX_OUT_ID_SIZE];      /* its random part, for the log */
 };
 
 static void ack_inbound(mx_out *o);
@@ -734,7 +735,7 @@ static void new_ack_prefix(mx_out *o)
 {
     char id[MX_OUT_ID_SIZE];
 
-    o->ack_prefix[0] = '\0';
+    o->ack_prefix[0] = o->ack_token[0] = '\0';
     if (mx_out_request_id("ack", id, sizeof(id)) != 0) {
         /* no ping answer counts then: a stall is better than a forgery */
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, o->app->s, MX_LOG_TAG "0218: "
@@ -744,6 +745,12 @@ static void new_ack_prefix(mx_out *o)
         return;
     }
     apr_snprintf(o->ack_prefix, sizeof(o->ack_prefix), "%s-", id);
+    apr_cpystrn(o->ack_token, id + strlen("mx-ack-"), sizeof(o->ack_token));
+}
+
+const char *mx_out_log_secret(const mx_out *o)
+{
+    return o && o->ack_token[0] ? o->ack_token : NULL;
 }
 
 void mx_out_on_login(mx_out *o, xmpp_ctx_t *ctx, xmpp_conn_t *conn,

@@ -68,6 +68,11 @@ int mx_out_request_id(const char *purpose, char *buf, size_t size);
  * believing an iq result or error (acks, the roster, ...). */
 int mx_out_from_server(const mx_app *app, xmpp_stanza_t *st);
 
+/* What must not be in the log (libstrophe's trace of every stanza): the
+ * random part of this session's ping ids, which would let a reader of
+ * the log forge acks. NULL when there is none. */
+const char *mx_out_log_secret(const mx_out *o);
+
 /* On stop: ask the server to acknowledge everything sent. Returns 1 when
  * it did within ms, running the loop meanwhile. */
 int mx_out_flush(mx_out *o, unsigned int ms);
