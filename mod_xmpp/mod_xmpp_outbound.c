@@ -29,7 +29,6 @@
 #include "mod_xmpp_outbound.h"
 #include "mx_jid.h"
 #include "mx_queue.h"
-#include "mx_send.h"
 
 APLOG_USE_MODULE(xmpp);
 

@@ -12,7 +12,9 @@
  *   D/tmp/NAME     an item being written (O_EXCL, 0600); a crashed writer
  *                  leaves it here, mx_queue_clean_tmp removes it later
  *   D/new/NAME     a complete item, waiting to be sent
- *   D/bad/NAME     an item the holder could not parse (kept for a human)
+ *   D/bad/NAME     an item the holder refused (mx_queue_item_check: it
+ *                  could not parse it, or it breaks the rules), kept for
+ *                  a human
  *   D/FULL         exists while the holder says the queue is full: puts
  *                  are refused (backpressure instead of unbounded growth);
  *                  optional content "COUNT LIMIT\n" for the error message
