@@ -160,8 +160,9 @@ static void refuse_spooled(mx_qserver *q, const char *name, const char *why)
     ap_log_error(APLOG_MARK, APLOG_ERR, 0, q->app->s, MX_LOG_TAG "0219: %s: "
                  "the spooled item %s is refused (%s); %s", q->app->jid,
                  name, why, kept ? "moved aside to bad/"
-                                 : "and could not be moved to bad/");
-    if (!kept) /* never block the queue: it must not stay in new/ */
+                                 : "it could not be moved to bad/ and is "
+                                   "removed");
+    if (!kept) /* else refused and logged again at every look at new/ */
         mx_queue_remove(q->app->dir, name);
     mx_shared_count(q->app->shared->failed, 1);
 }
