@@ -45,6 +45,7 @@ struct mx_contacts {
     xmpp_conn_t *conn;
     mx_out *out;
     mx_roster *roster;
+    char roster_id[MX_OUT_ID_SIZE]; /* of this session's roster request */
 };
 
 /* ---- the roster file ---- */
@@ -148,7 +149,11 @@ static int on_roster_result(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
 {
     mx_contacts *ct = ud;
     xmpp_stanza_t *query = xmpp_stanza_get_child_by_ns(st, MX_NS_ROSTER);
+    const char *type = xmpp_stanza_get_type(st);
 
+    /* anyone can send us a result with our id: wait for the server's */
+    if (!mx_out_from_server(ct->app, st) || !type || strcmp(type, "result"))
+        return 1;
     if (!query)
         return 0;
     mx_roster_begin(ct->roster);
@@ -322,13 +327,19 @@ void mx_contacts_on_login(mx_contacts *ct, xmpp_ctx_t *ctx,
     xmpp_handler_add(conn, on_presence, NULL, "presence", NULL, ct);
     xmpp_handler_add(conn, on_roster_push, MX_NS_ROSTER, "iq", "set", ct);
     xmpp_handler_add(conn, on_iq, NULL, "iq", NULL, ct);
-    iq = xmpp_iq_new(ctx, "get", "mx-roster");
+    if (mx_out_request_id("roster", ct->roster_id, sizeof(ct->roster_id))) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, ct->app->s, MX_LOG_TAG
+                     "0306: %s: no random numbers for the roster request; "
+                     "the roster file stays as it was", ct->app->jid);
+        return;
+    }
+    iq = xmpp_iq_new(ctx, "get", ct->roster_id);
     query = xmpp_stanza_new(ctx);
     xmpp_stanza_set_name(query, "query");
     xmpp_stanza_set_ns(query, MX_NS_ROSTER);
     xmpp_stanza_add_child(iq, query);
     xmpp_stanza_release(query);
-    xmpp_id_handler_add(conn, on_roster_result, "mx-roster", ct);
+    xmpp_id_handler_add(conn, on_roster_result, ct->roster_id, ct);
     mx_out_send_other(out, iq);
     xmpp_stanza_release(iq);
 }
