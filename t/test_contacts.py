@@ -316,3 +316,20 @@ def test_bad_ip_literal_is_invalid_jid_without_reconnect(
         ["INVALID_JID"] * len(bad) + ["NO_ERROR"]
     carol.wait_message(predicate=lambda m: m["body"] == body, since=since)
     assert h.status()["XMPPApp1Reconnects"] == before
+
+
+def test_roster_request_id_cannot_be_guessed(httpd_factory):
+    """Anyone may send the app an IQ result: a forged roster result with a
+    guessed id would replace the roster (who gets presence to
+    'subscribers').  The roster request's id is fresh and random per
+    session, so only the server, which saw the request, can answer it;
+    and the roster is still read (the roster file is written)."""
+    ids = set()
+    for _ in range(2):
+        h = httpd_factory(start=True, log_level="info xmpp:trace2")
+        m = h.wait_log(r'SENT: <iq [^>]*id="(mx-roster[^"]*)"', timeout=20)
+        ids.add(m.group(1))
+        wait_roster(h, lambda r: r is not None, "the roster to be read")
+        h.stop()
+    assert all(re.fullmatch(r"mx-roster-[0-9a-f]{32}", i) for i in ids), ids
+    assert len(ids) == 2, ids
