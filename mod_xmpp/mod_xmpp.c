@@ -199,6 +199,20 @@ static void spool_fail(server_rec *s, const char *jid, const char *path,
                      "server's User (XMPPSpoolDir)", jid, path);
 }
 
+/* A directory opened without following a link; a link gives ELOOP (Linux
+ * says ENOTDIR for one opened O_DIRECTORY | O_NOFOLLOW), for the log. */
+static int open_dir_at(int dirfd, const char *name)
+{
+    struct stat st;
+    int fd = openat(dirfd, name, MX_DIR_OPEN);
+
+    if (fd < 0 && errno == ENOTDIR
+        && fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0
+        && S_ISLNK(st.st_mode))
+        errno = ELOOP;
+    return fd;
+}
+
 /* Started as root: the spool root becomes (or stays) root's, without
  * write access for others, and enterable by User (711): children reach
  * their app's directory by its name and never list the root. */
@@ -237,7 +251,7 @@ static int open_spool_root(apr_pool_t *p, server_rec *s, const mx_app *app)
         spool_fail(s, app->jid, path, APR_TO_OS_ERROR(rv), NULL);
         return -1;
     }
-    if ((fd = open(path, MX_DIR_OPEN)) < 0) {
+    if ((fd = open_dir_at(AT_FDCWD, path)) < 0) {
         if (errno == ELOOP)
             ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, MX_LOG_TAG "0012: "
                          "XMPPSpoolDir %s is a symbolic link: give the real "
@@ -279,7 +293,7 @@ static int own_dir_at(int dirfd, const char *name)
 
     if (mkdirat(dirfd, name, 0700) != 0 && errno != EEXIST)
         return -1;
-    if ((fd = openat(dirfd, name, MX_DIR_OPEN)) < 0)
+    if ((fd = open_dir_at(dirfd, name)) < 0)
         return -1;
     if (give_to_user(fd) != 0) {
         close_keep_errno(fd);
