@@ -369,6 +369,7 @@ static void adopt_old_dir(apr_pool_t *p, server_rec *main_s,
     const char *old = old_app_key(p, app->jid);
     const char *spool = mx_conf_spool_dir(app->conf);
     struct stat st;
+    int users;
 
     if (!strcmp(old, app->key)
         || fstatat(root, old, &st, AT_SYMLINK_NOFOLLOW) != 0
@@ -376,8 +377,8 @@ static void adopt_old_dir(apr_pool_t *p, server_rec *main_s,
         || fstatat(root, app->key, &st, AT_SYMLINK_NOFOLLOW) == 0
         || errno != ENOENT)
         return;
-    if (old_name_users(p, main_s, app, old) == 1
-        && renameat(root, old, root, app->key) == 0) {
+    users = old_name_users(p, main_s, app, old);
+    if (users == 1 && renameat(root, old, root, app->key) == 0) {
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, app->s, MX_LOG_TAG "0013: "
                      "%s: spool directory %s/%s renamed to %s/%s (the new "
                      "name no other JID can share)", app->jid, spool, old,
@@ -386,10 +387,13 @@ static void adopt_old_dir(apr_pool_t *p, server_rec *main_s,
     }
     ap_log_error(APLOG_MARK, APLOG_WARNING, 0, app->s, MX_LOG_TAG "0014: "
                  "%s: %s/%s, where earlier versions kept this app's queue, "
-                 "was also another app's and is left to it; this app now "
-                 "uses %s/%s: with httpd stopped, move this app's items "
-                 "from the old new/ there by hand if any", app->jid, spool,
-                 old, spool, app->key);
+                 "%s, so it is left as it is; this app now uses %s/%s: with "
+                 "httpd stopped, move the spooled files of this app from the "
+                 "old new/ there, if any", app->jid, spool, old,
+                 users == 0 ? "is another app's directory now"
+                 : users > 1 ? "was shared by several apps (their JIDs gave "
+                               "one name)"
+                 : "could not be renamed", spool, app->key);
 }
 
 /* The app's directory, its new/, tmp/ and presence/ and the lock file,

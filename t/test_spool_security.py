@@ -296,6 +296,29 @@ def test_old_style_spool_dir_is_renamed(httpd_factory, prosody):
     wait_connected(h)
 
 
+def test_old_style_dir_of_another_app_is_left_to_it(httpd_factory, prosody):
+    """With a+b@x and a_b@x both apps, the old a_b@x/ is a_b@x's own name:
+    it stays a_b@x's, and the log tells a+b@x's admin what to move."""
+    h = httpd_factory()
+    tag = str(os.getpid() % 100000)
+    plus, plus_pass = _account(prosody, "mxsh+" + tag, h)
+    under, under_pass = _account(prosody, "mxsh_" + tag, h)
+    old = os.path.join(h.spool_dir, under)
+    os.mkdir(old, 0o700)
+    util.write_file(os.path.join(old, "marker"), "old\n", 0o600)
+    util.chown(old, WWW, recursive=True)
+    h.write_config(app_conf={"XMPPJID": plus, "XMPPPasswordFile": plus_pass},
+                   extra_conf=_vhost(h, "under.example", under, under_pass))
+    h.start()
+    assert os.path.isfile(os.path.join(old, "marker"))
+    new = os.path.join(h.spool_dir, plus.replace("+", "%2B"))
+    assert not os.path.exists(os.path.join(new, "marker"))
+    lines = [line for line in h.error_log().splitlines()
+             if "XMPP0014: %s: %s" % (plus, old) in line]
+    assert len(lines) == 1, h.error_log()
+    assert "another app's directory" in lines[0] and new in lines[0]
+
+
 # ------------------------------------------------------- virtual hosts
 
 def test_plain_vhost_is_not_an_app(httpd_factory, prosody):
