@@ -145,21 +145,24 @@ def wait_connected(h, n=1, timeout=30.0):
 
 # ------------------------------------------------------------ spool root
 
-def test_spool_root_is_roots_after_start(httpd_factory):
-    """The harness makes the spool www-data's (as an earlier version left
-    it); after start it is root's, not writable by others, enterable by
-    www-data, and the app still works (its children reach their
-    directory)."""
+@pytest.mark.parametrize("owner", [WWW, "root"])
+def test_spool_root_is_roots_after_start(httpd_factory, owner):
+    """A spool root that is www-data's (as an earlier version left it) or
+    root's with mode 700 (as `make install` made it) is root's after start,
+    not writable by others, enterable by www-data, and the app works (its
+    children reach their directory)."""
     h = httpd_factory()
-    assert os.stat(h.spool_dir).st_uid != 0
+    util.chown(h.spool_dir, owner)
+    os.chmod(h.spool_dir, 0o700)
     h.start()
     st = os.stat(h.spool_dir)
     assert st.st_uid == 0, "the spool root is not root's"
     assert stat.S_IMODE(st.st_mode) & 0o022 == 0, oct(st.st_mode)
     assert stat.S_IMODE(st.st_mode) & 0o001, \
         "www-data cannot enter the spool root: %o" % st.st_mode
-    assert re.search(r"XMPP0011: XMPPSpoolDir %s .*root's"
-                     % re.escape(h.spool_dir), h.error_log())
+    if owner != "root":
+        assert re.search(r"XMPP0011: XMPPSpoolDir %s .*root's"
+                         % re.escape(h.spool_dir), h.error_log())
     d = os.stat(app_dir(h))
     assert d.st_uid != 0 and stat.S_IMODE(d.st_mode) == 0o700
     wait_connected(h)
@@ -181,6 +184,7 @@ def test_app_dir_link_planted_before_start_is_refused(httpd_factory):
     """An upgraded install: the spool root is still www-data's, and
     www-data put a link where the app's directory goes."""
     h = httpd_factory()
+    util.chown(h.spool_dir, WWW)   # as an earlier version left it
     target, before = root_target(h, "dir")
     plant_link(app_dir(h), target)
     assert_refused(h, app_dir(h), target, before, start_refused(h))
