@@ -140,9 +140,9 @@ class Httpd:
 
         for sub in (self.log_dir, self.run_dir, self.htdocs):
             os.mkdir(sub, 0o755)
-        os.mkdir(self.spool_dir, 0o700)
-        if os.geteuid() == 0:
-            util.chown(self.spool_dir, "www-data")
+        # as `make install` makes it: root's, enterable by User
+        os.mkdir(self.spool_dir, 0o711)
+        os.chmod(self.spool_dir, 0o711)
         util.write_file(os.path.join(self.htdocs, "index.html"), "ok\n")
 
         self.password_file = None
