@@ -57,7 +57,7 @@ static void request_parses(const uint8_t *data, size_t size)
     int rc = mx_qreq_parse(buf, size, &off, &ilen), rc2;
     char head[MX_QREQ_MAX_HEADER + 8];
 
-    FUZZ_ASSERT(rc >= -1 && rc <= 1);
+    FUZZ_ASSERT(rc == MX_QREQ_TOO_LARGE || (rc >= -1 && rc <= 1));
     if (rc < 0)
         return;
     if (rc == 0) {
