@@ -17,7 +17,7 @@
 #include "mod_xmpp_component.h"
 #include "mx_jid.h"
 #include "mx_queue.h"
-#include "mx_roster.h"
+#include "mx_addr_roster.h"
 #include "mx_send.h"
 
 APLOG_USE_MODULE(xmpp);
@@ -26,7 +26,7 @@ APLOG_USE_MODULE(xmpp);
 #define MX_ADDR_MAX (2 * MX_JID_PART_MAX + 2)
 
 typedef struct {
-    int bits;                    /* MX_ROSTER_FROM | MX_ROSTER_TO */
+    int bits;                    /* MX_ADDR_FROM | MX_ADDR_TO */
     char *online[MX_CROSTER_RESOURCES]; /* full JIDs available, malloc'd */
 } mx_centry;
 
@@ -176,14 +176,14 @@ static void save(mx_croster *cr, const char *addr)
         const char *k = apr_hash_this_key(hi);
         mx_centry *e = apr_hash_this_val(hi);
 
-        if (key_is_of(k, addr) && mx_roster_state_name(e->bits))
+        if (key_is_of(k, addr) && mx_addr_roster_state_name(e->bits))
             APR_ARRAY_PUSH(lines, const char *) = apr_pstrcat(
-                p, key_contact(k), " ", mx_roster_state_name(e->bits), "\n",
+                p, key_contact(k), " ", mx_addr_roster_state_name(e->bits), "\n",
                 NULL);
     }
     /* one copy of the whole, not one per line */
     text = apr_array_pstrcat(p, lines, 0);
-    if (mx_roster_save(cr->app->dir, addr, text, strlen(text)) != 0)
+    if (mx_addr_roster_save(cr->app->dir, addr, text, strlen(text)) != 0)
         ap_log_error(APLOG_MARK, APLOG_ERR, errno, cr->app->s, MX_LOG_TAG
                      "0331: %s: cannot write the roster of %s in "
                      "%s/addresses", cr->app->jid, addr, cr->app->dir);
@@ -198,12 +198,12 @@ static void load_address(mx_croster *cr, const char *addr)
     int bits;
     mx_centry *e;
 
-    if (mx_roster_dir(cr->app->dir, addr, dir, sizeof(dir)) != 0
+    if (mx_addr_roster_dir(cr->app->dir, addr, dir, sizeof(dir)) != 0
         || mx_queue_read_file(dir, "roster", &text, &len) != 0)
         return;
     for (line = apr_strtok(text, "\n", &last); line;
          line = apr_strtok(NULL, "\n", &last))
-        if ((bits = mx_roster_line(line, &contact)) != 0
+        if ((bits = mx_addr_roster_line(line, &contact)) != 0
             && lower_bare(contact, lower, sizeof(lower)) == 0
             && (e = get_or_add(cr, addr, lower)) != NULL)
             e->bits = bits;
@@ -264,7 +264,7 @@ static void on_subscribe(mx_croster *cr, const char *addr,
         send_presence(cr, addr, contact, "unsubscribed");
         return;
     }
-    e->bits |= MX_ROSTER_FROM;
+    e->bits |= MX_ADDR_FROM;
     save(cr, addr);
     /* App Engine accepted every subscription, and asked back, so that
      * both sides see each other */
@@ -329,7 +329,7 @@ static void store(mx_croster *cr, xmpp_stanza_t *st, const char *addr,
     char dir[4096], *show, *status;
 
     if (!e || (track(e, from, available) > 0 && !available)
-        || mx_roster_dir(cr->app->dir, addr, dir, sizeof(dir)) != 0)
+        || mx_addr_roster_dir(cr->app->dir, addr, dir, sizeof(dir)) != 0)
         return; /* unknown, or another resource is still online */
     show = available ? child_text(st, "show") : NULL;
     status = child_text(st, "status");
@@ -361,13 +361,13 @@ void mx_croster_on_presence(mx_croster *cr, xmpp_stanza_t *st)
     else if (!strcmp(type, "subscribe"))
         on_subscribe(cr, addr, contact);
     else if (!strcmp(type, "subscribed"))
-        change(cr, addr, contact, MX_ROSTER_TO, 1);
+        change(cr, addr, contact, MX_ADDR_TO, 1);
     else if (!strcmp(type, "unsubscribe")) {
-        change(cr, addr, contact, MX_ROSTER_FROM, 0);
+        change(cr, addr, contact, MX_ADDR_FROM, 0);
         send_presence(cr, addr, contact, "unsubscribed");
     }
     else if (!strcmp(type, "unsubscribed"))
-        change(cr, addr, contact, MX_ROSTER_TO, 0);
+        change(cr, addr, contact, MX_ADDR_TO, 0);
     else if (!strcmp(type, "probe"))
         send_available(cr, addr, from, NULL);
 }
@@ -388,7 +388,7 @@ static void to_all(mx_croster *cr, int bit, const char *type)
             continue;
         memcpy(addr, k, n);
         addr[n] = '\0';
-        if (bit == MX_ROSTER_TO)
+        if (bit == MX_ADDR_TO)
             send_presence(cr, addr, key_contact(k), type);
         else
             send_available(cr, addr, key_contact(k), type);
@@ -412,14 +412,14 @@ void mx_croster_on_login(mx_croster *cr, xmpp_ctx_t *ctx, mx_out *out)
             e->online[i] = NULL;
         }
     }
-    to_all(cr, MX_ROSTER_FROM, NULL);
-    to_all(cr, MX_ROSTER_TO, "probe");
+    to_all(cr, MX_ADDR_FROM, NULL);
+    to_all(cr, MX_ADDR_TO, "probe");
 }
 
 void mx_croster_on_close(mx_croster *cr)
 {
     if (cr->out)
-        to_all(cr, MX_ROSTER_FROM, "unavailable");
+        to_all(cr, MX_ADDR_FROM, "unavailable");
 }
 
 mx_croster *mx_croster_create(mx_app *app)

@@ -2,7 +2,7 @@
  * (RFC 6121), since a component has no roster or presence service at the
  * server: one roster per address it owns, subscriptions accepted, probes
  * answered, contacts' presence kept, the app's presence sent to each
- * address's subscribers. Rosters live in the spool (mx_roster.h). */
+ * address's subscribers. Rosters live in the spool (mx_addr_roster.h). */
 #ifndef MOD_XMPP_COMPONENT_H
 #define MOD_XMPP_COMPONENT_H
 

@@ -132,7 +132,7 @@ static void strophe_log(void *ud, xmpp_log_level_t level, const char *area,
     mx_holder *h = ud;
     server_rec *s = h->app->s;
     int aplevel = strophe_to_aplog(level);
-    char clean[2048];
+    char clean[2048], cleaner[2048];
 
     if (level == XMPP_LEVEL_ERROR)
         mx_redact(msg, h->app->password, h->lib_error, sizeof(h->lib_error));
@@ -153,8 +153,9 @@ static void strophe_log(void *ud, xmpp_log_level_t level, const char *area,
     if (!APLOG_IS_LEVEL(s, aplevel))
         return;
     mx_redact(msg, h->app->password, clean, sizeof(clean));
+    mx_redact(clean, mx_out_log_secret(h->out), cleaner, sizeof(cleaner));
     ap_log_error(APLOG_MARK, aplevel, 0, s, "%s: libstrophe %s: %s",
-                 h->app->jid, area, clean);
+                 h->app->jid, area, cleaner);
 }
 
 /* ---- socket options ---- */

@@ -65,7 +65,7 @@ static void status_html(request_rec *r, const mx_app *app, const mx_shared *sh)
 
 /* A holder killed with -9 cannot say it is gone: notice it here, so the
  * page does not show a dead connection as connected. */
-static void check_holder_alive(mx_shared *snap)
+void mx_status_check_holder(mx_shared *snap)
 {
     if (snap->holder_pid > 0 && snap->state != MX_ST_IDLE
         && snap->state != MX_ST_STOPPED
@@ -95,7 +95,7 @@ static int mx_status_hook(request_rec *r, int flags)
         const mx_app *app = APR_ARRAY_IDX(mx_apps, i, mx_app *);
 
         mx_shared_read(app->shared, &snap);
-        check_holder_alive(&snap);
+        mx_status_check_holder(&snap);
         if (flags & AP_STATUS_SHORT)
             status_auto(r, app, &snap);
         else

@@ -8,7 +8,7 @@
 #include "mx_ops.h"
 #include "mx_qclient.h"
 #include "mx_queue.h"
-#include "mx_roster.h"
+#include "mx_addr_roster.h"
 
 const char *mx_status_name(mx_status st)
 {
@@ -190,7 +190,7 @@ void mx_op_send_presence(const mx_sender *s, const char *jid,
                                      status_text, id), res);
 }
 
-/* A component keeps each contact's presence per address (mx_roster.h):
+/* A component keeps each contact's presence per address (mx_addr_roster.h):
  * as the address from_jid (by default the domain) saw it. */
 static void component_presence(const mx_sender *s, const char *jid,
                                const char *from_jid, int *available,
@@ -198,7 +198,7 @@ static void component_presence(const mx_sender *s, const char *jid,
 {
     char dir[4096];
 
-    if (mx_roster_dir(s->queue_dir, from_jid && *from_jid ? from_jid
+    if (mx_addr_roster_dir(s->queue_dir, from_jid && *from_jid ? from_jid
                                                           : s->app_jid,
                       dir, sizeof(dir)) == 0)
         mx_presence_load(dir, jid, available, show, showsize, NULL);
