@@ -19,6 +19,7 @@ import pytest
 
 from harness import util
 from harness.httpd import REPO_DIR
+from test_console import post_form
 from test_durability import Gate, Outage, origin_id
 from test_send import SENDTEST_CONF, ctest, sendtest_module  # noqa: F401
 
@@ -281,19 +282,16 @@ def test_console_shows_the_domain_and_simulates_any_address(component,
     assert "<th>Mode</th><td>component" in page, page
     assert "<th>Domain</th><td>%s</td>" % domain in page, page
     n = len(alice.messages)
-    resp = h.post("/console", data={"kind": "message",
-                                    "from": prosody.jid("alice"),
-                                    "to": "t-42@" + domain,
-                                    "body": "from the console"})
+    resp = post_form(h, {"kind": "message", "from": prosody.jid("alice"),
+                         "to": "t-42@" + domain, "body": "from the console"})
     assert resp.status == 200
     assert "XMPP_TO=t-42@%s" % domain in resp.text, resp.text
     # its answer is a real reply, from the address simulated
     msg = alice.wait_message(15, lambda m: "from the console" in
                              (m["body"] or ""), since=n)
     assert msg["from"] == "t-42@" + domain, msg
-    resp = h.post("/console", data={"kind": "message",
-                                    "from": prosody.jid("alice"),
-                                    "to": "t-42@localhost", "body": "x"})
+    resp = post_form(h, {"kind": "message", "from": prosody.jid("alice"),
+                         "to": "t-42@localhost", "body": "x"})
     assert "not an address of the component" in resp.text, resp.text
 
 
