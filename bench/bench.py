@@ -13,8 +13,11 @@ Receiving: 5 inbound messages/s into a mod_lua handler that replies, vs wrk
            posting the same body to the same handler
            6 the same with a C CGI
            7 round trip of single messages vs the handler's own time
-           8 holder memory over many inbound messages (--n-inmem, e.g.
-             1000000; only with --only 8): VmRSS every 100k
+           9 holder memory over many inbound messages (--n-inmem, e.g.
+             1000000; only with --only 9): VmRSS every 100k
+Component: 8 tests 1 and 5 through a component connection (XEP-0114), in
+           the same rounds as through the client connection and beside
+           the raw sender; Prosody's CPU per message in each mode
 """
 
 import argparse
@@ -44,7 +47,7 @@ PROFILES = {
     # n_send: messages of test 1; api_secs: wrk duration of test 3;
     # hf_*: hyperfine; n_mem: items queued in test 4; n_in: inbound
     # messages of tests 5/6; n_lat: single messages of test 7
-    # n_inmem: inbound messages of test 8
+    # n_inmem: inbound messages of test 9
     "quick": dict(n_send=500, api_secs=3, hf_warmup=5, hf_runs=40,
                   n_mem=10000, n_in=300, n_lat=60, lat_secs=3, repeat=1,
                   n_inmem=20000),
@@ -59,6 +62,7 @@ SEND_CONNS = 8       # test 1: "a few concurrent HTTP clients"
 WRK_CONNS_HIGH = 64  # tests 3, 5, 6 again: enough in flight to fill the cores
 QUEUE_LIMIT = 1000000  # XMPPQueueLimit of the bench's app
 APP_JID = "app@localhost"
+COMPONENT_TO = "bench@component.localhost"  # an address of test 8's app
 
 # Every wait below has a bound; these are the longest.
 LOGIN_S = 20
@@ -240,7 +244,7 @@ def proc_mem(pid):
 
 
 def rss_parts(pid):
-    """What VmRSS is made of (anonymous, file, shared memory), for test 8:
+    """What VmRSS is made of (anonymous, file, shared memory), for test 9:
     a leak grows the anonymous part."""
     out = {}
     with open("/proc/%d/status" % pid) as f:
@@ -371,7 +375,8 @@ class Bench:
             f.truncate()
         self.prosody.start()
 
-    def start_httpd(self, extra_conf, preload=None, offline=False):
+    def start_httpd(self, extra_conf, preload=None, offline=False,
+                    component=False):
         """A private httpd with the app; `preload`: a library for
         LD_PRELOAD (a diagnostic shim), in its environment only; such an
         httpd logs in with a resource of its own, so that it never takes
@@ -385,6 +390,15 @@ class Bench:
         h = Httpd(prosody=self.prosody, mpm="event", log_level="warn",
                   module=self.module, app_conf=app, extra_conf=extra_conf)
         self.httpds.append(h)
+        if component:  # the Prosody's Component instead of app@localhost
+            secret = h.write_file("component.secret",
+                                  self.prosody.component_secret + "\n", 0o600)
+            app.update({"XMPPJID": None, "XMPPPasswordFile": None,
+                        "XMPPComponent": self.prosody.component_domain,
+                        "XMPPComponentSecretFile": secret,
+                        "XMPPServer": "127.0.0.1:%d"
+                        % self.prosody.component_port})
+            h.write_config(app_conf=app, extra_conf=extra_conf)
         saved = os.environ.get("LD_PRELOAD")
         if preload:
             os.environ["LD_PRELOAD"] = preload
@@ -1054,7 +1068,7 @@ class Bench:
         r = self.report
         n = self.p["n_inmem"]
         step = min(100000, n)
-        r.section("8. Holder memory over %d inbound messages into a mod_lua "
+        r.section("9. Holder memory over %d inbound messages into a mod_lua "
                   "handler that replies" % n)
         h = self.start_httpd(self.inbound_conf("lua"))
         try:
@@ -1084,6 +1098,67 @@ class Bench:
                   % (n, 200 * 100000 / 2 ** 20))
         finally:
             self.stop_httpd(h)
+    def test_component(self):
+        """Test 8: send (test 1) and receive (test 5) through a component
+        connection and through the client connection, one after the
+        other in each round, with the raw sender's rate of the round."""
+        r = self.report
+        n, n_in = self.p["n_send"], self.p["n_in"]
+        r.section("8. Component mode (XEP-0114) beside client mode: test 1 "
+                  "(%d messages) and test 5 (%d, mod_lua) in the same rounds"
+                  % (n, n_in))
+        conf = self.api_conf + self.inbound_conf("lua")
+        hc = self.start_httpd(conf)
+        hk = self.start_httpd(conf, component=True)
+        prosody = {"Prosody": lambda: [self.prosody.pid]}
+        res = {"raw": [], "client": [], "component": [], "client in": [],
+               "component in": []}
+        cpu = {k: [] for k in res}
+        try:
+            self.converse(min(50, n_in), 4, self.tag("warm"))
+            self.converse(min(50, n_in), 4, self.tag("warm"), to=COMPONENT_TO)
+            for i in range(self.p["repeat"]):
+                with CpuAccount(prosody) as a:
+                    raw, _ = self.raw_send_rate(n)
+                res["raw"].append(raw)
+                cpu["raw"].append(a.used["Prosody"] * 1000 / n)
+                for name, h in (("client", hc), ("component", hk)):
+                    with CpuAccount(prosody) as a:
+                        rate, got, w, n_m = self.api_send_rate(h, n)
+                    self.wait_drained(h, 60)
+                    res[name].append(rate)
+                    cpu[name].append(a.used["Prosody"] * 1000 / max(1, got))
+                for name, to in (("client in", APP_JID),
+                                 ("component in", COMPONENT_TO)):
+                    with CpuAccount(prosody) as a:
+                        d = self.converse(n_in, WRK_CONNS, self.tag("in"),
+                                          to=to)
+                    self.wait_drained(hc if name == "client in" else hk, 60)
+                    res[name].append(d["rate"])
+                    cpu[name].append(a.used["Prosody"] * 1000
+                                     / max(1, d["replies"]))
+                r.line("run %d: send raw %.0f, client %.0f, component %.0f "
+                       "msg/s; receive client %.0f, component %.0f replies/s"
+                       % (i + 1, res["raw"][-1], res["client"][-1],
+                          res["component"][-1], res["client in"][-1],
+                          res["component in"][-1]))
+            med = {k: statistics.median(v) for k, v in res.items()}
+            pc = {k: statistics.median(v) for k, v in cpu.items()}
+            r.row("send, component (median)", med["component"], med["client"],
+                  "client mode, same rounds", "msg/s", goal=1.0)
+            r.row("send, component vs the raw sender", med["component"],
+                  med["raw"], "raw libstrophe sender", "msg/s")
+            r.row("receive, component (median)", med["component in"],
+                  med["client in"], "client mode, same rounds", "msg/s",
+                  goal=1.0)
+            r.line("Prosody CPU per message: raw sender %.3f ms; send client "
+                   "%.3f, component %.3f ms; receive and reply client %.3f, "
+                   "component %.3f ms"
+                   % (pc["raw"], pc["client"], pc["component"],
+                      pc["client in"], pc["component in"]))
+        finally:
+            self.stop_httpd(hc)
+            self.stop_httpd(hk)
 
     def echo_rtt(self):
         """Round trips through Prosody alone: client -> echo client."""
@@ -1203,7 +1278,9 @@ class Bench:
             self.attempt(self.test_inbound, "lua", 5, 0.8)
         if want(6) or want(7):
             self.attempt(self.test_inbound, "cgi", 6, 0.9)
-        if only and want(8):  # long: only when asked for
+        if want(8):
+            self.attempt(self.test_component)
+        if only and want(9):  # long: only when asked for
             self.attempt(self.test_inbound_memory)
         with open("/proc/loadavg") as f:
             load = " ".join(f.read().split()[:3])
@@ -1256,7 +1333,7 @@ def main():
     ap.add_argument("--n-send", type=int, help="messages of test 1")
     ap.add_argument("--n-mem", type=int, help="items queued in test 4")
     ap.add_argument("--n-in", type=int, help="inbound messages of tests 5/6")
-    ap.add_argument("--n-inmem", type=int, help="inbound messages of test 8")
+    ap.add_argument("--n-inmem", type=int, help="inbound messages of test 9")
     ap.add_argument("--build", action="store_true",
                     help="run make first (default: only when not built)")
     ap.add_argument("--no-diagnostic", action="store_true",

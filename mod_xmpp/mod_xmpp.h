@@ -37,7 +37,9 @@
  * @param njids     number of recipients
  * @param body      text (escaped), or XML children of <message> if raw_xml
  * @param from_jid  NULL for the app's JID; else the app's bare JID or its
- *                  full JID with the app's resource
+ *                  full JID with the app's resource; a component (the app
+ *                  owns a domain): any address of the domain, to which the
+ *                  app's resource is added when it has none
  * @param type      NULL for "chat"; chat, error, groupchat, headline, normal
  * @param raw_xml   non-zero: body is inserted as XML (must be well formed)
  * @param statuses  out: njids MOD_XMPP_* statuses, in the order of jids

@@ -6,6 +6,8 @@
 
 #include <jansson.h>
 
+#include "apr_lib.h"
+#include "apr_network_io.h"
 #include "apr_strings.h"
 #include "httpd.h"
 #include "http_config.h"
@@ -188,6 +190,59 @@ static apr_status_t mod_xmpp_get_presence(server_rec *s, apr_pool_t *p,
     }
     *show = apr_pstrdup(p, buf);
     return APR_SUCCESS;
+}
+
+/* ---- requests from other sites' pages ---- */
+
+/* Whether "host[:port]" a and b name the same place; a missing port is
+ * dflt (what browsers leave out of both Origin and Host). */
+static int same_host_port(apr_pool_t *p, const char *a, const char *b,
+                          apr_port_t dflt)
+{
+    char *ha, *hb, *scope;
+    apr_port_t pa, pb;
+
+    if (apr_parse_addr_port(&ha, &scope, &pa, a, p) != APR_SUCCESS || !ha
+        || scope
+        || apr_parse_addr_port(&hb, &scope, &pb, b, p) != APR_SUCCESS
+        || !hb)
+        return 0;
+    return !strcasecmp(ha, hb) && (pa ? pa : dflt) == (pb ? pb : dflt);
+}
+
+/* Whether Origin (scheme://host[:port], nothing else) is r's own. */
+static int own_origin(request_rec *r, const char *origin)
+{
+    const char *scheme = ap_http_scheme(r);
+    const char *host = apr_table_get(r->headers_in, "Host");
+    size_t n = strlen(scheme);
+
+    if (!host)
+        host = r->hostname;
+    return host && !strncasecmp(origin, scheme, n)
+           && !strncmp(origin + n, "://", 3) && !strchr(origin + n + 3, '/')
+           && same_host_port(r->pool, origin + n + 3, host,
+                             strcasecmp(scheme, "https") ? 80 : 443);
+}
+
+const char *mx_cross_site(request_rec *r)
+{
+    const char *site = apr_table_get(r->headers_in, "Sec-Fetch-Site");
+    const char *origin = apr_table_get(r->headers_in, "Origin");
+    const char *host = apr_table_get(r->headers_in, "Host");
+
+    /* the browser's own verdict, where it gives one: it also holds behind
+     * a proxy that rewrites Host. same-site is refused too: a sibling
+     * subdomain may be someone else's. none: typed in, a bookmark. */
+    if (site)
+        return strcasecmp(site, "same-origin") && strcasecmp(site, "none")
+               ? apr_psprintf(r->pool, "Sec-Fetch-Site: %.40s", site) : NULL;
+    /* no Origin: no browser (curl, a script, a server), or one that
+     * predates both headers */
+    if (!origin || own_origin(r, origin))
+        return NULL;
+    return apr_psprintf(r->pool, "Origin %.100s is not %s://%.100s", origin,
+                        ap_http_scheme(r), host ? host : r->hostname);
 }
 
 /* ---- the xmpp-api handler ---- */
@@ -405,6 +460,51 @@ static const struct {
     { NULL, 0, NULL }
 };
 
+/* Parameters come from the query string and a urlencoded body only.
+ * A body of another type used to be ignored silently, so a text/plain
+ * form from any page could send with its parameters in the query. */
+static int readable_body(request_rec *r)
+{
+    const char *ct = apr_table_get(r->headers_in, "Content-Type");
+    const char *form = "application/x-www-form-urlencoded";
+    size_t n = strlen(form);
+
+    if (!ap_request_has_body(r))
+        return 1;
+    return ct && !strncasecmp(ct, form, n)
+           && (ct[n] == '\0' || ct[n] == ';' || apr_isspace(ct[n]));
+}
+
+/* DECLINED, or the refusal (sent) of a request whose parameters are
+ * not to be read at all */
+static int api_refused(request_rec *r)
+{
+    const char *why = mx_cross_site(r);
+
+    if (why) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, MX_LOG_TAG "0405: "
+                      "xmpp-api: refused %s %s: a request made by another "
+                      "site's page (%s)", r->method, r->uri, why);
+        return send_error(r, HTTP_FORBIDDEN, "CrossSiteRequest",
+                          apr_pstrcat(r->pool, "refused: a request made by "
+                                      "another site's page (", why, ")",
+                                      NULL));
+    }
+    if (r->method_number == M_POST && !readable_body(r)) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, MX_LOG_TAG "0406: "
+                      "xmpp-api: refused %s %s: a body of type %.100s",
+                      r->method, r->uri,
+                      apr_table_get(r->headers_in, "Content-Type")
+                      ? apr_table_get(r->headers_in, "Content-Type")
+                      : "(none)");
+        return send_error(r, HTTP_UNSUPPORTED_MEDIA_TYPE,
+                          "UnsupportedMediaType", "send the parameters as "
+                          "application/x-www-form-urlencoded (or in the "
+                          "query string, without a body)");
+    }
+    return DECLINED;
+}
+
 static int api_handler(request_rec *r)
 {
     const char *op;
@@ -430,6 +530,8 @@ static int api_handler(request_rec *r)
     if (!(app = mx_app_for_request(r)))
         return send_error(r, HTTP_NOT_FOUND, "NoAppError",
                           "this server has no XMPPEngine On");
+    if ((rc = api_refused(r)) != DECLINED)
+        return rc;
     ap.jids = apr_array_make(r->pool, 4, sizeof(const char *));
     ap.args = apr_table_make(r->pool, 8);
     parse_query(r, &ap);

@@ -20,6 +20,12 @@ int mx_read_form(request_rec *r, apr_size_t max,
                              const char *value),
                  void *baton);
 
+/* Why r looks made by another site's page in a browser (its
+ * Sec-Fetch-Site is not same-origin or none; else an Origin that is not
+ * r's own scheme://host[:port]), or NULL. Requests with neither header
+ * (curl, scripts, servers) are not. Logging is the caller's. */
+const char *mx_cross_site(request_rec *r);
+
 void mx_api_register_hooks(apr_pool_t *p);
 
 #endif

@@ -52,9 +52,11 @@ typedef struct mx_app {
     int index;
     server_rec *s;               /* the app's virtual host */
     mx_srv_conf *conf;
-    const char *jid;             /* bare */
+    int component;               /* component mode (XEP-0114) */
+    const char *jid;             /* bare; a component: its domain */
     const char *full_jid;        /* with resource */
-    const char *password;        /* read at startup, never logged */
+    const char *password;        /* read at startup, never logged; a
+                                  * component: its shared secret */
     const char *key;             /* file-system safe name of the app */
     const char *dir;             /* spool_dir/key: queue, roster, lock */
     const char *lock_path;

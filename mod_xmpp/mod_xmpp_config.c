@@ -53,6 +53,8 @@ void *mx_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     c->defined_in = add->defined_in;
     c->jid = add->jid;
     c->password_file = add->password_file;
+    c->component = add->component;
+    c->component_secret_file = add->component_secret_file;
     MX_MERGE_PTR(resource);
     MX_MERGE_PTR(server_host);
     MX_MERGE_INT(server_port);
@@ -76,6 +78,11 @@ mx_srv_conf *mx_conf(const server_rec *s)
 const char *mx_conf_resource(const mx_srv_conf *c)
 {
     return c->resource ? c->resource : MX_DEFAULT_RESOURCE;
+}
+
+int mx_conf_is_component(const mx_srv_conf *c)
+{
+    return c->component || c->component_secret_file;
 }
 
 int mx_conf_tls(const mx_srv_conf *c)
@@ -276,12 +283,30 @@ static const char *mx_set_server(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
+/* The domain a component owns: a bare domain, as the server's Component
+ * section names it; every address of it is the app's. */
 static const char *mx_set_component(cmd_parms *cmd, void *dc, const char *arg)
 {
-    return apr_psprintf(cmd->pool,
-                        "%s: component mode (XEP-0114) is not supported yet; "
-                        "use client mode (XMPPJID and XMPPPasswordFile)",
-                        cmd->cmd->name);
+    mx_jid_parts parts;
+    const char *why = mx_jid_parse(arg, &parts);
+
+    if (why)
+        return cmd_err(cmd, apr_pstrcat(cmd->pool, "invalid domain (", why,
+                                        "):", NULL),
+                       arg, "give the component's domain, e.g. "
+                       "bots.example.org");
+    if (parts.local || parts.resource)
+        return cmd_err(cmd, "not a bare domain:", arg,
+                       "give the component's domain alone, without user@ "
+                       "or /resource");
+    cmd_conf(cmd)->component = arg;
+    return NULL;
+}
+
+static const char *mx_set_component_secret(cmd_parms *cmd, void *dc,
+                                           const char *arg)
+{
+    return check_file(cmd, arg, &cmd_conf(cmd)->component_secret_file);
 }
 
 static const char *mx_set_tls(cmd_parms *cmd, void *dc, const char *arg)
@@ -409,11 +434,12 @@ const command_rec mx_cmds[] = {
                   "file holding the account's password, read at startup"),
     AP_INIT_TAKE1(MX_CMD_SERVER, mx_set_server, NULL, RSRC_CONF,
                   "host[:port] to connect to (default: SRV record of the "
-                  "JID's domain)"),
+                  "JID's domain; a component: its domain, port 5347)"),
     AP_INIT_TAKE1(MX_CMD_COMPONENT, mx_set_component, NULL, RSRC_CONF,
                   "component mode: the domain the app owns (XEP-0114)"),
-    AP_INIT_TAKE1(MX_CMD_COMPONENT_SECRET, mx_set_component, NULL, RSRC_CONF,
-                  "component mode: file holding the shared secret"),
+    AP_INIT_TAKE1(MX_CMD_COMPONENT_SECRET, mx_set_component_secret, NULL,
+                  RSRC_CONF, "component mode: file holding the shared "
+                  "secret, read at startup"),
     AP_INIT_TAKE1(MX_CMD_TLS, mx_set_tls, NULL, RSRC_CONF,
                   "TLS policy: required (default), optional or off"),
     AP_INIT_TAKE1(MX_CMD_TLS_CA_FILE, mx_set_tls_ca_file, NULL, RSRC_CONF,

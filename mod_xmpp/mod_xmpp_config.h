@@ -37,6 +37,7 @@ typedef enum { MX_TLS_REQUIRED = 0, MX_TLS_OPTIONAL, MX_TLS_OFF } mx_tls_policy;
 #define MX_DEFAULT_INBOUND      MX_IN_MESSAGE
 #define MX_DEFAULT_INBOUND_PATH "/_ah/xmpp/"
 #define MX_CLIENT_PORT          5222
+#define MX_COMPONENT_PORT       5347
 #define MX_DEFAULT_QUEUE_LIMIT  100000
 #define MX_DEFAULT_IN_THREADS   16
 
@@ -45,6 +46,8 @@ typedef struct mx_srv_conf {
     const char *jid;             /* bare user@domain */
     const char *resource;
     const char *password_file;
+    const char *component;       /* component mode: the domain it owns */
+    const char *component_secret_file;
     const char *server_host;     /* NULL: SRV record / JID domain */
     int server_port;             /* 0: default for the mode */
     int tls;                     /* mx_tls_policy */
@@ -75,6 +78,9 @@ const char *mx_conf_spool_dir(const mx_srv_conf *c);
 int mx_conf_dev_mode(const mx_srv_conf *c);
 int mx_conf_queue_limit(const mx_srv_conf *c);
 int mx_conf_inbound_threads(const mx_srv_conf *c);
+
+/* 1 when c is in component mode (XMPPComponent or its secret set) */
+int mx_conf_is_component(const mx_srv_conf *c);
 
 /* Parse "host", "host:port", "[v6]" or "[v6]:port". NULL when fine, else
  * the reason. */

@@ -4,75 +4,109 @@
  * of the holder: at login we fetch it and follow its pushes. Subscribers
  * (subscription "from" or "both") are written to <spool>/roster, one bare
  * JID a line, for the holder's "subscribers" sends. Presence is stored per
- * contact in <spool>/presence/ (mx_presence_store), where get_presence in
- * any process reads it. */
+ * contact in <spool>/presence/ (mx_presence), where get_presence in any
+ * process reads it.
+ *
+ * Only contacts whose presence the server gives us (subscription "to" or
+ * "both") have presence kept, at most MX_CONTACTS_PRESENCE_MAX of them,
+ * and a status of at most MX_PRESENCE_STATUS_MAX characters: anyone may
+ * send us presence, and what strangers send must not make state grow.
+ * The table of contacts is mx_roster's: memory per contact, freed when it
+ * goes, and no per-stanza allocation that outlives the stanza. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "apr_hash.h"
-#include "apr_strings.h"
 #include "httpd.h"
 #include "http_log.h"
 
+#include "mod_xmpp_component.h"
 #include "mod_xmpp_contacts.h"
 #include "mx_jid.h"
-#include "mx_queue.h"
+#include "mx_presence.h"
+#include "mx_roster.h"
 
 APLOG_USE_MODULE(xmpp);
 
 #define MX_NS_ROSTER "jabber:iq:roster"
+
+/* Contacts whose presence is kept; beyond, presence is dropped (logged) */
+#define MX_CONTACTS_PRESENCE_MAX 10000
+/* Resources followed per contact (a server limits sessions per account;
+ * a remote one might not) */
+#define MX_CONTACTS_RESOURCES_MAX 64
+
+#define BARE_SIZE (2 * MX_JID_PART_MAX + 2)
 
 struct mx_contacts {
     mx_app *app;
     xmpp_ctx_t *ctx;
     xmpp_conn_t *conn;
     mx_out *out;
-    apr_pool_t *pool;
-    apr_hash_t *subscribers;   /* bare JID -> "" */
-    apr_hash_t *online;        /* bare JID -> hash of its resources online */
+    mx_roster *roster;
+    char roster_id[MX_OUT_ID_SIZE]; /* of this session's roster request */
+    mx_croster *croster;       /* component mode: the rosters we keep */
 };
 
 /* ---- the roster file ---- */
 
+static void write_subscriber(const char *bare, unsigned int sub, void *f)
+{
+    if (sub & MX_SUB_FROM)
+        fprintf(f, "%s\n", bare);
+}
+
 static void save_roster(mx_contacts *ct)
 {
-    const char *tmp = apr_pstrcat(ct->pool, ct->app->dir, "/roster.tmp", NULL);
-    const char *path = apr_pstrcat(ct->pool, ct->app->dir, "/roster", NULL);
-    apr_hash_index_t *hi;
-    FILE *f = fopen(tmp, "w");
+    char tmp[PATH_MAX], path[PATH_MAX];
+    int n = snprintf(tmp, sizeof(tmp), "%s/roster.tmp", ct->app->dir);
+    FILE *f;
 
-    if (!f) {
+    snprintf(path, sizeof(path), "%s/roster", ct->app->dir);
+    errno = ENAMETOOLONG; /* the spool path leaves room: never, in fact */
+    if (n < 0 || (size_t)n >= sizeof(tmp) || !(f = fopen(tmp, "w"))) {
         ap_log_error(APLOG_MARK, APLOG_ERR, errno, ct->app->s, MX_LOG_TAG
                      "0401: %s: cannot write %s", ct->app->jid, tmp);
         return;
     }
-    for (hi = apr_hash_first(NULL, ct->subscribers); hi;
-         hi = apr_hash_next(hi))
-        fprintf(f, "%s\n", (const char *)apr_hash_this_key(hi));
+    mx_roster_each(ct->roster, write_subscriber, f);
     if (fclose(f) != 0 || rename(tmp, path) != 0)
         ap_log_error(APLOG_MARK, APLOG_ERR, errno, ct->app->s, MX_LOG_TAG
                      "0402: %s: cannot write %s", ct->app->jid, path);
+}
+
+/* ---- the roster ---- */
+
+static void remove_presence(mx_contacts *ct, const char *bare)
+{
+    if (mx_presence_remove(ct->app->dir, bare) != 0)
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, ct->app->s, MX_LOG_TAG
+                     "0302: %s: cannot remove the presence of %s",
+                     ct->app->jid, bare);
 }
 
 /* Record one roster item; 1 when the set of subscribers changed. */
 static int roster_item(mx_contacts *ct, xmpp_stanza_t *item)
 {
     const char *jid = xmpp_stanza_get_attribute(item, "jid");
-    const char *sub = xmpp_stanza_get_attribute(item, "subscription");
-    int subscribed = sub && (!strcmp(sub, "from") || !strcmp(sub, "both"));
-    int known;
-    char bare[2100];
+    unsigned int sub = mx_roster_subscription(
+        xmpp_stanza_get_attribute(item, "subscription"));
+    char bare[BARE_SIZE];
+    int rv;
 
-    if (!jid || mx_jid_bare(jid, bare, sizeof(bare)) < 0)
+    if (!jid || mx_jid_bare_prep(jid, bare, sizeof(bare)) < 0)
         return 0;
-    known = apr_hash_get(ct->subscribers, bare, APR_HASH_KEY_STRING) != NULL;
-    if (subscribed == known)
+    if ((rv = mx_roster_set(ct->roster, bare, sub)) < 0) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, ENOMEM, ct->app->s, MX_LOG_TAG
+                     "0305: %s: cannot record the roster item of %s",
+                     ct->app->jid, bare);
         return 0;
-    apr_hash_set(ct->subscribers, apr_pstrdup(ct->pool, bare),
-                 APR_HASH_KEY_STRING, subscribed ? "" : NULL);
-    return 1;
+    }
+    if (rv & MX_ROSTER_FORGET)
+        remove_presence(ct, bare);
+    return (rv & MX_ROSTER_SUBSCRIBERS) != 0;
 }
 
 static int roster_items(mx_contacts *ct, xmpp_stanza_t *query)
@@ -88,16 +122,46 @@ static int roster_items(mx_contacts *ct, xmpp_stanza_t *query)
     return changed;
 }
 
+static int keep_none(const char *bare, void *ud)
+{
+    return 0;
+}
+
+/* A new session: every presence known goes, files too. The server sends
+ * the presence of every contact online after our initial presence (which
+ * follows the roster request), and a file kept from before would say
+ * "available" of a contact that went offline meanwhile. */
+static void forget_all_presence(mx_contacts *ct)
+{
+    mx_roster_clear_presence(ct->roster);
+    if (mx_presence_prune(ct->app->dir, keep_none, NULL) < 0)
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, ct->app->s, MX_LOG_TAG
+                     "0304: %s: cannot clear %s/presence", ct->app->jid,
+                     ct->app->dir);
+}
+
+static void contact_gone(const char *bare, int stored, void *ct)
+{
+    if (stored)
+        remove_presence(ct, bare);
+}
+
+/* The whole roster: contacts not in it are gone. */
 static int on_roster_result(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
 {
     mx_contacts *ct = ud;
     xmpp_stanza_t *query = xmpp_stanza_get_child_by_ns(st, MX_NS_ROSTER);
+    const char *type = xmpp_stanza_get_type(st);
 
-    if (query) {
-        apr_hash_clear(ct->subscribers);
-        roster_items(ct, query);
-        save_roster(ct);
-    }
+    /* anyone can send us a result with our id: wait for the server's */
+    if (!mx_out_from_server(ct->app, st) || !type || strcmp(type, "result"))
+        return 1;
+    if (!query)
+        return 0;
+    mx_roster_begin(ct->roster);
+    roster_items(ct, query);
+    mx_roster_end(ct->roster, contact_gone, ct);
+    save_roster(ct);
     return 0;
 }
 
@@ -137,12 +201,15 @@ static int on_iq(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
         ns = payload ? xmpp_stanza_get_ns(payload) : NULL;
     }
     if (!type || (strcmp(type, "get") && strcmp(type, "set"))
-        || (ns && !strcmp(ns, MX_NS_ROSTER)))
+        || (ns && !strcmp(ns, MX_NS_ROSTER)) || mx_out_is_own_ping(ct->out, st))
         return 1;
     if (ns && !strcmp(ns, "urn:xmpp:ping")) {
         reply = xmpp_iq_new(ct->ctx, "result", xmpp_stanza_get_id(st));
         if (from)
             xmpp_stanza_set_to(reply, from);
+        /* a component answers from the address that was asked */
+        if (ct->app->component && xmpp_stanza_get_to(st))
+            xmpp_stanza_set_from(reply, xmpp_stanza_get_to(st));
     }
     else {
         reply = xmpp_stanza_reply_error(st, "cancel",
@@ -176,43 +243,43 @@ static char *child_text(xmpp_stanza_t *st, const char *name)
     return c ? xmpp_stanza_get_text(c) : NULL;
 }
 
-/* A contact is available while any of its resources is: remember which
- * are online, and store the latest presence of one that is (or the
- * unavailable one, when none is left). */
-static int track_resource(mx_contacts *ct, const char *bare,
-                          const char *from, int available)
+/* Room for this contact's presence? Said once when there is none. */
+static int room_for(mx_contacts *ct, const char *bare)
 {
-    apr_hash_t *res = apr_hash_get(ct->online, bare, APR_HASH_KEY_STRING);
+    int rv = mx_roster_claim(ct->roster, bare);
 
-    if (!res) {
-        if (!available)
-            return 0;
-        res = apr_hash_make(ct->pool);
-        apr_hash_set(ct->online, apr_pstrdup(ct->pool, bare),
-                     APR_HASH_KEY_STRING, res);
-    }
-    if (available) {
-        if (!apr_hash_get(res, from, APR_HASH_KEY_STRING))
-            apr_hash_set(res, apr_pstrdup(ct->pool, from),
-                         APR_HASH_KEY_STRING, "");
-    }
-    else {
-        apr_hash_set(res, from, APR_HASH_KEY_STRING, NULL);
-    }
-    return (int)apr_hash_count(res);
+    if (rv < 0)
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, ct->app->s, MX_LOG_TAG
+                     "0303: %s: the presence of %lu contacts is kept, the "
+                     "most there is room for: the presence of %s and of "
+                     "further new contacts is dropped (get_presence "
+                     "answers unavailable for them) until some leave the "
+                     "roster", ct->app->jid,
+                     (unsigned long)mx_roster_stored(ct->roster), bare);
+    return rv > 0;
 }
 
-static void store_presence(mx_contacts *ct, xmpp_stanza_t *st,
-                           const char *bare, const char *from, int available)
+/* Presence from a contact we are subscribed to: a contact is available
+ * while any of its resources is, so store the latest presence of one that
+ * is online (or the unavailable one, when none is left). From anyone else
+ * (a stranger's directed presence, a contact that stopped sharing it)
+ * nothing is kept. */
+static void contact_presence(mx_contacts *ct, xmpp_stanza_t *st,
+                             const char *from, int available)
 {
-    char *show, *status;
-    int online = track_resource(ct, bare, from, available);
+    char bare[BARE_SIZE], *show, *status;
+    long online;
 
-    if (!available && online > 0)
-        return; /* another resource is still online: keep its presence */
+    if (mx_jid_bare_prep(from, bare, sizeof(bare)) < 0
+        || (online = mx_roster_resource(ct->roster, bare, from,
+                                        available)) < 0)
+        return;
+    /* another resource still online: its presence stays */
+    if ((!available && online > 0) || !room_for(ct, bare))
+        return;
     show = available ? child_text(st, "show") : NULL;
     status = child_text(st, "status");
-    if (mx_presence_store(ct->app->dir, from, available, show, status) != 0)
+    if (mx_presence_store(ct->app->dir, bare, available, show, status) != 0)
         ap_log_error(APLOG_MARK, APLOG_ERR, errno, ct->app->s, MX_LOG_TAG
                      "0403: %s: cannot store the presence of %s",
                      ct->app->jid, from);
@@ -227,13 +294,17 @@ static int on_presence(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
     mx_contacts *ct = ud;
     const char *from = xmpp_stanza_get_from(st);
     const char *type = xmpp_stanza_get_type(st);
-    char bare[2100];
+    char bare[BARE_SIZE];
 
+    if (ct->croster) { /* no server keeps a component's contacts */
+        mx_croster_on_presence(ct->croster, st);
+        return 1;
+    }
     if (!from || mx_jid_bare(from, bare, sizeof(bare)) < 0
         || mx_jid_same_bare(from, ct->app->jid))
         return 1; /* our own presence, reflected by the server */
     if (!type || !strcmp(type, "unavailable")) {
-        store_presence(ct, st, bare, from, !type);
+        contact_presence(ct, st, from, !type);
     }
     else if (!strcmp(type, "subscribe")) {
         /* App Engine accepted every subscription, and asked back, so that
@@ -261,18 +332,27 @@ void mx_contacts_on_login(mx_contacts *ct, xmpp_ctx_t *ctx,
     ct->ctx = ctx;
     ct->conn = conn;
     ct->out = out;
-    /* the server sends every contact's presence again after login */
-    apr_hash_clear(ct->online);
+    forget_all_presence(ct);
     xmpp_handler_add(conn, on_presence, NULL, "presence", NULL, ct);
     xmpp_handler_add(conn, on_roster_push, MX_NS_ROSTER, "iq", "set", ct);
     xmpp_handler_add(conn, on_iq, NULL, "iq", NULL, ct);
-    iq = xmpp_iq_new(ctx, "get", "mx-roster");
+    if (ct->croster) {
+        mx_croster_on_login(ct->croster, ctx, out);
+        return; /* no roster at the server: the module keeps it */
+    }
+    if (mx_out_request_id("roster", ct->roster_id, sizeof(ct->roster_id))) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, ct->app->s, MX_LOG_TAG
+                     "0306: %s: no random numbers for the roster request; "
+                     "the roster file stays as it was", ct->app->jid);
+        return;
+    }
+    iq = xmpp_iq_new(ctx, "get", ct->roster_id);
     query = xmpp_stanza_new(ctx);
     xmpp_stanza_set_name(query, "query");
     xmpp_stanza_set_ns(query, MX_NS_ROSTER);
     xmpp_stanza_add_child(iq, query);
     xmpp_stanza_release(query);
-    xmpp_id_handler_add(conn, on_roster_result, "mx-roster", ct);
+    xmpp_id_handler_add(conn, on_roster_result, ct->roster_id, ct);
     mx_out_send_other(out, iq);
     xmpp_stanza_release(iq);
 }
@@ -284,8 +364,19 @@ mx_contacts *mx_contacts_create(mx_app *app)
     if (!ct)
         return NULL;
     ct->app = app;
-    apr_pool_create_unmanaged_ex(&ct->pool, NULL, NULL);
-    ct->subscribers = apr_hash_make(ct->pool);
-    ct->online = apr_hash_make(ct->pool);
+    ct->roster = mx_roster_create(MX_CONTACTS_PRESENCE_MAX,
+                                  MX_CONTACTS_RESOURCES_MAX);
+    if (!ct->roster
+        || (app->component && !(ct->croster = mx_croster_create(app)))) {
+        mx_roster_destroy(ct->roster);
+        free(ct);
+        return NULL;
+    }
     return ct;
+}
+
+void mx_contacts_on_close(mx_contacts *ct)
+{
+    if (ct->croster)
+        mx_croster_on_close(ct->croster);
 }

@@ -18,4 +18,8 @@ mx_contacts *mx_contacts_create(mx_app *app);
 void mx_contacts_on_login(mx_contacts *ct, xmpp_ctx_t *ctx,
                           xmpp_conn_t *conn, mx_out *out);
 
+/* Stopping, still connected: a component tells its subscribers it goes
+ * (a client's server does that itself). */
+void mx_contacts_on_close(mx_contacts *ct);
+
 #endif

@@ -132,7 +132,7 @@ static void strophe_log(void *ud, xmpp_log_level_t level, const char *area,
     mx_holder *h = ud;
     server_rec *s = h->app->s;
     int aplevel = strophe_to_aplog(level);
-    char clean[2048];
+    char clean[2048], cleaner[2048];
 
     if (level == XMPP_LEVEL_ERROR)
         mx_redact(msg, h->app->password, h->lib_error, sizeof(h->lib_error));
@@ -153,8 +153,9 @@ static void strophe_log(void *ud, xmpp_log_level_t level, const char *area,
     if (!APLOG_IS_LEVEL(s, aplevel))
         return;
     mx_redact(msg, h->app->password, clean, sizeof(clean));
+    mx_redact(clean, mx_out_log_secret(h->out), cleaner, sizeof(cleaner));
     ap_log_error(APLOG_MARK, aplevel, 0, s, "%s: libstrophe %s: %s",
-                 h->app->jid, area, clean);
+                 h->app->jid, area, cleaner);
 }
 
 /* ---- socket options ---- */
@@ -241,12 +242,39 @@ static const char *stream_error_name(xmpp_error_type_t t)
                                                           : "unknown";
 }
 
+/* The stream errors a component meets at its handshake, in words that
+ * say what to fix. 1 when h->error is written. */
+static int describe_component_end(mx_holder *h, const xmpp_stream_error_t *se)
+{
+    mx_app *app = h->app;
+
+    if (se->type == XMPP_SE_NOT_AUTHORIZED && !h->logged_in)
+        apr_snprintf(h->error, sizeof(h->error),
+                     "the server refused the component secret for %s (check "
+                     "XMPPComponentSecretFile and the server's component "
+                     "secret)", app->jid);
+    else if (se->type == XMPP_SE_HOST_UNKNOWN)
+        apr_snprintf(h->error, sizeof(h->error),
+                     "the server has no component %s (host-unknown): check "
+                     "XMPPComponent and the server's configuration",
+                     app->jid);
+    else if (se->type == XMPP_SE_CONFLICT)
+        apr_snprintf(h->error, sizeof(h->error),
+                     "the server refused the connection: another component "
+                     "is connected for %s (conflict)", app->jid);
+    else
+        return 0;
+    return 1;
+}
+
 /* Why did the connection end? One sentence an administrator can act on. */
 static void describe_end(mx_holder *h, int error,
                          const xmpp_stream_error_t *se)
 {
     mx_app *app = h->app;
 
+    if (se && app->component && describe_component_end(h, se))
+        return;
     if (se && se->type == XMPP_SE_CONFLICT)
         apr_snprintf(h->error, sizeof(h->error),
                      "the server closed the session: another client logged "
@@ -315,15 +343,19 @@ static void on_conn_event(xmpp_conn_t *conn, xmpp_conn_event_t ev, int error,
         mx_out_on_login(h->out, h->ctx, conn, h->sm_offered != 0);
         mx_contacts_on_login(h->contacts, h->ctx, conn, h->out);
         mx_inbound_on_login(h->inbound, h->ctx, conn, h->out);
-        /* initial presence: contacts see the app online */
-        pres = xmpp_presence_new(h->ctx);
-        mx_out_send_other(h->out, pres);
-        xmpp_stanza_release(pres);
+        /* initial presence: contacts see the app online (a component
+         * has no server broadcasting it: mx_contacts does that) */
+        if (!app->component) {
+            pres = xmpp_presence_new(h->ctx);
+            mx_out_send_other(h->out, pres);
+            xmpp_stanza_release(pres);
+        }
         publish_state(h, MX_ST_CONNECTED, NULL);
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, app->s,
                      MX_LOG_TAG "0102: %s: connected to %s as %s (%s)",
                      app->jid, app->shared->server,
-                     xmpp_conn_get_bound_jid(conn),
+                     app->component ? "a component (XEP-0114)"
+                                    : xmpp_conn_get_bound_jid(conn),
                      xmpp_conn_is_secured(conn) ? "TLS" : "no TLS");
     }
     else if (ev == XMPP_CONN_DISCONNECT || ev == XMPP_CONN_FAIL) {
@@ -381,10 +413,15 @@ static void close_cleanly(mx_holder *h)
                          "all that was sent within %d ms; what it did not "
                          "confirm stays queued", h->app->jid,
                          MX_CLOSE_ACK_MS);
-        pres = xmpp_presence_new(h->ctx);
-        xmpp_stanza_set_type(pres, "unavailable");
-        mx_out_send_other(h->out, pres);
-        xmpp_stanza_release(pres);
+        if (h->app->component) { /* a component has no broadcast */
+            mx_contacts_on_close(h->contacts);
+        }
+        else {
+            pres = xmpp_presence_new(h->ctx);
+            xmpp_stanza_set_type(pres, "unavailable");
+            mx_out_send_other(h->out, pres);
+            xmpp_stanza_release(pres);
+        }
     }
     if (!h->ended) {
         xmpp_disconnect(h->conn);
@@ -392,10 +429,15 @@ static void close_cleanly(mx_holder *h)
     }
 }
 
-static long conn_flags(const mx_srv_conf *c)
+static long conn_flags(const mx_app *app)
 {
+    const mx_srv_conf *c = app->conf;
     long flags = XMPP_CONN_FLAG_DISABLE_SM; /* we count acks ourselves */
 
+    /* XEP-0114 has no TLS; libstrophe refuses to connect a component
+     * with a TLS flag set */
+    if (app->component)
+        return flags | XMPP_CONN_FLAG_DISABLE_TLS;
     if (mx_conf_tls(c) == MX_TLS_REQUIRED)
         flags |= XMPP_CONN_FLAG_MANDATORY_TLS;
     else if (mx_conf_tls(c) == MX_TLS_OFF)
@@ -403,6 +445,58 @@ static long conn_flags(const mx_srv_conf *c)
     if (!mx_conf_tls_verify(c))
         flags |= XMPP_CONN_FLAG_TRUST_TLS;
     return flags;
+}
+
+/* libstrophe 0.12 (and every later version checked) allocates the
+ * stream management state in xmpp_connect_client only, yet dereferences
+ * it for every connection: a component crashes on the <handshake/>. The
+ * state is opaque, so take the one a throw-away client connection
+ * allocates; its sockopt callback refuses the socket, so that connection
+ * never touches the network and ends disconnected, where libstrophe lets
+ * the state go. The component connection owns it from then on and frees
+ * it in xmpp_conn_release: every attempt is a fresh connection with a
+ * fresh state. */
+static int refuse_socket(xmpp_conn_t *conn, void *sockp)
+{
+    return -1;
+}
+
+static int give_sm_state(mx_holder *h, xmpp_conn_t *conn)
+{
+    xmpp_conn_t *donor = xmpp_conn_new(h->ctx);
+    xmpp_sm_state_t *sm = NULL;
+    int rc = -1;
+
+    if (!donor)
+        return -1;
+    xmpp_conn_set_jid(donor, "sm@state.invalid");
+    xmpp_conn_set_sockopt_callback(donor, refuse_socket);
+    xmpp_connect_client(donor, "127.0.0.1", 9, on_conn_event, h);
+    sm = xmpp_conn_get_sm_state(donor);
+    if (sm && xmpp_conn_set_sm_state(conn, sm) == XMPP_EOK)
+        rc = 0;
+    else if (sm)
+        xmpp_free_sm_state(sm);
+    xmpp_conn_release(donor);
+    return rc;
+}
+
+static int connect_component(mx_holder *h, const char *host, int port)
+{
+    if (give_sm_state(h, h->conn) != 0) {
+        apr_cpystrn(h->error, "libstrophe gave no stream state for the "
+                    "component connection", sizeof(h->error));
+        return -1;
+    }
+    if (xmpp_connect_component(h->conn, host, (unsigned short)port,
+                               on_conn_event, h) != XMPP_EOK) {
+        apr_snprintf(h->error, sizeof(h->error),
+                     "cannot start connecting to %s: %s",
+                     h->app->shared->server,
+                     *h->lib_error ? h->lib_error : "name lookup failed");
+        return -1;
+    }
+    return 0;
 }
 
 /* Start one connection attempt. 0 when under way. */
@@ -413,8 +507,14 @@ static int start_connection(mx_holder *h)
     const char *host = c->server_host;
     int port = c->server_port > 0 ? c->server_port : 0;
 
+    /* a component connects where it is told, by default to its own
+     * domain, as a client does without an SRV record */
+    if (app->component) {
+        host = host ? host : app->jid;
+        port = port ? port : MX_COMPONENT_PORT;
+    }
     h->logged_in = h->ended = h->auth_failed = h->cert_failed = 0;
-    h->sm_offered = -1;
+    h->sm_offered = app->component ? 0 : -1;
     h->tls_demanded = h->stream_error = 0;
     h->sock = -1;
     h->lib_error[0] = h->error[0] = '\0';
@@ -423,11 +523,11 @@ static int start_connection(mx_holder *h)
         apr_cpystrn(h->error, "out of memory", sizeof(h->error));
         return -1;
     }
-    xmpp_conn_set_flags(h->conn, conn_flags(c));
-    xmpp_conn_set_jid(h->conn, app->full_jid);
+    xmpp_conn_set_flags(h->conn, conn_flags(app));
+    xmpp_conn_set_jid(h->conn, app->component ? app->jid : app->full_jid);
     xmpp_conn_set_pass(h->conn, app->password);
     xmpp_conn_set_sockopt_callback(h->conn, mx_sockopt);
-    if (c->tls_ca_file)
+    if (c->tls_ca_file && !app->component)
         xmpp_conn_set_cafile(h->conn, c->tls_ca_file);
     xmpp_conn_set_certfail_handler(h->conn, mx_certfail);
 
@@ -437,6 +537,8 @@ static int start_connection(mx_holder *h)
                  host ? host : "(SRV)", port ? port : MX_CLIENT_PORT);
     mx_shared_end(app->shared);
     publish_state(h, MX_ST_CONNECTING, NULL);
+    if (app->component)
+        return connect_component(h, host, port);
     if (c->tls_ca_file && access(c->tls_ca_file, R_OK) != 0) {
         apr_snprintf(h->error, sizeof(h->error),
                      "XMPPTLSCAFile %s is not readable by the server's User: "

@@ -481,6 +481,27 @@ static int is_type(const char *ctype, const char *want)
            && (ctype[n] == '\0' || ctype[n] == ';' || ctype[n] == ' ');
 }
 
+/* A handler's stanza, as it goes out. A component must say from which
+ * of its addresses (else Prosody puts the bare domain): the one the
+ * stanza answered was sent to, unless the handler chose another of its
+ * own; one of another domain would make the server close the stream. */
+static char *raw_answer(mx_inreq *ir)
+{
+    mx_app *app = ir->in->app;
+    char *out;
+    int bad = 0;
+
+    if (!app->component)
+        return strdup(ir->reply);
+    out = mx_stanza_from_component(ir->reply, ir->to, app->jid, &bad);
+    if (bad)
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, app->s, MX_LOG_TAG "0550: %s: "
+                     "the application/xmpp+xml answer of %s%s is from an "
+                     "address that is not the component's; not sent",
+                     app->jid, mx_conf_inbound_path(app->conf), ir->path);
+    return out;
+}
+
 /* An answer that cannot be sent: logged once (the stanza is answered
  * once), counted as failed, and the sender told. The stanza counts as
  * handled: sent anyway, the server would close the stream on it, and the
@@ -516,7 +537,7 @@ static void stanza_answer(mx_inreq *ir)
                    "well-formed UTF-8 XML.");
         return;
     }
-    queue_answer(ir->in, strdup(ir->reply), "stanza answer", &ir->ticket);
+    queue_answer(ir->in, raw_answer(ir), "stanza answer", &ir->ticket);
 }
 
 /* A text/plain answer becomes the <body> of a chat reply */
@@ -785,6 +806,33 @@ static apr_uint64_t busy_answer(mx_inreq *ir)
     return ticket;
 }
 
+/* A component that stops cannot leave a stanza to the next session: the
+ * server counts it delivered once written to our socket. A message gets
+ * an error its sender can act on (queued, so it goes out at the latest
+ * with the next session); a presence has no one waiting for an answer. */
+static void bounce_stopping(mx_inbound *in, xmpp_stanza_t *st)
+{
+    const char *type = xmpp_stanza_get_type(st);
+    apr_uint64_t ticket;
+
+    if (strcmp(xmpp_stanza_get_name(st), "message")
+        || (type && !strcmp(type, "error")) || !xmpp_stanza_get_from(st))
+        return;
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, in->app->s, MX_LOG_TAG "0551: "
+                 "%s: stopping: the message from %s to %s is answered with "
+                 "an error (a component cannot leave it to the next "
+                 "session)", in->app->jid, xmpp_stanza_get_from(st),
+                 xmpp_stanza_get_to(st) ? xmpp_stanza_get_to(st) : "?");
+    queue_answer(in, mx_error_stanza("message", xmpp_stanza_get_to(st)
+                                     ? xmpp_stanza_get_to(st) : in->app->jid,
+                                     xmpp_stanza_get_from(st),
+                                     xmpp_stanza_get_id(st), "wait",
+                                     "recipient-unavailable",
+                                     "the application is restarting; try "
+                                     "again"),
+                 "error answer", &ticket);
+}
+
 static int on_stanza(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
 {
     handler_ctx *hc = ud;
@@ -799,6 +847,13 @@ static int on_stanza(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
 
     from = xmpp_stanza_get_from(st);
     seq = mx_out_in_seq(hc->out);
+    if (in->stopping && app->component && name) {
+        /* no acknowledgement to hold back: the sender is told instead */
+        bounce_stopping(in, st);
+        if (text)
+            xmpp_free(hc->ctx, text);
+        return 1;
+    }
     if (in->stopping && name && (!strcmp(name, "message")
                                  || !strcmp(name, "presence"))) {
         /* not handled: not acknowledged either, from here on */
@@ -971,7 +1026,7 @@ const char *mx_inbound_simulate(request_rec *r, mx_app *app,
 static void set_bounded(request_rec *r, const char *name, const char *value,
                         const char **cut)
 {
-    size_t len = strlen(value), keep = mx_utf8_prefix(value, len,
+    size_t len = strlen(value), keep = mx_utf8_cut(value, len,
                                                       MX_IN_ENV_MAX);
 
     if (keep == len) {

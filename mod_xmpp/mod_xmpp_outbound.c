@@ -8,20 +8,28 @@
  * management gets ping IQs as barriers instead: an IQ answer means all sent
  * before it arrived. After a reconnect, everything not acknowledged is sent
  * again; each message carries an origin-id (XEP-0359) so a receiver can
- * drop the duplicate. */
+ * drop the duplicate.
+ *
+ * Any XMPP user can send us an iq result with any id: an answer counts
+ * only when it comes from the server (mx_out_from_server) and carries an
+ * id it could only have learnt from our request (random per session). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "apr_general.h"
 #include "apr_strings.h"
 #include "httpd.h"
 #include "http_log.h"
 
 #include "mod_xmpp_outbound.h"
+#include "mx_jid.h"
 #include "mx_queue.h"
+#include "mx_addr_roster.h"
 
 APLOG_USE_MODULE(xmpp);
 
@@ -36,6 +44,7 @@ APLOG_USE_MODULE(xmpp);
 typedef struct {
     mx_seq record;           /* journal number of the item */
     apr_uint32_t seq;        /* stanza count when it was sent */
+    int skipped;             /* set aside, not sent: not counted as sent */
 } mx_flight;
 
 struct mx_out {
@@ -69,6 +78,8 @@ struct mx_out {
     mx_seq suspect;          /* alone in flight at the last such close */
     int suspect_ends;
     char suspect_why[256];   /* the last such close */
+    char ack_prefix[MX_OUT_ID_SIZE + 1]; /* "mx-ack-<random>-", per session */
+    char ack_token[MX_OUT_ID_SIZE];      /* its random part, for the log */
 };
 
 static void ack_inbound(mx_out *o);
@@ -91,13 +102,12 @@ static void acked(mx_out *o, apr_uint32_t h)
             o->suspect = 0; /* it went through after all */
         o->head = (o->head + 1) % MX_WINDOW;
         o->len--;
-        done++;
+        done += !f->skipped;
     }
-    if (done) {
-        /* the queue thread writes it down and removes old segments */
+    if (last) /* the queue thread writes it down, removes old segments */
         mx_qserver_set_acked(o->q, last);
+    if (done)
         mx_shared_count(o->app->shared->sent, done);
-    }
 }
 
 static void log_read_error(mx_app *app, int err)
@@ -163,6 +173,10 @@ static void flush_batch(mx_out *o)
 {
     if (o->batch_len == 0)
         return;
+    /* libstrophe 0.12 also reads what it sends as a C string (its log of
+     * what was sent): without the NUL it reads past the buffer. The NUL
+     * is not sent (len excludes it), and no item contains one. */
+    o->batch[o->batch_len] = '\0';
     xmpp_send_raw(o->conn, o->batch, o->batch_len);
     o->batch_len = 0;
 }
@@ -172,9 +186,10 @@ static void emit(mx_out *o, const char *data, size_t len)
     if (o->batch_len + len > o->batch_size) {
         size_t size = o->batch_len + len > MX_BATCH_BYTES
                       ? o->batch_len + len : MX_BATCH_BYTES;
-        char *grown = realloc(o->batch, size);
+        char *grown = realloc(o->batch, size + 1); /* + the NUL */
 
-        if (!grown) { /* send what we have, then this one on its own */
+        if (!grown) { /* send what we have, then this one on its own (every
+                       * data given here is NUL-terminated) */
             flush_batch(o);
             xmpp_send_raw(o->conn, data, len);
             return;
@@ -188,9 +203,39 @@ static void emit(mx_out *o, const char *data, size_t len)
         flush_batch(o);
 }
 
+/* Stanzas are queued as a client writes them, in jabber:client. A
+ * component's stream is jabber:component:accept, and Prosody drops a
+ * stanza of another namespace ("Unhandled component stanza"): say the
+ * component's instead, in the root element only. */
+static void emit_stanza(mx_out *o, const char *data, size_t len)
+{
+    static const char client[] = " xmlns=\"jabber:client\"";
+    static const char accept[] = " xmlns=\"jabber:component:accept\"";
+    const char *end = memchr(data, '>', len);
+    const char *at = NULL;
+
+    if (o->app->component && end) {
+        char *root = apr_pstrndup(o->scratch, data, (apr_size_t)(end - data));
+        char *hit = strstr(root, client);
+
+        /* a handler's raw answer may quote it the other way */
+        if (!hit)
+            hit = strstr(root, " xmlns='jabber:client'");
+        at = hit ? data + (hit - root) : NULL;
+    }
+    if (!at) {
+        emit(o, data, len);
+        return;
+    }
+    emit(o, data, (size_t)(at - data));
+    emit(o, accept, sizeof(accept) - 1);
+    at += sizeof(client) - 1;
+    emit(o, at, len - (size_t)(at - data));
+}
+
 static void send_counted(mx_out *o, const char *data, size_t len)
 {
-    emit(o, data, len);
+    emit_stanza(o, data, len);
     o->out_seq++;
     o->last_send = apr_time_now();
 }
@@ -203,10 +248,23 @@ void mx_out_send_other(mx_out *o, xmpp_stanza_t *st)
     o->last_send = apr_time_now();
 }
 
+/* A component must address every stanza (Prosody refuses one without
+ * 'to') and has no server address of its own to ping: the barrier goes to
+ * its own domain, so the server routes it back to us after everything
+ * sent before it (on_ping_ack). */
+#define MX_PING_SIZE (2 * MX_JID_PART_MAX + MX_OUT_ID_SIZE + 128)
+static int component_ping(mx_out *o, char *buf, size_t size)
+{
+    return apr_snprintf(buf, size, "<iq type='get' from='%s' to='%s' "
+                        "id='%s%u'><ping xmlns='urn:xmpp:ping'/></iq>",
+                        o->app->jid, o->app->jid, o->ack_prefix,
+                        o->out_seq + 1);
+}
+
 static void ask_ack(mx_out *o)
 {
     static const char r[] = "<r xmlns='" MX_NS_SM "'/>";
-    char ping[96];
+    char ping[MX_PING_SIZE];
     int n;
 
     o->requested = o->out_seq;
@@ -215,29 +273,70 @@ static void ask_ack(mx_out *o)
         return;
     }
     /* the IQ itself is stanza number out_seq + 1: its answer covers it */
-    n = apr_snprintf(ping, sizeof(ping), "<iq type='get' id='mx-ack-%u'>"
-                     "<ping xmlns='urn:xmpp:ping'/></iq>", o->out_seq + 1);
+    if (o->app->component)
+        n = component_ping(o, ping, sizeof(ping));
+    else
+        n = apr_snprintf(ping, sizeof(ping), "<iq type='get' id='%s%u'>"
+                         "<ping xmlns='urn:xmpp:ping'/></iq>", o->ack_prefix,
+                         o->out_seq + 1);
     emit(o, ping, (size_t)n);
     o->out_seq++;
     o->requested = o->out_seq;
 }
 
-/* Send one subscriber copy per line of the roster file. */
+static void between(const char *s, const char *start, const char *end,
+                    char *buf, size_t size);
+
+/* A component's subscribers are per address: the roster the module
+ * keeps for the bare form of the stanza's from (mx_addr_roster.h). */
+static int read_subscribers(mx_out *o, const char *stanza, char **roster)
+{
+    char from[3100], dir[4096];
+    size_t len;
+
+    if (!o->app->component)
+        return mx_queue_read_file(o->app->dir, "roster", roster, &len);
+    between(stanza, " from=\"", "\"", from, sizeof(from));
+    if (mx_addr_roster_dir(o->app->dir, *from ? from : o->app->jid, dir,
+                      sizeof(dir)) != 0)
+        return -1;
+    return mx_queue_read_file(dir, "roster", roster, &len);
+}
+
+/* 1 when a "subscribers" item's stanza is a presence element, so that a
+ * to= can go right after its name */
+static int is_presence(const char *stanza, size_t len)
+{
+    static const char name[] = "<presence";
+    size_t n = sizeof(name) - 1;
+
+    return len > n && !memcmp(stanza, name, n)
+           && (stanza[n] == ' ' || stanza[n] == '/' || stanza[n] == '>');
+}
+
+/* Send one subscriber copy per line of the roster file. The file is the
+ * holder's own, but a line goes into an attribute: only a valid JID, and
+ * escaped, so no line can change the stanza. */
 static void send_to_subscribers(mx_out *o, const char *stanza)
 {
     char *roster = NULL, *line, *last;
-    size_t len;
-    const char *rest;
+    const char *rest, *contact;
 
-    if (mx_queue_read_file(o->app->dir, "roster", &roster, &len) != 0)
+    if (read_subscribers(o, stanza, &roster) != 0)
         return; /* nobody subscribed yet */
-    /* the stanza starts "<presence"; insert a to= after the element name */
-    rest = stanza + strlen("<presence");
-    for (line = apr_strtok(roster, "\n", &last); line;
-         line = apr_strtok(NULL, "\n", &last)) {
-        char *copy = apr_psprintf(o->scratch, "<presence to=\"%s\"%s", line,
-                                  rest);
+    rest = stanza + strlen("<presence"); /* is_presence() said so */
+    for (line = apr_strtok(roster, "\r\n", &last); line;
+         line = apr_strtok(NULL, "\r\n", &last)) {
+        char *copy;
 
+        contact = line;
+        if (o->app->component
+            && !(mx_addr_roster_line(line, &contact) & MX_ADDR_FROM))
+            continue; /* only the address is subscribed to it */
+        if (!mx_jid_valid(contact))
+            continue;
+        copy = apr_psprintf(o->scratch, "<presence to=\"%s\"%s",
+                            ap_escape_html(o->scratch, contact), rest);
         send_counted(o, copy, strlen(copy));
     }
     free(roster);
@@ -276,11 +375,10 @@ static void record_sent(mx_out *o, const char *stanza, int subscribers)
                    subscribers ? "(subscribers)" : peer, text);
 }
 
-/* The item the server closed the stream on, every time it was sent
- * alone: keep it in D/bad/ for a human, log why, count it as failed and
- * go on with the items behind it (all before it are acknowledged). */
-static void set_aside(mx_out *o, mx_seq record, const char *stanza,
-                      size_t len)
+/* Keep a copy of item record in D/bad/ for a human; for the log: " and
+ * is kept in PATH", or why it could not be kept. */
+static const char *keep_bad(mx_out *o, mx_seq record, const char *data,
+                            size_t len)
 {
     char *bad = apr_pstrcat(o->scratch, o->app->dir, "/bad", NULL);
     char *name = apr_psprintf(o->scratch, "journal-%" APR_UINT64_T_FMT
@@ -291,20 +389,61 @@ static void set_aside(mx_out *o, mx_seq record, const char *stanza,
     if ((mkdir(bad, 0700) == 0 || errno == EEXIST)
         && (fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600))
            >= 0) {
-        kept = write(fd, stanza, len) == (ssize_t)len;
+        kept = write(fd, data, len) == (ssize_t)len;
         close(fd);
     }
+    return kept ? apr_pstrcat(o->scratch, " and is kept in ", path, NULL)
+                : apr_pstrcat(o->scratch, " (and could not be kept in ", bad,
+                              ")", NULL);
+}
+
+/* An item that is not sent: it leaves the queue with the items sent
+ * before it (at once when none is in flight), counted as failed. */
+static void skip_item(mx_out *o, mx_seq record)
+{
+    mx_flight *f;
+
+    mx_shared_count(o->app->shared->failed, 1);
+    if (o->len == 0) {
+        mx_qserver_set_acked(o->q, record);
+        return;
+    }
+    f = &o->flight[(o->head + o->len++) % MX_WINDOW];
+    f->record = record;
+    f->seq = o->out_seq; /* covered by the ack of what went before */
+    f->skipped = 1;
+}
+
+/* The item the server closed the stream on, every time it was sent
+ * alone: keep it in D/bad/ for a human, log why, count it as failed and
+ * go on with the items behind it (all before it are acknowledged). */
+static void set_aside(mx_out *o, mx_seq record, const char *stanza,
+                      size_t len)
+{
     ap_log_error(APLOG_MARK, APLOG_ERR, 0, o->app->s, MX_LOG_TAG "0207: %s: "
                  "the server closed the stream each time outbound item %"
                  APR_UINT64_T_FMT " (%" APR_SIZE_T_FMT " bytes) was sent "
-                 "alone, last: %s; it is not sent again%s%s", o->app->jid,
+                 "alone, last: %s; it is not sent again%s", o->app->jid,
                  (apr_uint64_t)record, len, o->suspect_why,
-                 kept ? " and is kept in " : " (and could not be kept in ",
-                 kept ? path : apr_pstrcat(o->scratch, bad, ")", NULL));
-    mx_shared_count(o->app->shared->failed, 1);
-    mx_qserver_set_acked(o->q, record);
+                 keep_bad(o, record, stanza, len));
+    skip_item(o, record);
     o->suspect = 0;
     o->suspect_ends = 0;
+}
+
+/* What must never be sent, whoever wrote the journal: a NUL byte makes
+ * libstrophe send what follows it in memory; a subscribers item that is
+ * not a presence element would be cut in the wrong place. NULL when the
+ * item may go. */
+static const char *unsendable(const char *data, size_t len,
+                              const mx_queue_item *item)
+{
+    if (memchr(data, '\0', len))
+        return "contains a NUL byte";
+    if (item->kind == MX_ITEM_SUBSCRIBERS
+        && !is_presence(item->stanza, item->stanza_len))
+        return "is a presence to subscribers that is no <presence>";
+    return NULL;
 }
 
 /* Send the next durable item. 1 when one was sent (or dealt with), 0
@@ -315,6 +454,7 @@ static int send_next(mx_out *o)
     size_t len;
     mx_seq record;
     mx_queue_item item;
+    const char *why;
     int rc = next_item(o, &data, &len, &record);
 
     if (rc <= 0)
@@ -322,9 +462,20 @@ static int send_next(mx_out *o)
     if (mx_queue_item_parse(data, len, &item) != 0) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, o->app->s, MX_LOG_TAG "0203: "
                      "%s: outbound item %" APR_UINT64_T_FMT " is not an "
-                     "item of this version of mod_xmpp; skipped",
-                     o->app->jid, (apr_uint64_t)record);
-        mx_shared_count(o->app->shared->failed, 1);
+                     "item of this version of mod_xmpp; skipped%s",
+                     o->app->jid, (apr_uint64_t)record,
+                     keep_bad(o, record, data, len));
+        skip_item(o, record);
+        free(data);
+        return 1;
+    }
+    if ((why = unsendable(data, len, &item)) != NULL) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, o->app->s, MX_LOG_TAG "0217: "
+                     "%s: outbound item %" APR_UINT64_T_FMT " (%"
+                     APR_SIZE_T_FMT " bytes) %s; it is not sent%s",
+                     o->app->jid, (apr_uint64_t)record, len, why,
+                     keep_bad(o, record, data, len));
+        skip_item(o, record);
         free(data);
         return 1;
     }
@@ -342,6 +493,7 @@ static int send_next(mx_out *o)
     free(data);
     o->flight[(o->head + o->len) % MX_WINDOW].record = record;
     o->flight[(o->head + o->len) % MX_WINDOW].seq = o->out_seq;
+    o->flight[(o->head + o->len) % MX_WINDOW].skipped = 0;
     o->len++;
     return 1;
 }
@@ -589,17 +741,98 @@ static int on_any(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
     return 1;
 }
 
-/* The answer to a ping barrier: a result, or an error from a server
- * without XEP-0199; either comes after all that was sent before it. */
-static int on_ping_ack(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
+int mx_out_is_own_ping(const mx_out *o, xmpp_stanza_t *st)
 {
     const char *id = xmpp_stanza_get_id(st);
     const char *type = xmpp_stanza_get_type(st);
+    const char *from = xmpp_stanza_get_from(st);
+    size_t plen = strlen(o->ack_prefix);
 
-    if (id && !strncmp(id, "mx-ack-", 7) && type
-        && (!strcmp(type, "result") || !strcmp(type, "error")))
-        acked(ud, (apr_uint32_t)strtoul(id + 7, NULL, 10));
+    return o->app->component && id && plen && !strncmp(id, o->ack_prefix, plen)
+           && type && !strcmp(type, "get") && from
+           && !strcasecmp(from, o->app->jid);
+}
+
+int mx_out_request_id(const char *purpose, char *buf, size_t size)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char r[16];
+    char digits[2 * sizeof(r) + 1];
+    size_t i;
+
+    if (apr_generate_random_bytes(r, sizeof(r)) != APR_SUCCESS)
+        return -1;
+    for (i = 0; i < sizeof(r); i++) {
+        digits[2 * i] = hex[r[i] >> 4];
+        digits[2 * i + 1] = hex[r[i] & 15];
+    }
+    digits[2 * sizeof(r)] = '\0';
+    return apr_snprintf(buf, size, "mx-%s-%s", purpose, digits)
+           < (int)size - 1 ? 0 : -1;
+}
+
+/* RFC 6120 10.3.3: the server answers a request with no 'to' without a
+ * 'from' or from the account's bare JID; a server domain's own answer
+ * comes from the domain. */
+int mx_out_from_server(const mx_app *app, xmpp_stanza_t *st)
+{
+    const char *from = xmpp_stanza_get_from(st);
+    const char *at = strchr(app->jid, '@');
+
+    if (!from)
+        return 1;
+    if (strchr(from, '/'))
+        return 0;
+    return mx_jid_same_bare(from, app->jid) || (at && !strchr(from, '@')
+                                                && !strcasecmp(from, at + 1));
+}
+
+/* The answer to a ping barrier: a result, or an error from a server
+ * without XEP-0199 (or, for a component, the ping itself, routed back);
+ * any of them comes after all that was sent before it.
+ * Only our own numbers of this session count. */
+static int on_ping_ack(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
+{
+    mx_out *o = ud;
+    const char *id = xmpp_stanza_get_id(st);
+    const char *type = xmpp_stanza_get_type(st);
+    size_t plen = strlen(o->ack_prefix);
+    unsigned long h;
+    char *end;
+
+    if (!id || !type || (strcmp(type, "result") && strcmp(type, "error")
+                             && !mx_out_is_own_ping(o, st))
+        || !plen || strncmp(id, o->ack_prefix, plen) != 0
+        || !mx_out_from_server(o->app, st))
+        return 1;
+    h = strtoul(id + plen, &end, 10);
+    if (*end == '\0' && end != id + plen
+        && (apr_int32_t)((apr_uint32_t)h - o->out_seq) <= 0)
+        acked(o, (apr_uint32_t)h);
     return 1;
+}
+
+/* A prefix for this session's ping ids that no one else can know. */
+static void new_ack_prefix(mx_out *o)
+{
+    char id[MX_OUT_ID_SIZE];
+
+    o->ack_prefix[0] = o->ack_token[0] = '\0';
+    if (mx_out_request_id("ack", id, sizeof(id)) != 0) {
+        /* no ping answer counts then: a stall is better than a forgery */
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, o->app->s, MX_LOG_TAG "0218: "
+                     "%s: no random numbers for the ids of ping round "
+                     "trips; delivery is confirmed by stream management "
+                     "acks only", o->app->jid);
+        return;
+    }
+    apr_snprintf(o->ack_prefix, sizeof(o->ack_prefix), "%s-", id);
+    apr_cpystrn(o->ack_token, id + strlen("mx-ack-"), sizeof(o->ack_token));
+}
+
+const char *mx_out_log_secret(const mx_out *o)
+{
+    return o && o->ack_token[0] ? o->ack_token : NULL;
 }
 
 void mx_out_on_login(mx_out *o, xmpp_ctx_t *ctx, xmpp_conn_t *conn,
@@ -609,6 +842,7 @@ void mx_out_on_login(mx_out *o, xmpp_ctx_t *ctx, xmpp_conn_t *conn,
     o->conn = conn;
     o->sm = sm_offered; /* <failed/> switches to ping barriers */
     o->out_seq = o->requested = o->in_seq = o->in_asked = o->in_acked = 0;
+    new_ack_prefix(o);
     rewind_queue(o);
     xmpp_handler_add(conn, on_sm_enabled, MX_NS_SM, "enabled", NULL, o);
     xmpp_handler_add(conn, on_sm_failed, MX_NS_SM, "failed", NULL, o);
@@ -618,6 +852,13 @@ void mx_out_on_login(mx_out *o, xmpp_ctx_t *ctx, xmpp_conn_t *conn,
     xmpp_handler_add(conn, on_ping_ack, NULL, "iq", NULL, o);
     if (sm_offered) {
         xmpp_send_raw_string(conn, "<enable xmlns='" MX_NS_SM "'/>");
+        return;
+    }
+    if (o->app->component) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, o->app->s, MX_LOG_TAG "0250: "
+                     "%s: a component has no stream management (XEP-0198): "
+                     "ping round trips confirm delivery, and inbound stanzas "
+                     "cannot be confirmed as handled", o->app->jid);
         return;
     }
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, o->app->s, MX_LOG_TAG "0204: "

@@ -52,6 +52,31 @@ unsigned long mx_out_received(const mx_out *o);
  * counts against the item alone in flight. */
 void mx_out_on_end(mx_out *o, const char *stream_error, int about_data);
 
+/* 1 when st is one of a component's own ping barriers, routed back to it
+ * by the server: no one else may answer it. */
+int mx_out_is_own_ping(const mx_out *o, xmpp_stanza_t *st);
+
+/* Size of a buffer for mx_out_request_id with a purpose of up to 16
+ * characters: "mx-" purpose "-" 32 hex digits, NUL */
+#define MX_OUT_ID_SIZE 56
+
+/* A fresh id for an iq request to the server: "mx-<purpose>-" and 32
+ * random hex digits, so that nobody else can answer it in its place
+ * (anyone may send us <iq type='result'> with an id they guess). 0, or
+ * -1 when no random numbers are available or buf is too small. */
+int mx_out_request_id(const char *purpose, char *buf, size_t size);
+
+/* 1 when st, an answer to a request we sent without 'to', comes from our
+ * server: no 'from', or the account's bare JID, or its domain (RFC 6120
+ * 10.3.3); 0 when any other entity sent it. Check it, and the id, before
+ * believing an iq result or error (acks, the roster, ...). */
+int mx_out_from_server(const mx_app *app, xmpp_stanza_t *st);
+
+/* What must not be in the log (libstrophe's trace of every stanza): the
+ * random part of this session's ping ids, which would let a reader of
+ * the log forge acks. NULL when there is none. */
+const char *mx_out_log_secret(const mx_out *o);
+
 /* On stop: ask the server to acknowledge everything sent. Returns 1 when
  * it did within ms, running the loop meanwhile. */
 int mx_out_flush(mx_out *o, unsigned int ms);

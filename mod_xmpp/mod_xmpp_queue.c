@@ -6,7 +6,14 @@
  * listen, and again before every batch for which inotify has reported an
  * arrival in new/: a sender that saw its spooled item accepted and then
  * used the socket has renamed the item into new/ before its socket
- * request was read, so the event is there to be seen. */
+ * request was read, so the event is there to be seen.
+ *
+ * Trust. Anything that runs as httpd's User can write to the socket and
+ * the spool, not only xmpp-send and mx_ops: every item from there is
+ * checked here as mx_queue_item_check says (the checks of the senders,
+ * again) before it reaches the journal. A refused item is answered BAD
+ * on the socket, and set aside in bad/ when found in the spool; either
+ * way the items behind it go on. */
 #include <errno.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -52,6 +59,7 @@ typedef struct {
     mx_qconn *c;           /* NULL: handed in by this process, no answer */
     const char *item;
     size_t len;
+    const char *refused;   /* why the item is not taken, or NULL */
 } mx_qreq;
 
 typedef struct {
@@ -143,13 +151,29 @@ static void drain_inotify(mx_qserver *q)
         ;
 }
 
+/* A spooled item that must not be sent: out of the way of the items
+ * behind it, kept for a human, logged, counted as failed. */
+static void refuse_spooled(mx_qserver *q, const char *name, const char *why)
+{
+    int kept = mx_queue_set_aside(q->app->dir, name) == 0;
+
+    ap_log_error(APLOG_MARK, APLOG_ERR, 0, q->app->s, MX_LOG_TAG "0219: %s: "
+                 "the spooled item %s is refused (%s); %s", q->app->jid,
+                 name, why, kept ? "moved aside to bad/"
+                                 : "it could not be moved to bad/ and is "
+                                   "removed");
+    if (!kept) /* else refused and logged again at every look at new/ */
+        mx_queue_remove(q->app->dir, name);
+    mx_shared_count(q->app->shared->failed, 1);
+}
+
 /* Move up to one batch of spooled items into the journal. 1 when there
  * may be more, 0 when done, -1 on error (logged; the items stay). */
 static int spool_batch(mx_qserver *q)
 {
     char **names, **data, err[512];
     size_t n, i, *lens, good = 0;
-    mx_queue_item item;
+    const char *why;
     int rc = 0;
 
     if (mx_queue_list(q->app->dir, MX_Q_SPOOL_BATCH, &names, &n) != 0)
@@ -165,8 +189,16 @@ static int spool_batch(mx_qserver *q)
         goto done;
     }
     for (i = 0; i < n; i++) {
-        if (mx_queue_read(q->app->dir, names[i], &data[good], &lens[good])
-            != 0) {
+        int rd = mx_queue_read(q->app->dir, names[i], &data[good],
+                               &lens[good]);
+
+        if (rd != 0 && errno == EFBIG) { /* never read, never sent */
+            refuse_spooled(q, names[i], "larger than 16 MiB");
+            free(names[i]);
+            names[i] = NULL;
+            continue;
+        }
+        if (rd != 0) {
             /* gone meanwhile, or unreadable: left where it is, never
              * removed unread */
             if (errno != ENOENT && apr_time_now() - q->last_read_error
@@ -181,13 +213,11 @@ static int spool_batch(mx_qserver *q)
             names[i] = NULL;
             continue;
         }
-        if (mx_queue_item_parse(data[good], lens[good], &item) != 0) {
-            ap_log_error(APLOG_MARK, APLOG_ERR, 0, q->app->s, MX_LOG_TAG
-                         "0203: %s: queue item %s is damaged; moved aside "
-                         "to bad/", q->app->jid, names[i]);
-            mx_queue_set_aside(q->app->dir, names[i]);
-            mx_shared_count(q->app->shared->failed, 1);
+        if (mx_queue_item_check(data[good], lens[good], q->app->jid,
+                                mx_conf_resource(q->app->conf), &why) != 0) {
+            refuse_spooled(q, names[i], why);
             free(data[good]);
+            data[good] = NULL;
             free(names[i]);
             names[i] = NULL;
             continue;
@@ -365,7 +395,7 @@ static void answer(mx_qconn *c, const char *fmt, ...)
 }
 
 static int add_req(mx_qserver *q, mx_qconn *c, const char *item,
-                   size_t len)
+                   size_t len, const char *refused)
 {
     if (q->nreqs == q->capreqs) {
         size_t cap = q->capreqs ? q->capreqs * 2 : 64;
@@ -379,6 +409,7 @@ static int add_req(mx_qserver *q, mx_qconn *c, const char *item,
     q->reqs[q->nreqs].c = c;
     q->reqs[q->nreqs].item = item;
     q->reqs[q->nreqs].len = len;
+    q->reqs[q->nreqs].refused = refused;
     q->nreqs++;
     return 0;
 }
@@ -400,7 +431,7 @@ static void take_local(mx_qserver *q)
     q->taken_upto = q->tickets;
     pthread_mutex_unlock(&q->lock);
     for (i = 0; i < q->ntaken; i++)
-        add_req(q, NULL, q->taken[i].item, q->taken[i].len);
+        add_req(q, NULL, q->taken[i].item, q->taken[i].len, NULL);
 }
 
 /* After commit: what was taken is in the journal (or its loss logged). */
@@ -452,6 +483,23 @@ int mx_qserver_put_local(mx_qserver *q, mx_item_kind kind,
     return rc;
 }
 
+static const char not_request[] = "not a queue request";
+
+/* Why a sender's item is refused, or NULL (logged at debug level only:
+ * the sender gets the reason, and anyone could fill the log). */
+static const char *checked(mx_qserver *q, const char *item, size_t len)
+{
+    const char *why;
+
+    if (mx_queue_item_check(item, len, q->app->jid,
+                            mx_conf_resource(q->app->conf), &why) == 0)
+        return NULL;
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, q->app->s, MX_LOG_TAG "0220: "
+                 "%s: an item on the queue socket is refused: %s",
+                 q->app->jid, why);
+    return why;
+}
+
 /* Gather this process's items (when its eventfd said there are some),
  * then the complete requests of every connection, in order. */
 static void gather(mx_qserver *q, int local)
@@ -469,12 +517,15 @@ static void gather(mx_qserver *q, int local)
         while (at < c->len
                && (rc = mx_qreq_parse(c->buf + at, c->len - at, &off,
                                       &len)) != 0) {
-            if (rc < 0) {
-                answer(c, "ERR not a queue request");
+            if (rc == MX_QREQ_TOO_LARGE || rc < 0) {
+                /* answered in turn, after what came before on c */
+                add_req(q, c, NULL, 0, rc == MX_QREQ_TOO_LARGE
+                        ? "the item is larger than 16 MiB" : not_request);
                 c->dead = 1;
                 break;
             }
-            if (add_req(q, c, c->buf + at + off, len) != 0)
+            if (add_req(q, c, c->buf + at + off, len,
+                        checked(q, c->buf + at + off, len)) != 0)
                 return;
             at += off + len;
         }
@@ -507,6 +558,8 @@ static void commit(mx_qserver *q)
         goto answers;
     }
     for (i = 0; i < q->nreqs; i++) {
+        if (q->reqs[i].refused)
+            continue;
         if (q->reqs[i].c && count + (long)n >= limit) {
             full[i] = 1;
             continue;
@@ -530,6 +583,9 @@ answers:
     for (i = 0; i < q->nreqs; i++) {
         if (!q->reqs[i].c)
             first++;
+        else if (q->reqs[i].refused)
+            answer(q->reqs[i].c, "%s %s", q->reqs[i].refused == not_request
+                   ? "ERR" : "BAD", q->reqs[i].refused);
         else if (full && full[i])
             answer(q->reqs[i].c, "FULL %ld %d", count + (long)n, limit);
         else if (rc != 0)

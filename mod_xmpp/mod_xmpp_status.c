@@ -20,6 +20,8 @@ static void status_auto(request_rec *r, const mx_app *app, const mx_shared *sh)
     int n = app->index + 1;
 
     ap_rprintf(r, "XMPPApp%dJID: %s\n", n, app->jid);
+    ap_rprintf(r, "XMPPApp%dMode: %s\n", n,
+               app->component ? "component" : "client");
     ap_rprintf(r, "XMPPApp%dState: %s\n", n, mx_state_name(sh->state));
     ap_rprintf(r, "XMPPApp%dServer: %s\n", n, sh->server);
     ap_rprintf(r, "XMPPApp%dConnectedSince: %" APR_TIME_T_FMT "\n", n,
@@ -50,7 +52,12 @@ static void status_html(request_rec *r, const mx_app *app, const mx_shared *sh)
                "<td>%" APR_UINT64_T_FMT "</td><td>%" APR_UINT64_T_FMT "</td>"
                "<td>%" APR_UINT64_T_FMT "</td><td>%" APR_UINT64_T_FMT "</td>"
                "<td>%" APR_UINT64_T_FMT "</td><td>%s</td></tr>\n",
-               ap_escape_html(r->pool, app->jid), mx_state_name(sh->state),
+               ap_escape_html(r->pool, app->component
+                              ? apr_pstrcat(r->pool, app->jid,
+                                            " (component: every address "
+                                            "of the domain)", NULL)
+                              : app->jid),
+               mx_state_name(sh->state),
                ap_escape_html(r->pool, sh->server), since, sh->reconnects,
                sh->queued, sh->sent, sh->received, sh->failed,
                ap_escape_html(r->pool, sh->last_error));
@@ -58,7 +65,7 @@ static void status_html(request_rec *r, const mx_app *app, const mx_shared *sh)
 
 /* A holder killed with -9 cannot say it is gone: notice it here, so the
  * page does not show a dead connection as connected. */
-static void check_holder_alive(mx_shared *snap)
+void mx_status_check_holder(mx_shared *snap)
 {
     if (snap->holder_pid > 0 && snap->state != MX_ST_IDLE
         && snap->state != MX_ST_STOPPED
@@ -88,7 +95,7 @@ static int mx_status_hook(request_rec *r, int flags)
         const mx_app *app = APR_ARRAY_IDX(mx_apps, i, mx_app *);
 
         mx_shared_read(app->shared, &snap);
-        check_holder_alive(&snap);
+        mx_status_check_holder(&snap);
         if (flags & AP_STATUS_SHORT)
             status_auto(r, app, &snap);
         else

@@ -226,3 +226,50 @@ char *mx_error_stanza(const char *name, const char *from, const char *to,
     free(etext);
     return out;
 }
+
+/* The value of the root element's from attribute (in buf), 1 when there
+ * is one, 0 when none; the root tag is what precedes its first '>'. */
+static int root_from(const char *stanza, char *buf, size_t size)
+{
+    const char *end = strchr(stanza, '>'), *a = stanza, *close;
+    char q;
+
+    while (end && (a = strstr(a, "from=")) != NULL && a < end) {
+        if (a > stanza && strchr(" \t\r\n", a[-1]) && (a[5] == '"'
+                                                     || a[5] == '\'')) {
+            q = a[5];
+            close = strchr(a + 6, q);
+            if (!close || (size_t)(close - a - 6) >= size)
+                return -1;
+            memcpy(buf, a + 6, (size_t)(close - a - 6));
+            buf[close - a - 6] = '\0';
+            return 1;
+        }
+        a += 5;
+    }
+    return 0;
+}
+
+char *mx_stanza_from_component(const char *stanza, const char *dflt,
+                               const char *domain, int *bad)
+{
+    char from[3100], *efrom, *out;
+    size_t name_len;
+    int has;
+
+    stanza += strspn(stanza, " \t\r\n");
+    name_len = strcspn(stanza + (*stanza == '<'), " \t\r\n/>") + 1;
+    has = root_from(stanza, from, sizeof(from));
+    *bad = 0;
+    if (has != 0) {
+        *bad = has < 0 || mx_check_from(from, domain, NULL) != MX_OK;
+        return *bad ? NULL : strdup(stanza);
+    }
+    if (!(efrom = mx_xml_escape(dflt)))
+        return NULL;
+    if ((out = malloc(strlen(stanza) + strlen(efrom) + 10)) != NULL)
+        sprintf(out, "%.*s from=\"%s\"%s", (int)name_len, stanza, efrom,
+                stanza + name_len);
+    free(efrom);
+    return out;
+}

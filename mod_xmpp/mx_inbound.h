@@ -59,4 +59,12 @@ char *mx_xml_escape(const char *s);
 char *mx_error_stanza(const char *name, const char *from, const char *to,
                       const char *id, const char *etype, const char *cond,
                       const char *text);
+
+/* A handler's raw stanza answered by a component, which must say from
+ * which of its addresses: a malloc'd copy with from="dflt" added to the
+ * root element when it has no from attribute. NULL when out of memory,
+ * or (with *bad set to 1) when the root's from, as written, is not an
+ * address of `domain`. */
+char *mx_stanza_from_component(const char *stanza, const char *dflt,
+                               const char *domain, int *bad);
 #endif

@@ -1,6 +1,12 @@
 /* mx_jid: see mx_jid.h */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <string.h>
 #include <strings.h>
+
+#include <idn-free.h>
+#include <idna.h>
+#include <stringprep.h>
 
 #include "mx_jid.h"
 
@@ -50,7 +56,59 @@ int mx_utf8_valid_xml(const char *str, size_t len)
     return 1;
 }
 
-/* localpart: RFC 7622 forbids these in addition to spaces and controls */
+/* The part, NUL-terminated, prepared by libidn's stringprep profile into a
+ * malloc'd *out. Unassigned code points are allowed (flags 0), as servers
+ * do: the tables are Unicode 3.2 and would refuse every newer character,
+ * emoji included. Returns NULL, or why the part is refused. */
+static const char *prep(const char *p, size_t len, const char *profile,
+                        char **out, const char *why)
+{
+    char in[MX_JID_PART_MAX + 1];
+    int rc;
+
+    *out = NULL;
+    memcpy(in, p, len);
+    in[len] = '\0';
+    rc = stringprep_profile(in, out, profile, 0);
+    if (rc == STRINGPREP_MALLOC_ERROR)
+        return "out of memory checking the address";
+    if (rc != STRINGPREP_OK) {
+        *out = NULL;
+        return why;
+    }
+    return NULL;
+}
+
+/* Check the part with a profile; what it maps the part to must still be a
+ * part (not empty, not too long). */
+static const char *prep_check(const char *p, size_t len, const char *profile,
+                              const char *why)
+{
+    char *out;
+    const char *err = prep(p, len, profile, &out, why);
+    size_t n;
+
+    if (err)
+        return err;
+    n = strlen(out);
+    idn_free(out);
+    return (n == 0 || n > MX_JID_PART_MAX) ? why : NULL;
+}
+
+/* 1 when one of the bytes is a C0 control, DEL or (with space) a space */
+static int has_control(const char *p, size_t len, int space)
+{
+    size_t i;
+
+    for (i = 0; i < len; i++)
+        if ((unsigned char)p[i] < 0x20 || p[i] == 0x7F
+            || (space && p[i] == ' '))
+            return 1;
+    return 0;
+}
+
+/* localpart: RFC 7622 forbids these in addition to spaces and controls;
+ * nodeprep (what servers apply) decides about the rest of Unicode */
 static const char *check_local(const char *p, size_t len)
 {
     static const char forbidden[] = "\"&'/:<>@";
@@ -60,57 +118,107 @@ static const char *check_local(const char *p, size_t len)
         return "empty localpart";
     if (len > MX_JID_PART_MAX)
         return "localpart longer than 1023 bytes";
-    for (i = 0; i < len; i++) {
-        if ((unsigned char)p[i] <= 0x20 || p[i] == 0x7F)
-            return "localpart contains a space or control character";
+    if (has_control(p, len, 1))
+        return "localpart contains a space or control character";
+    for (i = 0; i < len; i++)
         if (memchr(forbidden, p[i], sizeof(forbidden) - 1))
             return "localpart contains one of \" & ' / : < > @";
+    if (!mx_utf8_valid_xml(p, len))
+        return "localpart is not valid UTF-8";
+    return prep_check(p, len, "Nodeprep",
+                      "localpart contains a character nodeprep forbids");
+}
+
+/* "[IPv6 address]", as in URIs (RFC 3986 IP-literal, no zone) */
+static const char *check_ip6(const char *p, size_t len)
+{
+    char addr[INET6_ADDRSTRLEN];
+    struct in6_addr a;
+
+    if (len < 3 || p[len - 1] != ']' || len - 2 >= sizeof(addr))
+        return "bad IPv6 literal domain";
+    memcpy(addr, p + 1, len - 2);
+    addr[len - 2] = '\0';
+    return inet_pton(AF_INET6, addr, &a) == 1 ? NULL
+                                               : "bad IPv6 literal domain";
+}
+
+/* The ASCII (ACE) form of a host name: letters, digits, '-' (not at either
+ * end of a label) and '_' (some private names have it), labels of 1 to 63
+ * bytes. */
+static const char *check_ace(const char *ace)
+{
+    size_t n;
+
+    for (;;) {
+        n = strspn(ace, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                        "0123456789-_");
+        if (n == 0 || n > 63)
+            return "domain has a label that is empty or longer than 63 bytes";
+        if (ace[0] == '-' || ace[n - 1] == '-')
+            return "domain has a label that begins or ends with '-'";
+        if (ace[n] == '\0')
+            return NULL;
+        if (ace[n] != '.')
+            return "domain contains a character not allowed in a host name";
+        ace += n + 1;
     }
-    return mx_utf8_valid_xml(p, len) ? NULL : "localpart is not valid UTF-8";
+}
+
+/* A host name, internationalized or not: IDNA's ToASCII (nameprep and
+ * punycode, from libidn) gives the form DNS would look up, whose labels
+ * must then be sane. An IPv4 address is a host name of digits. */
+static const char *check_host(const char *p, size_t len)
+{
+    char in[MX_JID_PART_MAX + 1], *ace = NULL;
+    const char *why;
+    int rc;
+
+    if (has_control(p, len, 1))
+        return "domain contains a space or control character";
+    if (!mx_utf8_valid_xml(p, len))
+        return "domain is not valid UTF-8";
+    if (p[len - 1] == '.') /* servers strip a trailing dot; refuse it */
+        return "domain ends with a dot";
+    memcpy(in, p, len);
+    in[len] = '\0';
+    rc = idna_to_ascii_8z(in, &ace, IDNA_ALLOW_UNASSIGNED);
+    if (rc == IDNA_MALLOC_ERROR)
+        return "out of memory checking the address";
+    if (rc != IDNA_SUCCESS)
+        why = "domain is not a valid host name";
+    else
+        why = check_ace(ace);
+    if (ace)
+        idn_free(ace);
+    return why;
 }
 
 static const char *check_domain(const char *p, size_t len)
 {
-    size_t i, label = 0;
-
     if (len == 0)
         return "empty domain";
     if (len > MX_JID_PART_MAX)
         return "domain longer than 1023 bytes";
-    if (p[0] == '[') /* IPv6 literal */
-        return (p[len - 1] == ']' && len > 2) ? NULL : "bad IPv6 literal domain";
-    for (i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if (c <= 0x20 || c == 0x7F)
-            return "domain contains a space or control character";
-        if (strchr("@/\"&'<>:\\", c))
-            return "domain contains a character not allowed in a host name";
-        if (c == '.') {
-            if (label == 0)
-                return "domain has an empty label";
-            label = 0;
-            continue;
-        }
-        if (++label > 63)
-            return "domain label longer than 63 bytes";
-    }
-    if (label == 0 && len > 1) /* a trailing dot is stripped by servers; refuse it */
-        return "domain ends with a dot";
-    return mx_utf8_valid_xml(p, len) ? NULL : "domain is not valid UTF-8";
+    if (p[0] == '[')
+        return check_ip6(p, len);
+    return check_host(p, len);
 }
 
+/* resource: anything printable (spaces too); resourceprep decides about
+ * the rest of Unicode */
 static const char *check_resource(const char *p, size_t len)
 {
-    size_t i;
-
     if (len == 0)
         return "empty resource";
     if (len > MX_JID_PART_MAX)
         return "resource longer than 1023 bytes";
-    for (i = 0; i < len; i++)
-        if ((unsigned char)p[i] < 0x20 || p[i] == 0x7F)
-            return "resource contains a control character";
-    return mx_utf8_valid_xml(p, len) ? NULL : "resource is not valid UTF-8";
+    if (has_control(p, len, 0))
+        return "resource contains a control character";
+    if (!mx_utf8_valid_xml(p, len))
+        return "resource is not valid UTF-8";
+    return prep_check(p, len, "Resourceprep",
+                      "resource contains a character resourceprep forbids");
 }
 
 const char *mx_jid_parse(const char *jid, mx_jid_parts *out)
@@ -186,4 +294,46 @@ int mx_jid_same_bare(const char *a, const char *b)
     if (pa.local && memcmp(pa.local, pb.local, pa.local_len) != 0)
         return 0;
     return strncasecmp(pa.domain, pb.domain, pa.domain_len) == 0;
+}
+
+/* Append the part prepared by profile (or, with NULL, with ASCII letters
+ * in lower case) to buf at *at; -1 when refused or when it does not fit. */
+static int append_prep(char *buf, size_t bufsize, size_t *at, const char *p,
+                       size_t len, const char *profile)
+{
+    char *out = NULL;
+    size_t n, i;
+
+    if (profile && prep(p, len, profile, &out, "") != NULL)
+        return -1;
+    n = out ? strlen(out) : len;
+    if (*at + n + 1 > bufsize) {
+        idn_free(out);
+        return -1;
+    }
+    memcpy(buf + *at, out ? out : p, n);
+    for (i = *at; !out && i < *at + n; i++)
+        if (buf[i] >= 'A' && buf[i] <= 'Z')
+            buf[i] = (char)(buf[i] - 'A' + 'a');
+    idn_free(out);
+    *at += n;
+    buf[*at] = '\0';
+    return 0;
+}
+
+int mx_jid_bare_prep(const char *jid, char *buf, size_t bufsize)
+{
+    mx_jid_parts p;
+    size_t at = 0;
+
+    if (mx_jid_parse(jid, &p) != NULL || bufsize == 0)
+        return -1;
+    if (p.local && (append_prep(buf, bufsize, &at, p.local, p.local_len,
+                                "Nodeprep") != 0
+                    || append_prep(buf, bufsize, &at, "@", 1, NULL) != 0))
+        return -1;
+    if (append_prep(buf, bufsize, &at, p.domain, p.domain_len,
+                    p.domain[0] == '[' ? NULL : "Nameprep") != 0)
+        return -1;
+    return (int)at;
 }

@@ -1,7 +1,18 @@
 /* mx_jid: XMPP address (JID) checks and splitting, RFC 7622 in the
  * strictness an application needs: what a server would refuse is refused
- * here first, so a bad address is a clear error instead of a lost stanza.
- * Portable: no httpd, no APR. */
+ * here first, so a bad address is a clear error instead of a lost stanza
+ * (or, for bytes XML does not allow, a broken stream).
+ *
+ * The byte rules are checked here, each with its own reason: valid UTF-8,
+ * no controls, no spaces outside the resource, none of " & ' / : < > @ in
+ * the localpart, at most 1023 bytes a part, an IPv6 literal in brackets
+ * that inet_pton reads, host name labels of letters, digits, '-' and '_'
+ * of at most 63 bytes (in their ASCII form). What Unicode allows beyond
+ * that is decided by libidn's stringprep profiles, nodeprep, nameprep
+ * (with IDNA ToASCII) and resourceprep (RFC 6122, the stringprep
+ * predecessor of RFC 7622's PRECIS profiles, for which no C library is
+ * packaged), as servers such as Prosody and ejabberd apply them.
+ * Portable: no httpd, no APR; libidn. */
 #ifndef MX_JID_H
 #define MX_JID_H
 
@@ -30,6 +41,11 @@ int mx_jid_is_bare_user(const char *jid);
 /* Write the bare form (local@domain or domain) of a valid jid into buf.
  * Returns the length, or -1 if it does not fit or the jid is invalid. */
 int mx_jid_bare(const char *jid, char *buf, size_t bufsize);
+
+/* Like mx_jid_bare, but the bare form as servers normalize it (nodeprep,
+ * nameprep: "JÜRGEN@Müller.Example" gives "jürgen@müller.example"), so
+ * that any spelling of a contact finds what the server reported for it. */
+int mx_jid_bare_prep(const char *jid, char *buf, size_t bufsize);
 
 /* 1 when the bare forms of a and b are equal (domain compared without
  * case, as servers do for ASCII domains), 0 otherwise or when invalid */

@@ -183,7 +183,8 @@ static int list_segments(const char *jdir, mx_seq **out, size_t *count)
         v[n++] = start;
     }
     closedir(d);
-    qsort(v, n, sizeof(*v), cmp_seq);
+    if (n > 1) /* v is NULL without segments: qsort(NULL, 0) is undefined */
+        qsort(v, n, sizeof(*v), cmp_seq);
     *out = v;
     *count = n;
     return 0;

@@ -8,6 +8,7 @@
 #include "mx_ops.h"
 #include "mx_qclient.h"
 #include "mx_queue.h"
+#include "mx_addr_roster.h"
 
 const char *mx_status_name(mx_status st)
 {
@@ -39,17 +40,28 @@ static void bad_jid(mx_result *res, const char *jid)
 static int from_of(const mx_sender *s, const char *from_jid, char *buf,
                    size_t size, mx_result *res)
 {
+    /* a component's app_jid is its domain (mx_check_from) */
+    int component = !strchr(s->app_jid, '@');
+
     if (mx_check_from(from_jid, s->app_jid, s->app_resource) != MX_OK) {
         res->err = MX_ERR_INVALID_JID;
-        snprintf(res->why, sizeof(res->why), "'%s' is not one of the app's "
-                 "own addresses (%s or %s/%s)", from_jid, s->app_jid,
-                 s->app_jid, s->app_resource);
+        if (component)
+            snprintf(res->why, sizeof(res->why), "'%s' is not one of the "
+                     "app's own addresses (%s or any name@%s)", from_jid,
+                     s->app_jid, s->app_jid);
+        else
+            snprintf(res->why, sizeof(res->why), "'%s' is not one of the "
+                     "app's own addresses (%s or %s/%s)", from_jid,
+                     s->app_jid, s->app_jid, s->app_resource);
         return -1;
     }
-    if (from_jid && *from_jid)
-        snprintf(buf, size, "%s", from_jid);
-    else
+    if (!from_jid || !*from_jid)
         snprintf(buf, size, "%s/%s", s->app_jid, s->app_resource);
+    else if (component && !strchr(from_jid, '/'))
+        /* App Engine sent from name@app-id.appspotchat.com/bot */
+        snprintf(buf, size, "%s/%s", from_jid, s->app_resource);
+    else
+        snprintf(buf, size, "%s", from_jid);
     return 0;
 }
 
@@ -135,9 +147,9 @@ void mx_op_send_invite(const mx_sender *s, const char *jid,
         bad_jid(res, jid);
         return;
     }
-    /* a subscription is between bare JIDs */
-    if (!from_jid || !*from_jid)
-        snprintf(from, sizeof(from), "%s", s->app_jid);
+    /* a subscription is between bare JIDs: no resource added */
+    snprintf(from, sizeof(from), "%s",
+             from_jid && *from_jid ? from_jid : s->app_jid);
     mx_new_id(id, sizeof(id));
     *status = put(s, MX_ITEM_STANZA, mx_invite_stanza(from, jid, id), res);
 }
@@ -178,6 +190,20 @@ void mx_op_send_presence(const mx_sender *s, const char *jid,
                                      status_text, id), res);
 }
 
+/* A component keeps each contact's presence per address (mx_addr_roster.h):
+ * as the address from_jid (by default the domain) saw it. */
+static void component_presence(const mx_sender *s, const char *jid,
+                               const char *from_jid, int *available,
+                               char *show, size_t showsize)
+{
+    char dir[4096];
+
+    if (mx_addr_roster_dir(s->queue_dir, from_jid && *from_jid ? from_jid
+                                                          : s->app_jid,
+                      dir, sizeof(dir)) == 0)
+        mx_presence_load(dir, jid, available, show, showsize, NULL);
+}
+
 void mx_op_get_presence(const mx_sender *s, const char *jid,
                         const char *from_jid, int *available, char *show,
                         size_t showsize, mx_result *res)
@@ -196,5 +222,8 @@ void mx_op_get_presence(const mx_sender *s, const char *jid,
         return;
     }
     /* a contact never seen is unavailable, as App Engine answered */
-    mx_presence_load(s->queue_dir, jid, available, show, showsize, NULL);
+    if (!strchr(s->app_jid, '@'))
+        component_presence(s, jid, from_jid, available, show, showsize);
+    else
+        mx_presence_load(s->queue_dir, jid, available, show, showsize, NULL);
 }

@@ -14,6 +14,9 @@
 #include "mx_qclient.h"
 
 #define ANSWER_MAX 512
+
+_Static_assert(MX_QUEUE_ITEM_MAX <= MX_JOURNAL_RECORD_MAX,
+               "every item the queue takes fits in a journal record");
 #define TIMEOUT_SECS 10 /* a holder that does not answer: use the spool */
 
 /* This thread's connection, kept between calls */
@@ -43,8 +46,10 @@ int mx_qreq_parse(const char *buf, size_t len, size_t *off,
         || buf[4] > '9')
         return -1;
     n = strtoull(buf + 4, &end, 10);
-    if (end != nl || n > MX_JOURNAL_RECORD_MAX)
+    if (end != nl)
         return -1;
+    if (n > MX_QUEUE_ITEM_MAX)
+        return MX_QREQ_TOO_LARGE;
     *off = (size_t)(nl - buf) + 1;
     *item_len = (size_t)n;
     return len - *off >= n ? 1 : 0;
@@ -168,7 +173,8 @@ static int read_answer(char *buf, size_t size)
     return -1;
 }
 
-/* Over the socket: 0, MX_QUEUE_FULL, or 1 to use the spool instead. */
+/* Over the socket: 0, MX_QUEUE_FULL, -1 when refused for good (BAD), or
+ * 1 to use the spool instead. */
 static int submit_socket(const char *dir, const char *item, size_t len,
                          char *err, size_t errsize)
 {
@@ -194,6 +200,12 @@ static int submit_socket(const char *dir, const char *item, size_t len,
                      "limit %ld)", count, limit);
         return MX_QUEUE_FULL;
     }
+    if (!strncmp(answer, "BAD ", 4)) {
+        if (err && errsize)
+            snprintf(err, errsize, "the queue refused the item: %s",
+                     answer + 4);
+        return -1;
+    }
     return 1; /* ERR: perhaps the spool can take it */
 }
 
@@ -207,6 +219,14 @@ int mx_queue_submit(const char *dir, mx_item_kind kind, const char *stanza,
     if (!item) {
         if (err && errsize)
             snprintf(err, errsize, "out of memory");
+        return -1;
+    }
+    if (len > MX_QUEUE_ITEM_MAX) { /* the holder would refuse it */
+        if (err && errsize)
+            snprintf(err, errsize, "the stanza is too large (%zu bytes; "
+                     "the queue takes items of up to %u)", len,
+                     MX_QUEUE_ITEM_MAX);
+        free(item);
         return -1;
     }
     rc = submit_socket(dir, item, len, err, errsize);

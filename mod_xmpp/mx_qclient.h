@@ -15,7 +15,15 @@
  *   answer   "OK <number>\n"          durable, with its journal number
  *            "FULL <count> <limit>\n" refused: the queue is full
  *            "ERR <reason>\n"         refused: the holder could not store
- *                                     it (the sender tries the spool)
+ *                                     it (the sender tries the spool), or
+ *                                     the request is not one (the holder
+ *                                     closes the connection)
+ *            "BAD <reason>\n"         refused for good: the item breaks
+ *                                     mx_queue_item_check's rules (too
+ *                                     large, a NUL byte, not a valid
+ *                                     stanza, a 'from' that is not the
+ *                                     app's); the spool would refuse it
+ *                                     too, so the sender does not try it
  * POSIX only; no httpd, no APR. Thread-safe: each thread keeps its own
  * connection open between calls (closed on exec). */
 #ifndef MX_QCLIENT_H
@@ -43,7 +51,9 @@ int mx_queue_submit(const char *dir, mx_item_kind kind, const char *stanza,
 
 /* A request at the start of buf (len bytes available): 1 when complete
  * (the item is buf[*off .. *off + *item_len)), 0 when more bytes are
- * needed, -1 when it is not a request or the item is too large. */
+ * needed, -1 when it is not a request, MX_QREQ_TOO_LARGE when it says its
+ * item is larger than MX_QUEUE_ITEM_MAX. */
+#define MX_QREQ_TOO_LARGE (-2)
 int mx_qreq_parse(const char *buf, size_t len, size_t *off,
                   size_t *item_len);
 

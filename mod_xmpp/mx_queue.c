@@ -13,6 +13,7 @@
 
 #include "mx_jid.h"
 #include "mx_queue.h"
+#include "mx_send.h"
 
 #ifndef PATH_MAX
 #define PATH_MAX 4096
@@ -107,21 +108,31 @@ static int sync_dir(const char *path)
     return rv;
 }
 
-/* Read a whole file into a malloc'd NUL-terminated buffer. */
-static int read_file(const char *path, char **data, size_t *len)
+/* Read a whole file of at most max bytes into a malloc'd NUL-terminated
+ * buffer; EFBIG for a larger one, which is never read into memory. */
+static int read_file_max(const char *path, size_t max, char **data,
+                         size_t *len)
 {
     struct stat st;
     size_t size, got = 0;
     ssize_t r;
-    char *buf, *nb;
+    char *buf = NULL, *nb;
     int fd = open(path, O_RDONLY | O_CLOEXEC), e;
 
     if (fd < 0)
         return -1;
     size = (fstat(fd, &st) == 0 && st.st_size > 0) ? (size_t)st.st_size + 1 : 256;
+    if (size - 1 > max && st.st_size > 0) {
+        errno = EFBIG;
+        goto fail;
+    }
     if (!(buf = malloc(size)))
         goto fail;
     for (;;) {
+        if (got > max) {
+            errno = EFBIG;
+            goto fail;
+        }
         if (got + 1 >= size) { /* the file grew since fstat */
             if (!(nb = realloc(buf, size * 2)))
                 goto fail;
@@ -149,6 +160,11 @@ fail:
     close(fd);
     errno = e;
     return -1;
+}
+
+static int read_file(const char *path, char **data, size_t *len)
+{
+    return read_file_max(path, (size_t)-1, data, len);
 }
 
 /* ---- names ---- */
@@ -473,7 +489,7 @@ int mx_queue_read(const char *dir, const char *name, char **data, size_t *len)
 
     if (item_path(dir, name, path) != 0)
         return -1;
-    return read_file(path, data, len);
+    return read_file_max(path, MX_QUEUE_ITEM_MAX, data, len);
 }
 
 int mx_queue_remove(const char *dir, const char *name)
@@ -677,106 +693,183 @@ int mx_queue_item_parse(const char *data, size_t len, mx_queue_item *item)
     return 0;
 }
 
-/* ---- contacts' presence ---- */
+/* ---- item checks ---- */
 
-int mx_presence_path(const char *dir, const char *jid, char *buf,
-                     size_t size)
+static const char *const message_types[] = {
+    "chat", "error", "groupchat", "headline", "normal", NULL
+};
+static const char *const presence_types[] = {
+    "unavailable", "probe", "subscribe", "subscribed", "unsubscribe",
+    "unsubscribed", "error", NULL
+};
+static const char *const iq_types[] = {
+    "get", "set", "result", "error", NULL
+};
+
+/* The start tag at s (well-formed, so quotes pair up): its end, just
+ * past '>'; *empty when it is "<.../>". */
+static const char *tag_end(const char *s, int *empty)
 {
-    char bare[2 * MX_JID_PART_MAX + 2];
-    char *p;
+    char q = 0;
 
-    if (!dir || mx_jid_bare(jid, bare, sizeof(bare)) < 0) {
-        errno = EINVAL;
-        return -1;
+    for (s++; *s; s++) {
+        if (q)
+            q = *s == q ? 0 : q;
+        else if (*s == '"' || *s == '\'')
+            q = *s;
+        else if (*s == '>') {
+            *empty = s[-1] == '/';
+            return s + 1;
+        }
     }
-    /* a valid bare JID has no '/' and is never "." or "..": a safe
-     * file name */
-    for (p = bare; *p; p++)
-        if (*p >= 'A' && *p <= 'Z')
-            *p = (char)(*p - 'A' + 'a');
-    return join(buf, size, dir, "presence", bare);
+    return NULL;
 }
 
-int mx_presence_store(const char *dir, const char *jid, int available,
-                      const char *show, const char *status)
+/* 1 when the well-formed XML content s is exactly one element: it starts
+ * at s[0] and its end tag is the last thing in s. */
+static int one_element(const char *s)
 {
-    char path[PATH_MAX], tmp[PATH_MAX], sub[PATH_MAX], nm[64];
-    size_t showlen = show ? strcspn(show, "\r\n") : 0;
-    int fd, rv, e;
+    const char *p = s;
+    int depth = 0, empty;
 
-    if (mx_presence_path(dir, jid, path, sizeof(path)) != 0)
-        return -1;
-    snprintf(nm, sizeof(nm), ".tmp-%ld-%u", (long)getpid(),
-             atomic_fetch_add(&counter, 1));
-    if (join(sub, sizeof(sub), dir, "presence", NULL) != 0
-        || join(tmp, sizeof(tmp), dir, "presence", nm) != 0
-        || ensure_dir(sub) != 0)
-        return -1;
-    if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
-        return -1;
-    rv = write_all(fd, available ? "available\n" : "unavailable\n",
-                   available ? 10 : 12);
-    if (rv == 0)
-        rv = write_all(fd, show ? show : "", showlen);
-    if (rv == 0)
-        rv = write_all(fd, "\n", 1);
-    if (rv == 0 && status)
-        rv = write_all(fd, status, strlen(status));
-    e = errno;
-    if (close(fd) != 0 && rv == 0)
-        rv = -1, e = errno;
-    if (rv == 0 && rename(tmp, path) != 0)
-        rv = -1, e = errno;
-    if (rv != 0) {
-        unlink(tmp);
-        errno = e;
+    if (*p != '<')
+        return 0;
+    while (*p) {
+        if (*p != '<')
+            p += strcspn(p, "<");
+        else if (!strncmp(p, "<![CDATA[", 9))
+            p = (p = strstr(p, "]]>")) ? p + 3 : NULL;
+        else if (p[1] == '/') {
+            p = (p = strchr(p, '>')) ? p + 1 : NULL;
+            if (--depth == 0)
+                break;
+        }
+        else if (p[1] == '!' || p[1] == '?')
+            return 0; /* refused by the XML check already */
+        else {
+            p = tag_end(p, &empty);
+            if (p && !empty)
+                depth++;
+            else if (p && depth == 0)
+                break;
+        }
+        if (!p)
+            return 0;
     }
-    return rv;
+    return depth == 0 && p && *p == '\0';
 }
 
-/* Split "available\nshow\nstatus" in place. */
-static void parse_presence(char *text, int *available, char *show,
-                           size_t showsize, char **status)
+/* The value of attribute name in the start tag at s, unescaped, into buf:
+ * 1 when there, 0 when absent, -1 when it uses a character reference or
+ * does not fit (no address or type needs either). */
+static int attr_value(const char *s, const char *name, char *buf,
+                      size_t size)
 {
-    char *l2 = strchr(text, '\n'), *l3 = NULL;
-    size_t n;
+    static const char *const ents[][2] = {
+        { "&amp;", "&" }, { "&lt;", "<" }, { "&gt;", ">" },
+        { "&quot;", "\"" }, { "&apos;", "'" }
+    };
+    size_t nlen = strlen(name), n = 0, i;
+    const char *p = s + 1 + strcspn(s + 1, " \t\r\n/>"), *v;
+    char q;
 
-    if (l2) {
-        *l2++ = '\0';
-        if ((l3 = strchr(l2, '\n')) != NULL)
-            *l3++ = '\0';
+    for (;;) {
+        p += strspn(p, " \t\r\n");
+        if (*p == '>' || *p == '/' || !*p)
+            return 0;
+        v = p + strcspn(p, " \t\r\n=");
+        q = *(v += strspn(v, " \t\r\n=")); /* = and spaces around it */
+        if ((size_t)(p + strcspn(p, " \t\r\n=") - p) == nlen
+            && !strncmp(p, name, nlen))
+            break;
+        p = strchr(v + 1, q) + 1;
     }
-    *available = strcmp(text, "available") == 0;
-    if (show && showsize) {
-        n = l2 ? strlen(l2) : 0;
-        if (n >= showsize)
-            n = showsize - 1;
-        memcpy(show, l2 ? l2 : "", n);
-        show[n] = '\0';
+    for (v++; *v != q; ) {
+        for (i = 0; *v == '&' && i < 5; i++)
+            if (!strncmp(v, ents[i][0], strlen(ents[i][0])))
+                break;
+        if (*v == '&' && i == 5)
+            return -1;
+        if (n + 1 >= size)
+            return -1;
+        buf[n++] = *v == '&' ? ents[i][1][0] : *v;
+        v += *v == '&' ? strlen(ents[i][0]) : 1;
     }
-    if (status)
-        *status = strdup(l3 ? l3 : "");
+    buf[n] = '\0';
+    return 1;
 }
 
-int mx_presence_load(const char *dir, const char *jid, int *available,
-                     char *show, size_t showsize, char **status)
+static int listed(const char *s, const char *const *list)
 {
-    char path[PATH_MAX], *text;
-
-    *available = 0;
-    if (show && showsize)
-        show[0] = '\0';
-    if (status)
-        *status = NULL;
-    if (mx_presence_path(dir, jid, path, sizeof(path)) != 0)
-        return -1;
-    if (read_file(path, &text, NULL) != 0)
-        return (errno == ENOENT || errno == ENAMETOOLONG) ? 1 : -1;
-    parse_presence(text, available, show, showsize, status);
-    free(text);
-    if (status && !*status) {
-        errno = ENOMEM;
-        return -1;
-    }
+    for (; *list; list++)
+        if (!strcmp(s, *list))
+            return 1;
     return 0;
+}
+
+/* The element's name, addresses and type, in a stanza that is one
+ * well-formed element. */
+static const char *check_stanza(const char *st, mx_item_kind kind,
+                                const char *app_bare,
+                                const char *app_resource)
+{
+    static char const *const *types[] = {
+        message_types, presence_types, iq_types
+    };
+    static const char *const names[] = { "message", "presence", "iq", NULL };
+    char addr[3 * MX_JID_PART_MAX + 3];
+    size_t nlen = strcspn(st + 1, " \t\r\n/>");
+    int i, has;
+
+    for (i = 0; names[i]; i++)
+        if (strlen(names[i]) == nlen && !strncmp(st + 1, names[i], nlen))
+            break;
+    if (!names[i])
+        return "the stanza is not a <message>, <presence> or <iq>";
+    if (kind == MX_ITEM_SUBSCRIBERS && i != 1)
+        return "a presence to subscribers that is not a <presence>";
+    if ((has = attr_value(st, "from", addr, sizeof(addr))) < 0
+        || (has && (!*addr
+                    || mx_check_from(addr, app_bare, app_resource) != MX_OK)))
+        return "the from address is not one of the app's own addresses";
+    if ((has = attr_value(st, "to", addr, sizeof(addr))) < 0
+        || (has && mx_check_to(addr) != MX_OK))
+        return "the recipient is not a valid JID";
+    if (has && kind == MX_ITEM_SUBSCRIBERS)
+        return "a presence to subscribers has a recipient";
+    if ((has = attr_value(st, "type", addr, sizeof(addr))) < 0
+        || (has && !listed(addr, types[i])))
+        return "the stanza's type is not one its element may have";
+    return NULL;
+}
+
+int mx_queue_item_check(const char *data, size_t len, const char *app_bare,
+                        const char *app_resource, const char **why)
+{
+    mx_queue_item item;
+    char *stanza;
+
+    *why = NULL;
+    if (len > MX_QUEUE_ITEM_MAX)
+        *why = "the item is larger than 16 MiB";
+    else if (memchr(data, '\0', len))
+        *why = "the item contains a NUL byte";
+    else if (mx_queue_item_parse(data, len, &item) != 0)
+        *why = "not an item of this version of mod_xmpp";
+    if (*why)
+        return -1;
+    if (!(stanza = malloc(item.stanza_len + 1))) {
+        *why = "out of memory";
+        return -1;
+    }
+    memcpy(stanza, item.stanza, item.stanza_len);
+    stanza[item.stanza_len] = '\0';
+    /* the raw XML check of send_message: the stanza is then one child of
+     * a <message>, well-formed, without what XMPP forbids */
+    if (mx_message_check(stanza, NULL, 1, why) == MX_OK)
+        *why = !one_element(stanza)
+               ? "the stanza is not exactly one element"
+               : check_stanza(stanza, item.kind, app_bare, app_resource);
+    free(stanza);
+    return *why ? -1 : 0;
 }

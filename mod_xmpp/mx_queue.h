@@ -12,7 +12,9 @@
  *   D/tmp/NAME     an item being written (O_EXCL, 0600); a crashed writer
  *                  leaves it here, mx_queue_clean_tmp removes it later
  *   D/new/NAME     a complete item, waiting to be sent
- *   D/bad/NAME     an item the holder could not parse (kept for a human)
+ *   D/bad/NAME     an item the holder refused (mx_queue_item_check: it
+ *                  could not parse it, or it breaks the rules), kept for
+ *                  a human
  *   D/FULL         exists while the holder says the queue is full: puts
  *                  are refused (backpressure instead of unbounded growth);
  *                  optional content "COUNT LIMIT\n" for the error message
@@ -65,7 +67,8 @@ void mx_queue_free_list(char **names, size_t count);
 
 /* The content of item name: malloc'd, NUL-terminated (the NUL is not
  * counted in len). Returns 0, or -1 (errno set; EINVAL for a name that
- * is not an item name, ENOENT when the item is gone). */
+ * is not an item name, ENOENT when the item is gone, EFBIG when it is
+ * larger than MX_QUEUE_ITEM_MAX: not read, set it aside). */
 int mx_queue_read(const char *dir, const char *name, char **data,
                   size_t *len);
 
@@ -132,32 +135,28 @@ char *mx_queue_item_make(mx_item_kind kind, const char *stanza,
  * -1 for another format version, an unknown kind or an empty stanza. */
 int mx_queue_item_parse(const char *data, size_t len, mx_queue_item *item);
 
+/* Largest item (header and stanza) the queue takes: the journal's
+ * largest record. mx_queue_read refuses larger files (EFBIG). */
+#define MX_QUEUE_ITEM_MAX (16u * 1024 * 1024)
+
+/* What the holder checks in every item a sender hands it (over the queue
+ * socket or in the spool), since anyone who runs as httpd's User can
+ * write there: the size (MX_QUEUE_ITEM_MAX), no NUL byte, the format
+ * (mx_queue_item_parse), and a stanza the way mx_ops makes them: one
+ * <message>, <presence> or <iq> element and nothing else, well-formed
+ * XML within XMPP's rules (mx_message_check's raw XML check), a 'from'
+ * that is absent or one of the app's own addresses (mx_check_from), a
+ * 'to' that is a valid JID (mx_check_to; none in a "subscribers" item,
+ * which must be a presence), a known 'type' for the element. Addresses
+ * and types written with character references are refused.
+ * Returns 0, or -1 with a short static English reason in *why. */
+int mx_queue_item_check(const char *data, size_t len, const char *app_bare,
+                        const char *app_resource, const char **why);
+
 
 /* ---- contacts' presence (for get_presence) ----
- * D/presence/BARE, one file per contact, written by the holder, read by
- * any process: line 1 "available" or "unavailable", line 2 the show
- * (may be empty), then the status (the rest of the file, may contain
- * newlines). BARE is the contact's bare JID with ASCII letters in lower
- * case, as servers normalize them, so "Alice@Example.org" finds what the
- * server reported for alice@example.org. Not fsynced: presence is
- * current state, the server sends it again after a reconnect. */
-
-/* Write the file for jid's bare JID (atomically: tmp file + rename).
- * show and status may be NULL. Returns 0, or -1 (errno set; EINVAL for
- * an invalid jid). */
-int mx_presence_store(const char *dir, const char *jid, int available,
-                      const char *show, const char *status);
-
-/* Read it: *available, the show into show (truncated to showsize, may be
- * NULL) and a malloc'd status into *status (may be NULL).
- * Returns 0 when known, 1 when the contact is unknown (no file; App
- * Engine answered "not available" then), -1 on error (errno set). */
-int mx_presence_load(const char *dir, const char *jid, int *available,
-                     char *show, size_t showsize, char **status);
-
-/* The path of jid's presence file into buf. Returns 0, or -1 when the
- * jid is invalid or the path does not fit. */
-int mx_presence_path(const char *dir, const char *jid, char *buf,
-                     size_t size);
+ * D/presence/BARE: see mx_presence.h, included here for the callers that
+ * knew these functions as part of the queue. */
+#include "mx_presence.h"
 
 #endif

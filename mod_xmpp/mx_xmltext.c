@@ -59,7 +59,7 @@ const char *mx_xml_text_problem(const char *str, size_t len, char *why,
     return NULL;
 }
 
-size_t mx_utf8_prefix(const char *str, size_t len, size_t max)
+size_t mx_utf8_cut(const char *str, size_t len, size_t max)
 {
     const unsigned char *s = (const unsigned char *)str;
     size_t cut = max;

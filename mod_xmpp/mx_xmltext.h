@@ -15,6 +15,6 @@ const char *mx_xml_text_problem(const char *s, size_t len, char *why,
 
 /* The length of the longest prefix of s[0..len) of at most max bytes that
  * ends between two UTF-8 sequences (a cut there splits no character). */
-size_t mx_utf8_prefix(const char *s, size_t len, size_t max);
+size_t mx_utf8_cut(const char *s, size_t len, size_t max);
 
 #endif

@@ -19,12 +19,13 @@ Tests need root (httpd switches to www-data, Prosody runs as prosody).
 
 import os
 import sys
+import weakref
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import util  # noqa: E402
+from harness import sanitize, util  # noqa: E402
 from harness.httpd import Httpd, need_module  # noqa: E402
 from harness.prosody import ProsodyServer  # noqa: E402
 from harness.xmpp import XmppClient  # noqa: E402
@@ -33,6 +34,61 @@ KEEP_TMP = os.environ.get("MX_KEEP_TMP") == "1"
 # MX_REQUIRE_MODULE=1 is set by t/run-tests after it built the module: a
 # missing mod_xmpp.so is then an error rather than a reason to skip
 # (harness.httpd.need_module).
+
+# A module built with --enable-sanitizers (MX_SANITIZE=1, or detected):
+# xmpp-send run by the tests themselves writes its reports to the same
+# files as httpd (harness/sanitize.py); sanitizer_check fails the test.
+SANITIZED = sanitize.enabled()
+if SANITIZED:
+    os.environ.update(sanitize.options(halt_on_ubsan=True))
+
+
+_log_checked = weakref.WeakKeyDictionary()  # Httpd -> error log offset
+
+
+@pytest.fixture(autouse=True)
+def sanitizer_check():
+    """With a sanitized module: fail the test when a sanitizer report
+    appeared while it ran (in any process: httpd's children, xmpp-send).
+    Autouse, so set up first and torn down last: after its httpds stopped
+    (a report at exit counts too)."""
+    if not SANITIZED:
+        yield
+        return
+    before = sanitize.report_files()
+    yield
+    reports = sanitize.new_reports(before)
+    # every httpd's error log from where the last check stopped: also
+    # those of module-scoped fixtures, set up before this fixture and
+    # living on after the test
+    for h in list(Httpd.instances):
+        if not os.path.exists(h.error_log_file):
+            continue
+        size = h.log_size()
+        reports += ["--- %s ---\n%s" % (h.error_log_file, r) for r in
+                    h.sanitizer_reports(_log_checked.get(h, 0))]
+        _log_checked[h] = size
+    if reports:
+        pytest.fail("sanitizer report(s) during the test:\n%s"
+                    % "\n".join(r[-8000:] for r in reports), pytrace=False)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if SANITIZED:
+        d = sanitize.report_dir()
+        if sanitize.report_files():
+            print("\nsanitizer reports kept in %s" % d)
+        else:
+            os.rmdir(d)
+
+
+def pytest_report_header(config):
+    if SANITIZED:
+        from harness.httpd import module_path
+        return ("mod_xmpp is sanitized: httpd runs with LD_PRELOAD=%s; "
+                "reports in %s" % (":".join(sanitize.preload(module_path())),
+                                   sanitize.report_dir()))
+    return None
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
@@ -104,6 +160,10 @@ def httpd_factory(request, prosody):
     for h in instances:
         if not h.stop():
             problems.append("httpd (%s) had to be killed at teardown" % h.directory)
+        reports = h.sanitizer_reports()
+        if reports:
+            problems.append("sanitizer report in %s:\n%s" % (
+                h.error_log_file, "\n".join(reports)[-8000:]))
         if failed or problems:
             print("\n===== %s: tail of %s =====\n%s" % (
                 request.node.nodeid, h.error_log_file,

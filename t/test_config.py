@@ -51,9 +51,11 @@ BAD_VALUES = [
     ("XMPPServer", "::1:5222"),
     ("XMPPServer", "[::1"),
     ("XMPPServer", '""'),
-    ("XMPPComponent", "x"),
-    ("XMPPComponent", "bots.example.org"),
-    ("XMPPComponentSecretFile", "x"),
+    ("XMPPComponent", "user@bots.example.org"),
+    ("XMPPComponent", "bots.example.org/res"),
+    ("XMPPComponent", '"bad domain"'),
+    ("XMPPComponentSecretFile", "/nonexistent/component.secret"),
+    ("XMPPComponentSecretFile", "/tmp"),
     ("XMPPTLS", "sometimes"),
     ("XMPPTLSCAFile", "/nonexistent/ca.pem"),
     ("XMPPTLSVerify", "maybe"),
@@ -194,8 +196,8 @@ def test_refusal_says_what_is_accepted(h):
 def test_every_directive_is_documented(doc):
     text = read(doc)
     if doc == REFERENCE_CONF:
-        # A directive line (commented out for directives that cannot be
-        # used yet, e.g. component mode).
+        # A directive line (commented out for those that are not set by
+        # default, e.g. component mode).
         missing = [d for d in directives()
                    if not re.search(r"^\s*(#\s*)?%s\s" % re.escape(d), text, re.M)]
     else:

@@ -11,7 +11,7 @@ import re
 import urllib.parse
 
 from harness import util
-from test_inbound import (APP, APP_FULL, fresh_user, start_app,
+from test_inbound import (APP, APP_FULL, fresh_user, start_app, token,
                           wait_connected)
 
 API = """
@@ -224,3 +224,112 @@ def test_iq_requests_are_answered(httpd_factory, xmpp_client):
             return e.iq["error"]["condition"]
         return "result"
     assert alice._call(disco, timeout=15) == "service-unavailable"
+
+
+# ------------------------------------------------ bounded presence state
+
+def presence_file(h, jid):
+    return os.path.join(h.spool_dir, APP, "presence", jid)
+
+
+def ping_app(client):
+    """A round trip through the app's holder: once it answers, it has
+    handled every stanza the client sent before (one stream, in order)."""
+    async def ping():
+        return await client.xmpp.plugin["xep_0199"].ping(jid=APP_FULL,
+                                                         timeout=10)
+    client._call(ping, timeout=15)
+
+
+def test_stranger_presence_leaves_no_state(httpd_factory, xmpp_client,
+                                           prosody):
+    """Anyone may send the app directed presence; from someone not in its
+    roster it is not kept: no presence file, get_presence false."""
+    h, dumps = start_app(httpd_factory, "event", services="message",
+                         extra=API)
+    strangers = [fresh_user(prosody, xmpp_client, "str") for _ in range(2)]
+    huge = "stranger " * 22000  # about 200 KB
+    for s in strangers:
+        s.set_presence("away", huge, to=APP_FULL)
+        s.set_presence("chat", huge, to=APP)
+        ping_app(s)
+    for s in strangers:
+        assert get_presence(h, s.jid) == {"jid": s.jid, "available": False,
+                                          "show": ""}
+        assert not os.path.exists(presence_file(h, s.jid))
+
+
+def test_contact_status_is_kept_cut(httpd_factory, xmpp_client, prosody):
+    """A contact's 200 KB status is kept cut to 1024 characters (App
+    Engine's bound), at a character boundary; get_presence still works."""
+    h, dumps = start_app(httpd_factory, "event", services="message",
+                         extra=API)
+    carol = fresh_user(prosody, xmpp_client, "con")
+    subscribe_both(carol)
+    wait_presence(h, carol.jid, True, "", "carol available")
+    carol.set_presence("away", "\u00fc" * 100000)
+    wait_presence(h, carol.jid, True, "away", "carol away")
+    with open(presence_file(h, carol.jid), encoding="utf-8") as f:
+        assert f.read() == "available\naway\n" + "\u00fc" * 1024
+
+
+def test_presence_goes_with_the_subscription(httpd_factory, xmpp_client,
+                                             prosody):
+    """A contact that stops sharing its presence with the app (cancels the
+    app's subscription) leaves no presence behind."""
+    h, dumps = start_app(httpd_factory, "event", services="message",
+                         extra=API)
+    carol = fresh_user(prosody, xmpp_client, "con")
+    subscribe_both(carol)
+    wait_presence(h, carol.jid, True, "", "carol available")
+    assert os.path.exists(presence_file(h, carol.jid))
+    carol.send_raw("<presence to='%s' type='unsubscribed'/>" % APP)
+    util.wait_for(lambda: not os.path.exists(presence_file(h, carol.jid)),
+                  10.0, 0.1, "carol's presence file to go")
+    # she still sends presence; it is no longer the app's to keep
+    carol.set_presence("dnd", "busy", to=APP_FULL)
+    ping_app(carol)
+    assert get_presence(h, carol.jid)["available"] is False
+    assert not os.path.exists(presence_file(h, carol.jid))
+
+
+# ----------------------------------------------------- invalid addresses
+
+def test_bad_ip_literal_is_invalid_jid_without_reconnect(
+        httpd_factory, xmpp_client, prosody):
+    """Brackets hold an IPv6 address and nothing else: anything else is
+    INVALID_JID, and the stream (which a control byte would break) stays
+    up; the good recipient after the bad ones gets the message."""
+    h, dumps = start_app(httpd_factory, "event", services="message",
+                         extra=API)
+    carol = fresh_user(prosody, xmpp_client, "con")
+    before = h.status()["XMPPApp1Reconnects"]
+    bad = ["x@[\n<evil/>]", "x@[\n<evil>]", "x@[\x01]", "x@[\"'&]",
+           "x@[1.2.3.4]", "x@[::1]\x02"]
+    body = "after the bad ones " + token()
+    since = len(carol.messages)
+    r = h.post("/xmpp-api/send_message",
+               data=[("jid", j) for j in bad + [carol.jid]]
+               + [("body", body)])
+    assert r.status == 200, r
+    assert json.loads(r.text)["statuses"] == \
+        ["INVALID_JID"] * len(bad) + ["NO_ERROR"]
+    carol.wait_message(predicate=lambda m: m["body"] == body, since=since)
+    assert h.status()["XMPPApp1Reconnects"] == before
+
+
+def test_roster_request_id_cannot_be_guessed(httpd_factory):
+    """Anyone may send the app an IQ result: a forged roster result with a
+    guessed id would replace the roster (who gets presence to
+    'subscribers').  The roster request's id is fresh and random per
+    session, so only the server, which saw the request, can answer it;
+    and the roster is still read (the roster file is written)."""
+    ids = set()
+    for _ in range(2):
+        h = httpd_factory(start=True, log_level="info xmpp:trace2")
+        m = h.wait_log(r'SENT: <iq [^>]*id="(mx-roster[^"]*)"', timeout=20)
+        ids.add(m.group(1))
+        wait_roster(h, lambda r: r is not None, "the roster to be read")
+        h.stop()
+    assert all(re.fullmatch(r"mx-roster-[0-9a-f]{32}", i) for i in ids), ids
+    assert len(ids) == 2, ids

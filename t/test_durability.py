@@ -20,9 +20,11 @@ import shutil
 import signal
 import socket
 import subprocess
+import struct
 import threading
 import time
 import xml.etree.ElementTree as ET
+import zlib
 
 import pytest
 
@@ -50,7 +52,9 @@ class Gate:
     """A TCP forwarder on 127.0.0.1 to Prosody's client port.  While shut,
     it accepts connections and closes them at once (the app sees the
     server go away and backs off); existing connections are not touched
-    unless cut()."""
+    unless cut().  hold() stops forwarding what the app sends (the server
+    never sees it if cut() follows) while the server's side still flows;
+    release() lets it go on."""
 
     def __init__(self, target_port):
         self.target_port = target_port
@@ -62,6 +66,8 @@ class Gate:
         self.port = self._listener.getsockname()[1]
         self._open = threading.Event()
         self._open.set()
+        self._from_app = threading.Event()
+        self._from_app.set()
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._socks = []
@@ -76,6 +82,12 @@ class Gate:
 
     def shut(self):
         self._open.clear()
+
+    def hold(self):
+        self._from_app.clear()
+
+    def release(self):
+        self._from_app.set()
 
     def _accept_loop(self):
         while not self._stopping.is_set():
@@ -99,19 +111,23 @@ class Gate:
             up.settimeout(None)
             with self._lock:
                 self._socks += [conn, up]
-                for a, b in ((conn, up), (up, conn)):
-                    t = threading.Thread(target=self._pump, args=(a, b),
+                for a, b, flow in ((conn, up, self._from_app),
+                                   (up, conn, None)):
+                    t = threading.Thread(target=self._pump,
+                                         args=(a, b, flow),
                                          name="gate-pump", daemon=True)
                     self._threads.append(t)
                     t.start()
 
     @staticmethod
-    def _pump(src, dst):
+    def _pump(src, dst, flow):
         try:
             while True:
                 data = src.recv(65536)
                 if not data:
                     break
+                if flow:
+                    flow.wait()
                 dst.sendall(data)
         except OSError:
             pass
@@ -136,6 +152,7 @@ class Gate:
     def close(self):
         self._stopping.set()
         self.cut()
+        self.release()
         self._listener.close()
         self._thread.join(5.0)
         for t in self._threads:
@@ -261,13 +278,14 @@ def gated(httpd_factory, prosody):
     xmpp-api handler; started and connected.  Returns (httpd, gate)."""
     gates = []
 
-    def make(mpm="event", app_conf=None, children=None):
+    def make(mpm="event", app_conf=None, children=None, log_level="info"):
         gate = Gate(prosody.port)
         gates.append(gate)
         conf = {"XMPPServer": "127.0.0.1:%d" % gate.port}
         conf.update(app_conf or {})
         h = httpd_factory(mpm=mpm, app_conf=conf, extra_conf=API_CONF,
-                          children=children, start=True)
+                          children=children, start=True,
+                          log_level=log_level)
         wait_connected(h)
         return h, gate
 
@@ -611,6 +629,212 @@ def test_queue_socket_protocol(gated, xmpp_client):
         assert s.recv(100) == b"", "the connection stays open"
 
 
+def _message_item(body, to="alice@localhost", attrs=""):
+    return ('MX1 stanza\n<message to="%s" type="chat" xmlns="jabber:client"'
+            '%s><body>%s</body></message>' % (to, attrs, body)).encode()
+
+
+# Items that only a sender that bypasses xmpp-send and mx_ops can give
+# the holder (anything running as User can): each must be refused.
+FORGED_ITEMS = {
+    "foreign-from": lambda run: _message_item(
+        run + " forged", attrs=' from="bob@localhost/x"'),
+    "nul-byte": lambda run: _message_item(run + " forged\0heap"),
+    "invalid-jid": lambda run: _message_item(run + " forged",
+                                             to="alice@@localhost"),
+    "two-stanzas": lambda run: _message_item(run + " forged")
+    + b'<iq type="set" id="x"><query xmlns="jabber:iq:roster"/></iq>',
+    "not-a-stanza": lambda run: b"MX1 stanza\n<r xmlns='urn:xmpp:sm:3'/>",
+    "short-subscribers": lambda run: b"MX1 subscribers\nx",
+}
+
+
+@pytest.mark.parametrize("case", sorted(FORGED_ITEMS))
+def test_queue_socket_refuses_forged_items(gated, xmpp_client, case):
+    """The holder checks what it is given on its socket as the senders
+    do (a valid stanza, the app's own from address, valid recipients, no
+    NUL byte): a forged item is answered BAD with the reason and never
+    sent; the next item on the same connection is taken and arrives."""
+    h, gate = gated()
+    alice = xmpp_client("alice")
+    path = os.path.join(h.spool_dir, APP, "queue.sock")
+    run = "refused-%s-%d" % (case, time.time_ns())
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(path)
+        _queue_request(s, FORGED_ITEMS[case](run))
+        _queue_request(s, _message_item(run + " good"))
+        answers = _answer_lines(s, 2)
+    assert len(answers) == 2 and answers[0].startswith("BAD "), answers
+    assert re.fullmatch(r"OK \d+", answers[1]), answers
+    alice.wait_message(DELIVERY_WAIT, lambda m: m["body"] == run + " good")
+    # the forged one was before it in the queue, had it been taken
+    assert [m["body"] for m in received(alice, run)] == [run + " good"]
+    assert state(h) == "connected"
+
+
+def test_queue_socket_refuses_items_above_16_mib(gated, xmpp_client):
+    """A PUT announcing more than 16 MiB (the journal's largest record) is
+    answered BAD at once, before its data, and the connection closed; the
+    queue goes on."""
+    h, gate = gated()
+    alice = xmpp_client("alice")
+    path = os.path.join(h.spool_dir, APP, "queue.sock")
+    run = "huge-%d" % time.time_ns()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(path)
+        s.sendall(b"PUT %d\nMX1 stanza\n<message" % (16 * 1024 * 1024 + 1))
+        answer = _answer_lines(s, 1)
+        assert answer and answer[0].startswith("BAD "), answer
+        assert "16 MiB" in answer[0], answer
+        s.settimeout(5)
+        assert s.recv(100) == b"", "the connection stays open"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(path)
+        _queue_request(s, _message_item(run + " good"))
+        answer = _answer_lines(s, 1)
+    assert answer and re.fullmatch(r"OK \d+", answer[0]), answer
+    alice.wait_message(DELIVERY_WAIT, lambda m: m["body"] == run + " good")
+
+
+def _spool(app_dir, data=None, size=None):
+    """Put an item in the spool the way mx_queue_put does (tmp/, then
+    new/), owned by www-data; `size` makes it a sparse file that long."""
+    name = "%020d-%010d-%08d" % (time.time_ns(), os.getpid(), 1)
+    tmp = os.path.join(app_dir, "tmp", name)
+    with open(tmp, "wb") as f:
+        f.write(data or b"")
+        if size:
+            f.truncate(size)
+    util.chown(tmp, "www-data")
+    os.rename(tmp, os.path.join(app_dir, "new", name))
+    return name
+
+
+def test_spooled_forged_items_are_set_aside(gated, xmpp_client):
+    """Items written straight into the spool (anything running as User
+    can) are checked like those of the socket: a forged one, or one above
+    16 MiB (never read into memory), is moved to bad/ and logged
+    (XMPP0219), counted as failed, and the spooled items behind it are
+    sent."""
+    h, gate = gated()
+    alice = xmpp_client("alice")
+    app_dir = os.path.join(h.spool_dir, APP)
+    run = "spooled-%d" % time.time_ns()
+    failed = int(h.status()["XMPPApp1Failed"])
+    offset = h.log_size()
+    forged = [_spool(app_dir, FORGED_ITEMS[case](run))
+              for case in ("nul-byte", "foreign-from", "invalid-jid")]
+    forged.append(_spool(app_dir, b"MX1 stanza\n<message", 16 * 2**20 + 1))
+    _spool(app_dir, _message_item(run + " good"))
+    alice.wait_message(DELIVERY_WAIT, lambda m: m["body"] == run + " good")
+    for name in forged:
+        h.wait_log(r"XMPP0219: app@localhost: the spooled item %s is "
+                   r"refused \(.+\); moved aside to bad/" % name, 10, offset)
+        assert os.path.exists(os.path.join(app_dir, "bad", name))
+        assert not os.path.exists(os.path.join(app_dir, "new", name))
+    assert [m["body"] for m in received(alice, run)] == [run + " good"]
+    assert int(h.status()["XMPPApp1Failed"]) >= failed + len(forged)
+
+
+def test_forged_acknowledgements_confirm_nothing(gated, xmpp_client):
+    """Anyone may send the app an IQ result with an id of its ping round
+    trips: it must not count as the server's confirmation. While what the
+    app sends is held back (so its messages are in flight, not yet seen
+    by the server), another user sends such results; the app's Sent
+    counter does not move, the messages stay queued, and when the
+    connection is cut they are sent again and arrive."""
+    h, gate = gated(log_level="info xmpp:trace2")
+    alice = xmpp_client("alice")
+    bob = xmpp_client("bob")
+    run = "forged-ack-%d" % time.time_ns()
+    sent = int(h.status()["XMPPApp1Sent"])
+    received_before = int(h.status()["XMPPApp1Received"])
+    offset = h.log_size()
+    gate.hold()
+    try:
+        bodies = queue_numbered(h, run, n=3, recipients=("alice@localhost",))
+        # in flight: handed to the connection (libstrophe's trace)
+        h.wait_log(r"SENT: .*%s #02" % re.escape(run), 15, offset)
+        for ack_id in ("mx-ack-1000", "mx-ack-4294967295",
+                       "mx-ack-1000-1000"):
+            bob.send_raw("<iq type='result' id='%s' to='%s'/>"
+                         % (ack_id, APP_FULL))
+            bob.send_raw("<iq type='error' id='%s' to='%s'/>"
+                         % (ack_id, APP_FULL))
+        # a message after them: once it is counted, they were handled
+        bob.send_message(APP_FULL, run + " after the forgeries")
+        util.wait_for(lambda: int(h.status()["XMPPApp1Received"])
+                      > received_before, 15, 0.1,
+                      "the app to receive bob's message")
+        assert int(h.status()["XMPPApp1Sent"]) == sent
+        assert [b for b in bodies if any(
+            ("<body>%s</body>" % b).encode() in item
+            for item in journal.pending(app_dir(h)))] == bodies
+        gate.cut()  # what was held never reaches the server
+    finally:
+        gate.release()
+    wait_connected(h, DELIVERY_WAIT)
+    util.wait_for(lambda: len({m["body"] for m in received(alice, run)})
+                  >= 3, DELIVERY_WAIT, 0.2, "the 3 messages at alice")
+    assert [m["body"] for m in received(alice, run)][:3] == bodies
+    util.wait_for(lambda: queue_empty(h), 15, 0.2, "the queue to drain")
+
+
+def _append_journal_record(app_dir, payload):
+    """Append a record to the newest journal segment as mx_journal_append
+    writes it (for items only another writer could have put there, e.g.
+    an older mod_xmpp). Returns its number."""
+    jdir = os.path.join(app_dir, "journal")
+    segs = sorted(n for n in os.listdir(jdir) if n.endswith(".seg"))
+    records = journal.journal_records(app_dir)
+    if records:
+        number = records[-1][0] + 1
+    else:  # every segment acknowledged and removed
+        with open(os.path.join(jdir, "acked")) as f:
+            number = int(f.read().strip() or 0) + 1
+    seg = segs[-1] if segs else "%020d.seg" % number
+    nbytes = struct.pack("<Q", number)
+    crc = zlib.crc32(payload, zlib.crc32(nbytes))
+    path = os.path.join(jdir, seg)
+    with open(path, "ab") as f:
+        f.write(b"MXJ1" + struct.pack("<I", len(payload)) + nbytes
+                + struct.pack("<II", crc, 0) + payload)
+    util.chown(path, "www-data")
+    return number
+
+
+def test_journal_item_with_a_nul_byte_is_set_aside(gated, xmpp_client):
+    """libstrophe sends a stanza as a C string: bytes after a NUL would be
+    the holder's memory. An item with a NUL byte found in the journal is
+    never sent: kept in bad/, logged (XMPP0217), counted as failed; the
+    connection stays up and the items behind it arrive."""
+    h, gate = gated()
+    alice = xmpp_client("alice")
+    app_dir = os.path.join(h.spool_dir, APP)
+    run = "journal-nul-%d" % time.time_ns()
+    code, answer = api(h, "send_message", jid="alice@localhost",
+                       body=run + " before")
+    alice.wait_message(DELIVERY_WAIT, lambda m: m["body"] == run + " before")
+    util.wait_for(lambda: queue_empty(h), 15, 0.2, "the queue to drain")
+    assert h.stop()
+    bad = _append_journal_record(app_dir, _message_item(run + " x\0heap"))
+    _append_journal_record(app_dir, _message_item(run + " good"))
+    offset = h.log_size()
+    h.start()
+    alice.wait_message(DELIVERY_WAIT, lambda m: m["body"] == run + " good")
+    # it was before the good one: it would have arrived by now
+    assert [m["body"] for m in received(alice, run)] == [
+        run + " before", run + " good"]
+    assert "XMPP0106" not in h.error_log()[offset:], "disconnected"
+    line = h.wait_log(r"XMPP0217: app@localhost: outbound item %d \(\d+ "
+                      r"bytes\) contains a NUL byte; it is not sent and is "
+                      r"kept in (\S+)" % bad, 10, offset)
+    with open(line.group(1), "rb") as f:
+        assert b"\0heap" in f.read()
+    assert int(h.status()["XMPPApp1Failed"]) >= 1
+    util.wait_for(lambda: queue_empty(h), 15, 0.2, "the queue to drain")
+
+
 @pytest.fixture(params=[("smacks",), ("smacks", "ping")],
                 ids=["no-sm", "no-sm-no-ping"])
 def prosody_without_sm(request):
@@ -632,10 +856,13 @@ def test_server_without_stream_management(prosody_without_sm):
     it, says so (XMPP0204), stays connected, and confirms delivery with
     ping round trips (an IQ answer, a result or an error, comes after
     everything sent before it): the sends arrive in order, count as sent
-    and leave the queue."""
+    and leave the queue. The pings' ids are random per session, not in
+    the log even when it shows every stanza (they would let a reader of
+    the log forge confirmations)."""
     need_module()
     p = prosody_without_sm
-    h = Httpd(prosody=p, mpm="event", extra_conf=API_CONF)
+    h = Httpd(prosody=p, mpm="event", extra_conf=API_CONF,
+              log_level="info xmpp:trace2")
     alice = None
     try:
         h.start()
@@ -655,6 +882,9 @@ def test_server_without_stream_management(prosody_without_sm):
         assert re.search(r"XMPP0204: app@localhost: the server does not "
                          r"offer stream management", log), log[-2000:]
         assert "XMPP0106" not in log, log[-2000:]  # never disconnected
+        assert re.search(r"SENT: .*<iq type='get' id='mx-ack-\[redacted\]-"
+                         r"\d+'>", log), log[-2000:]
+        assert not re.search(r"mx-ack-(?!\[redacted\]-)", log)
     finally:
         if alice:
             alice.disconnect()

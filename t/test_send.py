@@ -599,6 +599,39 @@ def test_presence_to_subscribers(app, alice):
     alice.wait_presence(lambda p: p["status"] == text, WAIT)
 
 
+def test_presence_to_subscribers_roster_lines_stay_addresses(app, alice):
+    """Each line of the roster file goes into a to="..." of its own copy:
+    a line that is not a valid JID is left out and the address is
+    escaped, so no line can add a stanza (here a chat message to alice)
+    to the stream."""
+    subscribe_to_app(app, alice)
+    roster = os.path.join(app.spool_dir, APP, "roster")
+    with open(roster) as f:
+        saved = f.read()
+    run = "roster-lines-%d" % time.time_ns()
+    injected = ('x"/><message to="alice@localhost" type="chat"><body>%s '
+                'injected</body></message><presence to="alice@localhost'
+                % run)
+    try:
+        with open(roster, "w") as f:
+            f.write("%s\n\nalice@localhost\r\n" % injected)
+        text = "roster lines %s" % run
+        code, answer = api(app, "send_presence", jid="subscribers",
+                           status=text)
+        assert answer["statuses"] == ["NO_ERROR"], answer
+        alice.wait_presence(lambda p: p["status"] == text, WAIT)
+        code, answer = api(app, "send_message", jid="alice@localhost",
+                           body=run + " after")
+        alice.wait_message(WAIT, lambda m: m["body"] == run + " after")
+        with alice.lock:
+            bodies = [m["body"] for m in alice.messages
+                      if (m["body"] or "").startswith(run)]
+        assert bodies == [run + " after"]
+    finally:
+        with open(roster, "w") as f:
+            f.write(saved)
+
+
 def presence_http(h, jid):
     code, answer = api(h, "get_presence", method="GET", jid=jid)
     assert code == 200, answer

@@ -16,8 +16,9 @@ import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
+import weakref
 
-from . import util
+from . import sanitize, util
 
 APACHE2 = os.environ.get("APACHE2", "/usr/sbin/apache2")
 MODULES_DIR = os.environ.get("APACHE_MODULES_DIR", "/usr/lib/apache2/modules")
@@ -107,11 +108,16 @@ class Httpd:
       PID while running), prosody (the Prosody it talks to, or None)
     """
 
+    # every instance alive, so that a check after each test can read the
+    # error logs of those a test did not make itself (module fixtures)
+    instances = weakref.WeakSet()
+
     def __init__(self, prosody=None, mpm="event", app_conf=None,
                  extra_conf="", log_level="info", children=None,
                  load_module=True, module=None):
         if mpm not in MPMS:
             raise ValueError("mpm must be one of %s" % (MPMS,))
+        Httpd.instances.add(self)
         self.prosody = prosody
         self.mpm = mpm
         self.children = children
@@ -134,9 +140,9 @@ class Httpd:
 
         for sub in (self.log_dir, self.run_dir, self.htdocs):
             os.mkdir(sub, 0o755)
-        os.mkdir(self.spool_dir, 0o700)
-        if os.geteuid() == 0:
-            util.chown(self.spool_dir, "www-data")
+        # as `make install` makes it: root's, enterable by User
+        os.mkdir(self.spool_dir, 0o711)
+        os.chmod(self.spool_dir, 0o711)
         util.write_file(os.path.join(self.htdocs, "index.html"), "ok\n")
 
         self.password_file = None
@@ -250,6 +256,11 @@ class Httpd:
         lines += self._mpm_conf()
         if self.module:
             lines += ["", "LoadModule xmpp_module %s" % self.module]
+            if self.sanitized:
+                # CGI scripts get a fresh environment: without these a
+                # sanitized xmpp-send they run would report to stderr
+                # (the error log) instead of the report files
+                lines += ["PassEnv ASAN_OPTIONS UBSAN_OPTIONS"]
         lines += ["", app_text, extra_conf, ""]
         return "\n".join(lines)
 
@@ -290,10 +301,28 @@ class Httpd:
         result = subprocess.run([APACHE2, "-t", "-f", path],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, timeout=60, stdin=subprocess.DEVNULL,
-                                cwd=self.directory)
+                                cwd=self.directory, env=self.process_env())
         return result.returncode, result.stdout
 
     # ------------------------------------------------------------ process
+
+    @property
+    def sanitized(self):
+        """mod_xmpp is loaded and built with --enable-sanitizers."""
+        return bool(self.module) and sanitize.enabled(self.module)
+
+    def process_env(self):
+        """The environment for apache2 runs: LD_PRELOAD of the sanitizer
+        runtimes and their options for a sanitized module, else None (the
+        harness's own)."""
+        return sanitize.httpd_env(self.module) if self.sanitized else None
+
+    def sanitizer_reports(self, since=0):
+        """Sanitizer reports in the error log from character `since` on
+        (empty unless sanitized)."""
+        if not self.sanitized:
+            return []
+        return sanitize.log_reports(self.error_log()[since:])
 
     @property
     def running(self):
@@ -316,6 +345,7 @@ class Httpd:
                 [APACHE2, "-f", self.conf_file, "-DFOREGROUND"],
                 stdin=subprocess.DEVNULL, stdout=console,
                 stderr=subprocess.STDOUT, cwd=self.directory,
+                env=self.process_env(),
                 # Its own session and process group: in the foreground
                 # httpd does not detach, and prefork signals its whole
                 # process group on restarts, which must not reach pytest.

@@ -5,7 +5,14 @@
 #include "mx_backoff.h"
 #include "mx_inbound.h"
 #include "mx_jid.h"
+#include "mx_presence.h"
 #include "mx_redact.h"
+#include "mx_roster.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static void test_jid_valid(void)
 {
@@ -38,6 +45,288 @@ static void test_jid_valid(void)
     CHECK(p.local_len == 1 && p.domain_len == 5 && p.resource_len == 3);
     CHECK(mx_jid_parse("d.org/r@x", &p) == NULL); /* '@' in resource only */
     CHECK(p.local == NULL && p.domain_len == 5);
+}
+
+/* a JID with a part of n bytes of c */
+static const char *jid_with(const char *before, int c, size_t n,
+                            const char *after)
+{
+    static char buf[4096];
+    size_t b = strlen(before);
+
+    memcpy(buf, before, b);
+    memset(buf + b, c, n);
+    strcpy(buf + b + n, after);
+    return buf;
+}
+
+/* Each rule of mx_jid.h, with a good case next to the bad ones. */
+static void test_jid_rules(void)
+{
+    /* internationalized JIDs */
+    CHECK(mx_jid_valid("j\xc3\xbcrgen@m\xc3\xbcller.example"));  /* jürgen@müller.example */
+    CHECK(mx_jid_valid("\xe7\x94\xa8\xe6\x88\xb7@\xe4\xbe\x8b\xe5\xad\x90.\xe4\xb8\xad\xe5\x9b\xbd/\xe6\x89\x8b\xe6\x9c\xba")); /* 用户@例子.中国/手机 */
+    CHECK(mx_jid_valid("u@example.org/\xf0\x9f\x98\x80 phone")); /* emoji, space */
+    CHECK(mx_jid_valid("u@xn--mller-kva.example"));
+    /* IP literals: IPv6 in brackets, IPv4 as a host name */
+    CHECK(mx_jid_valid("u@[2001:db8::1]"));
+    CHECK(mx_jid_valid("u@[::ffff:192.0.2.1]/r"));
+    CHECK(mx_jid_valid("u@192.0.2.1"));
+    CHECK(!mx_jid_valid("x@[\n<evil/>]"));
+    CHECK(!mx_jid_valid("x@[\x01]"));
+    CHECK(!mx_jid_valid("x@[::1"));
+    CHECK(!mx_jid_valid("x@[]"));
+    CHECK(!mx_jid_valid("x@[192.0.2.1]"));
+    CHECK(!mx_jid_valid("x@[::1]x"));
+    CHECK(!mx_jid_valid("x@[\"'&]"));
+    CHECK(!mx_jid_valid("x@[\xff\xfe]"));
+    CHECK(!mx_jid_valid("x@[fe80::1%eth0]"));
+    /* controls and whitespace: none in localpart and domain, and no
+     * control in the resource (C0, DEL, C1) */
+    CHECK(!mx_jid_valid("a\tb@example.org"));
+    CHECK(!mx_jid_valid("a\nb@example.org"));
+    CHECK(!mx_jid_valid("a\x7f@example.org"));
+    CHECK(!mx_jid_valid("a\xc2\x85@example.org"));          /* U+0085 NEL */
+    CHECK(!mx_jid_valid("a\xc2\xa0@example.org"));          /* U+00A0 */
+    CHECK(!mx_jid_valid("a\xe2\x80\x83@example.org"));      /* U+2003 */
+    CHECK(!mx_jid_valid("u@exa\tmple.org"));
+    CHECK(!mx_jid_valid("u@example.org\n"));
+    CHECK(!mx_jid_valid("u@exa\xc2\xa0mple.org"));
+    CHECK(!mx_jid_valid("u@example.org/a\nb"));
+    CHECK(!mx_jid_valid("u@example.org/a\x7f"));
+    CHECK(!mx_jid_valid("u@example.org/a\xc2\x9f"));        /* U+009F */
+    /* RFC 7622's characters forbidden in a localpart, one by one */
+    CHECK(!mx_jid_valid("a&b@example.org"));
+    CHECK(!mx_jid_valid("a'b@example.org"));
+    CHECK(!mx_jid_valid("a:b@example.org"));
+    CHECK(!mx_jid_valid("a>b@example.org"));
+    CHECK(!mx_jid_valid("a\xef\xbc\x9c" "b@example.org"));  /* U+FF1C, maps to '<' */
+    CHECK(mx_jid_valid("a.b-c_d+e@example.org"));
+    /* ... and in a domain */
+    CHECK(!mx_jid_valid("u@exa<mple.org"));
+    CHECK(!mx_jid_valid("u@exa'mple.org"));
+    CHECK(!mx_jid_valid("u@exa\\mple.org"));
+    CHECK(!mx_jid_valid("u@exa\xef\xbc\x9cmple.org"));
+    /* invalid UTF-8 in each part */
+    CHECK(!mx_jid_valid("u@\xc3(.example"));
+    CHECK(!mx_jid_valid("u@example.org/\xe2\x82"));
+    CHECK(!mx_jid_valid("\xed\xa0\x80@example.org"));       /* surrogate */
+    /* nodeprep and resourceprep: unassigned is fine, prohibited is not */
+    CHECK(!mx_jid_valid("a\xef\xbf\xbd" "b@example.org"));  /* U+FFFD */
+    CHECK(!mx_jid_valid("u@example.org/\xe2\x80\x8e"));     /* U+200E LRM */
+    CHECK(!mx_jid_valid("\xc2\xad@example.org"));           /* maps to nothing */
+    /* domain labels */
+    CHECK(mx_jid_valid("u@my_host.example"));
+    CHECK(!mx_jid_valid("u@-example.org"));
+    CHECK(!mx_jid_valid("u@example-.org"));
+    CHECK(mx_jid_valid(jid_with("u@", 'a', 63, ".org")));
+    CHECK(!mx_jid_valid(jid_with("u@", 'a', 64, ".org")));
+    CHECK(!mx_jid_valid("u@example.org/\xe2\x82"));
+    /* lengths: 1023 bytes a part */
+    CHECK(mx_jid_valid(jid_with("", 'a', 1023, "@example.org")));
+    CHECK(!mx_jid_valid(jid_with("", 'a', 1024, "@example.org")));
+    CHECK(mx_jid_valid(jid_with("u@example.org/", 'r', 1023, "")));
+    CHECK(!mx_jid_valid(jid_with("u@example.org/", 'r', 1024, "")));
+    CHECK(!mx_jid_valid(jid_with("u@", 'a', 1024, "")));
+    CHECK(mx_jid_parse("x@[\\n<evil/>]", NULL) != NULL);
+}
+
+static void test_jid_prep(void)
+{
+    char buf[64];
+
+    CHECK(mx_jid_bare_prep("Alice@Example.ORG/Phone", buf, sizeof(buf)) == 17);
+    CHECK_STR(buf, "alice@example.org");
+    CHECK(mx_jid_bare_prep("J\xc3\x9cRGEN@M\xc3\xbcller.Example/x", buf,
+                           sizeof(buf)) > 0);
+    CHECK_STR(buf, "j\xc3\xbcrgen@m\xc3\xbcller.example");
+    CHECK(mx_jid_bare_prep("u@[2001:DB8::1]", buf, sizeof(buf)) > 0);
+    CHECK_STR(buf, "u@[2001:db8::1]");
+    CHECK(mx_jid_bare_prep("Example.ORG", buf, sizeof(buf)) == 11);
+    CHECK_STR(buf, "example.org");
+    CHECK(mx_jid_bare_prep("alice@example.org", buf, 17) == -1);
+    CHECK(mx_jid_bare_prep("a b@example.org", buf, sizeof(buf)) == -1);
+}
+
+static const char *spool(const char *name)
+{
+    static char dir[256];
+
+    snprintf(dir, sizeof(dir), "/tmp/mx-test-core-%ld-%s", (long)getpid(),
+             name);
+    mkdir(dir, 0700);
+    return dir;
+}
+
+static int keep_alice(const char *bare, void *ud)
+{
+    return strcmp(bare, "alice@example.org") == 0;
+}
+
+/* The store keeps what get_presence needs, bounded. */
+static void test_presence_store(void)
+{
+    const char *d = spool("presence");
+    char show[16], *status, big[5000], path[512];
+    int available;
+    size_t i;
+
+    /* the status is cut to 1024 characters, at a character boundary */
+    for (i = 0; i + 2 < sizeof(big); i += 2)
+        memcpy(big + i, "\xc3\xa9", 2);                  /* é */
+    big[i] = '\0';
+    CHECK(mx_presence_store(d, "Alice@Example.org/x", 1, "away", big) == 0);
+    CHECK(mx_presence_load(d, "alice@example.org", &available, show,
+                           sizeof(show), &status) == 0);
+    CHECK(available);
+    CHECK_STR(show, "away");
+    CHECK(status && strlen(status) == 2 * MX_PRESENCE_STATUS_MAX);
+    CHECK(status && mx_utf8_valid_xml(status, strlen(status)));
+    free(status);
+    /* a show outside RFC 6121's four is not stored */
+    memset(big, 'x', 4000);
+    big[4000] = '\0';
+    CHECK(mx_presence_store(d, "alice@example.org", 1, big, "") == 0);
+    CHECK(mx_presence_load(d, "alice@example.org", &available, show,
+                           sizeof(show), NULL) == 0);
+    CHECK(available && show[0] == '\0');
+    /* forget, prune */
+    CHECK(mx_presence_store(d, "bob@example.org", 0, NULL, NULL) == 0);
+    CHECK(mx_presence_prune(d, keep_alice, NULL) == 1);
+    CHECK(mx_presence_load(d, "bob@example.org", &available, NULL, 0,
+                           NULL) == 1);
+    CHECK(mx_presence_remove(d, "alice@example.org") == 0);
+    CHECK(mx_presence_remove(d, "alice@example.org") == 0);
+    CHECK(mx_presence_load(d, "alice@example.org", &available, NULL, 0,
+                           NULL) == 1);
+    CHECK(mx_presence_path(d, "\xc3\x89mile@example.org", path,
+                           sizeof(path)) == 0);
+    CHECK(strstr(path, "/presence/\xc3\xa9mile@example.org") != NULL);
+    CHECK(mx_presence_path(d, "a\nb@example.org", path, sizeof(path)) == -1
+          && errno == EINVAL);
+    CHECK(mx_presence_path(d, ".tmp-1@example.org", path, sizeof(path)) == -1);
+    /* a localpart may begin with a dot: stored, and pruned like others */
+    CHECK(mx_presence_store(d, ".bob@example.org", 1, NULL, NULL) == 0);
+    CHECK(mx_presence_prune(d, keep_alice, NULL) == 0);
+    CHECK(mx_presence_load(d, ".bob@example.org", &available, NULL, 0,
+                           NULL) == 1);
+    snprintf(path, sizeof(path), "%s/presence", d);
+    rmdir(path);
+    rmdir(d);
+}
+
+static void test_utf8_prefix(void)
+{
+    CHECK(mx_utf8_prefix("abc", 3, 2) == 2);
+    CHECK(mx_utf8_prefix("\xc3\xa9\xc3\xa9", 4, 1) == 2);
+    CHECK(mx_utf8_prefix("\xf0\x9f\x98\x80x", 5, 1) == 4);
+    CHECK(mx_utf8_prefix("a\xf0\x9f\x98", 4, 5) == 1);  /* truncated */
+    CHECK(mx_utf8_prefix("a\xffz", 3, 5) == 1);
+    CHECK(mx_utf8_prefix("", 0, 5) == 0);
+}
+
+static int gone_count, gone_stored;
+
+static void on_gone(const char *bare, int stored, void *ud)
+{
+    gone_count++;
+    gone_stored += stored;
+}
+
+/* Strangers and contacts that do not share their presence leave nothing;
+ * resources come and go; the table shrinks back. */
+static void test_roster_presence(void)
+{
+    mx_roster *r = mx_roster_create(100, 2);
+
+    CHECK(mx_roster_subscription("both") == (MX_SUB_FROM | MX_SUB_TO));
+    CHECK(mx_roster_subscription("to") == MX_SUB_TO);
+    CHECK(mx_roster_subscription("none") == 0);
+    CHECK(mx_roster_subscription(NULL) == 0);
+    /* a stranger */
+    CHECK(mx_roster_resource(r, "s@x", "s@x/r", 1) == -1);
+    CHECK(mx_roster_claim(r, "s@x") == 0);
+    CHECK(mx_roster_count(r) == 0 && mx_roster_online(r) == 0);
+    /* a subscriber whose presence we do not get */
+    CHECK(mx_roster_set(r, "f@x", MX_SUB_FROM) == MX_ROSTER_SUBSCRIBERS);
+    CHECK(mx_roster_resource(r, "f@x", "f@x/r", 1) == -1);
+    CHECK(mx_roster_claim(r, "f@x") == 0);
+    /* a contact: resources online and gone */
+    CHECK(mx_roster_set(r, "c@x", MX_SUB_TO) == 0);
+    CHECK(mx_roster_get(r, "c@x") == MX_SUB_TO);
+    CHECK(mx_roster_resource(r, "c@x", "c@x/a", 1) == 1);
+    CHECK(mx_roster_resource(r, "c@x", "c@x/a", 1) == 1);
+    CHECK(mx_roster_resource(r, "c@x", "c@x/b", 1) == 2);
+    CHECK(mx_roster_resource(r, "c@x", "c@x/c", 1) == 2); /* at the bound */
+    CHECK(mx_roster_online(r) == 1);
+    CHECK(mx_roster_resource(r, "c@x", "c@x/a", 0) == 1);
+    CHECK(mx_roster_resource(r, "c@x", "c@x/z", 0) == 1);
+    CHECK(mx_roster_resource(r, "c@x", "c@x/b", 0) == 0);
+    CHECK(mx_roster_online(r) == 0);
+    /* stored, then no longer shared: forget it */
+    CHECK(mx_roster_resource(r, "c@x", "c@x/a", 1) == 1);
+    CHECK(mx_roster_claim(r, "c@x") == 1 && mx_roster_stored(r) == 1);
+    CHECK(mx_roster_set(r, "c@x", MX_SUB_FROM | MX_SUB_TO)
+          == MX_ROSTER_SUBSCRIBERS);
+    CHECK(mx_roster_stored(r) == 1);
+    CHECK(mx_roster_set(r, "c@x", MX_SUB_FROM) == MX_ROSTER_FORGET);
+    CHECK(mx_roster_stored(r) == 0 && mx_roster_online(r) == 0);
+    CHECK(mx_roster_resource(r, "c@x", "c@x/a", 1) == -1);
+    /* leaves the roster */
+    CHECK(mx_roster_set(r, "c@x", 0)
+          == MX_ROSTER_SUBSCRIBERS);
+    CHECK(mx_roster_set(r, "f@x", 0) == MX_ROSTER_SUBSCRIBERS);
+    CHECK(mx_roster_set(r, "nobody@x", 0) == 0);
+    CHECK(mx_roster_count(r) == 0);
+    mx_roster_destroy(r);
+}
+
+/* At most max_stored contacts have presence stored; said once. */
+static void test_roster_limit(void)
+{
+    mx_roster *r = mx_roster_create(2, 4);
+    char bare[32];
+    int i;
+
+    mx_roster_set(r, "a@x", MX_SUB_TO);
+    mx_roster_set(r, "b@x", MX_SUB_TO);
+    mx_roster_set(r, "c@x", MX_SUB_TO);
+    mx_roster_set(r, "d@x", MX_SUB_TO);
+    CHECK(mx_roster_claim(r, "a@x") == 1);
+    CHECK(mx_roster_claim(r, "b@x") == 1);
+    CHECK(mx_roster_claim(r, "a@x") == 1);  /* already stored */
+    CHECK(mx_roster_claim(r, "c@x") == -1); /* full: say it */
+    CHECK(mx_roster_claim(r, "d@x") == 0);  /* said already */
+    CHECK(mx_roster_claim(r, "c@x") == 0);
+    CHECK(mx_roster_stored(r) == 2);
+    CHECK(mx_roster_set(r, "a@x", 0) == MX_ROSTER_FORGET);
+    CHECK(mx_roster_claim(r, "c@x") == 1);
+    CHECK(mx_roster_claim(r, "d@x") == -1); /* full again: said again */
+    /* a full roster: what it lacks goes, reported with its stored flag */
+    mx_roster_begin(r);
+    mx_roster_set(r, "d@x", MX_SUB_TO);
+    gone_count = gone_stored = 0;
+    mx_roster_end(r, on_gone, NULL);
+    CHECK(gone_count == 2 && gone_stored == 2); /* b and c */
+    CHECK(mx_roster_count(r) == 1 && mx_roster_stored(r) == 0);
+    mx_roster_clear_presence(r);
+    CHECK(mx_roster_claim(r, "d@x") == 1);
+    mx_roster_clear_presence(r);
+    CHECK(mx_roster_stored(r) == 0);
+    /* many contacts: the table grows, and shrinks back to nothing */
+    for (i = 0; i < 5000; i++) {
+        snprintf(bare, sizeof(bare), "u%d@x", i);
+        mx_roster_set(r, bare, MX_SUB_TO);
+        mx_roster_resource(r, bare, "u@x/r", 1);
+    }
+    CHECK(mx_roster_count(r) == 5001 && mx_roster_online(r) == 5000);
+    CHECK(mx_roster_get(r, "u4999@x") == MX_SUB_TO);
+    for (i = 0; i < 5000; i++) {
+        snprintf(bare, sizeof(bare), "u%d@x", i);
+        mx_roster_set(r, bare, 0);
+    }
+    CHECK(mx_roster_count(r) == 1 && mx_roster_online(r) == 0);
+    mx_roster_destroy(r);
 }
 
 static void test_jid_bare(void)
@@ -227,14 +516,51 @@ static void test_error_stanza(void)
     free(e);
 }
 
+static void check_from_added(const char *in, const char *want)
+{
+    int bad = 1;
+    char *out = mx_stanza_from_component(in, "t-42@comp.x", "comp.x", &bad);
+
+    CHECK(out != NULL && !bad);
+    if (out)
+        CHECK_STR(out, want);
+    free(out);
+}
+
+static void test_stanza_from_component(void)
+{
+    int bad = 0;
+
+    check_from_added("<message to=\"a@b\"><body>hi</body></message>",
+                     "<message from=\"t-42@comp.x\" to=\"a@b\"><body>hi"
+                     "</body></message>");
+    check_from_added(" <presence/>", "<presence from=\"t-42@comp.x\"/>");
+    /* a from of the domain is kept as written, in either quotes */
+    check_from_added("<message from='x@comp.x/r' to='a@b'/>",
+                     "<message from='x@comp.x/r' to='a@b'/>");
+    check_from_added("<message to='a@b'><body>from='x'</body></message>",
+                     "<message from=\"t-42@comp.x\" to='a@b'><body>"
+                     "from='x'</body></message>");
+    CHECK(mx_stanza_from_component("<message from=\"x@other.x\"/>",
+                                   "t-42@comp.x", "comp.x", &bad) == NULL);
+    CHECK(bad == 1);
+}
+
 int main(void)
 {
+    test_stanza_from_component();
     test_route();
     test_command();
     test_multipart();
     test_error_stanza();
     test_jid_valid();
     test_jid_bare();
+    test_jid_rules();
+    test_jid_prep();
+    test_presence_store();
+    test_utf8_prefix();
+    test_roster_presence();
+    test_roster_limit();
     test_utf8();
     test_backoff();
     test_redact();

@@ -156,16 +156,16 @@ static void test_utf8_prefix(void)
 {
     const char *s = "ab\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"; /* abé€😀 */
 
-    CHECK(mx_utf8_prefix(s, 11, 100) == 11);
-    CHECK(mx_utf8_prefix(s, 11, 11) == 11);
-    CHECK(mx_utf8_prefix(s, 11, 10) == 7);
-    CHECK(mx_utf8_prefix(s, 11, 8) == 7);
-    CHECK(mx_utf8_prefix(s, 11, 7) == 7);
-    CHECK(mx_utf8_prefix(s, 11, 6) == 4);
-    CHECK(mx_utf8_prefix(s, 11, 3) == 2);
-    CHECK(mx_utf8_prefix(s, 11, 0) == 0);
+    CHECK(mx_utf8_cut(s, 11, 100) == 11);
+    CHECK(mx_utf8_cut(s, 11, 11) == 11);
+    CHECK(mx_utf8_cut(s, 11, 10) == 7);
+    CHECK(mx_utf8_cut(s, 11, 8) == 7);
+    CHECK(mx_utf8_cut(s, 11, 7) == 7);
+    CHECK(mx_utf8_cut(s, 11, 6) == 4);
+    CHECK(mx_utf8_cut(s, 11, 3) == 2);
+    CHECK(mx_utf8_cut(s, 11, 0) == 0);
     /* not UTF-8: cut where asked */
-    CHECK(mx_utf8_prefix("\x80\x80\x80\x80\x80\x80", 6, 5) == 5);
+    CHECK(mx_utf8_cut("\x80\x80\x80\x80\x80\x80", 6, 5) == 5);
 }
 
 static void test_stanza_problem(void)

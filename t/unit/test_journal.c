@@ -1207,11 +1207,14 @@ static void test_qreq_parse(void)
     CHECK(parse(longhdr, MX_QREQ_MAX_HEADER + 5, &off, &il) == 1);
     CHECK(off == MX_QREQ_MAX_HEADER && il == 5);
 
-    /* too large */
-    CHECK(PARSE("PUT 16777217\n", &off, &il) == -1);
-    CHECK(PARSE("PUT 4294967296\n", &off, &il) == -1);
-    CHECK(PARSE("PUT 18446744073709551617\n", &off, &il) == -1);
-    CHECK(PARSE("PUT 99999999999999999999999\n", &off, &il) == -1);
+    /* too large: told apart, so the holder can say why */
+    CHECK(PARSE("PUT 16777216\n", &off, &il) == 0);
+    CHECK(PARSE("PUT 16777217\n", &off, &il) == MX_QREQ_TOO_LARGE);
+    CHECK(PARSE("PUT 4294967296\n", &off, &il) == MX_QREQ_TOO_LARGE);
+    CHECK(PARSE("PUT 18446744073709551617\n", &off, &il)
+          == MX_QREQ_TOO_LARGE);
+    CHECK(PARSE("PUT 99999999999999999999999\n", &off, &il)
+          == MX_QREQ_TOO_LARGE);
 
     /* not digits */
     CHECK(PARSE("PUT abc\n", &off, &il) == -1);

@@ -8,7 +8,10 @@
 #include <unistd.h>
 
 #include "unit.h"
+#include "mx_ops.h"
 #include "mx_queue.h"
+#include "mx_addr_roster.h"
+#include "mx_send.h"
 
 #define N_ITEMS 1000
 
@@ -293,6 +296,93 @@ static void test_presence(void)
     CHECK(mx_presence_store(q, "@x", 1, NULL, NULL) == -1);
 }
 
+static void test_roster(void)
+{
+    const char *q = new_queue("roster");
+    char dir[1024], line[64], *data;
+    const char *contact = NULL;
+
+    CHECK(mx_addr_roster_dir(q, "Support@Comp.X/res", dir, sizeof(dir)) == 0);
+    CHECK(strstr(dir, "/addresses/support@comp.x") != NULL);
+    CHECK(mx_addr_roster_dir(q, "a b@comp.x", dir, sizeof(dir)) == -1);
+    CHECK(mx_addr_roster_save(q, "support@comp.x", "a@x both\n", 9) == 0);
+    CHECK(mx_addr_roster_save(q, "support@COMP.x", "a@x from\nb@y to\n", 17) == 0);
+    CHECK(mx_queue_read_file(q, "addresses/support@comp.x/roster", &data,
+                             NULL) == 0);
+    CHECK_STR(data, "a@x from\nb@y to\n");
+    free(data);
+    CHECK(!exists(q, "addresses/support@comp.x", "roster.tmp"));
+    snprintf(line, sizeof(line), "a@x both");
+    CHECK(mx_addr_roster_line(line, &contact) == (MX_ADDR_FROM | MX_ADDR_TO));
+    CHECK_STR(contact, "a@x");
+    snprintf(line, sizeof(line), "a@x none");
+    CHECK(mx_addr_roster_line(line, &contact) == 0);
+    snprintf(line, sizeof(line), "a@x");
+    CHECK(mx_addr_roster_line(line, &contact) == 0);
+    CHECK(mx_addr_roster_state_name(MX_ADDR_TO) != NULL);
+    CHECK(mx_addr_roster_state_name(0) == NULL);
+}
+
+/* The first spooled item's stanza, malloc'd (NULL if none). */
+static char *first_stanza(const char *q)
+{
+    char **names, *data, *out = NULL;
+    size_t count, len;
+    mx_queue_item it;
+
+    if (mx_queue_list(q, 10, &names, &count) != 0)
+        return NULL;
+    if (count && mx_queue_read(q, names[0], &data, &len) == 0) {
+        if (mx_queue_item_parse(data, len, &it) == 0)
+            out = strndup(it.stanza, it.stanza_len);
+        free(data);
+        mx_queue_remove(q, names[0]);
+    }
+    mx_queue_free_list(names, count);
+    return out;
+}
+
+/* Component mode: app_jid is the domain; any address of it may send, with
+ * the resource added when none is given, and presence is per address. */
+static void test_component_ops(void)
+{
+    const char *q = new_queue("component");
+    mx_sender snd = { q, "comp.x", "bot", 0 };
+    const char *to = "a@x";
+    char dir[1024], show[16], *st;
+    mx_status status;
+    mx_result res;
+    int available = 0;
+
+    mx_op_send_message(&snd, &to, 1, "hi", "alerts@comp.x", NULL, 0,
+                       &status, &res);
+    CHECK(res.err == MX_OK && status == MX_NO_ERROR);
+    st = first_stanza(q);
+    CHECK(st && strstr(st, " from=\"alerts@comp.x/bot\""));
+    free(st);
+    mx_op_send_message(&snd, &to, 1, "hi", NULL, NULL, 0, &status, &res);
+    st = first_stanza(q);
+    CHECK(st && strstr(st, " from=\"comp.x/bot\""));
+    free(st);
+    mx_op_send_invite(&snd, to, "t-42@comp.x", &status, &res);
+    st = first_stanza(q);
+    CHECK(st && strstr(st, " from=\"t-42@comp.x\""));
+    free(st);
+    mx_op_send_message(&snd, &to, 1, "hi", "alerts@x", NULL, 0, &status,
+                       &res);
+    CHECK(res.err == MX_ERR_INVALID_JID);
+    CHECK(strstr(res.why, "any name@comp.x") != NULL);
+    CHECK(mx_addr_roster_dir(q, "support@comp.x", dir, sizeof(dir)) == 0);
+    CHECK(mx_addr_roster_save(q, "support@comp.x", "a@x both\n", 9) == 0);
+    CHECK(mx_presence_store(dir, "a@x/r", 1, "away", NULL) == 0);
+    mx_op_get_presence(&snd, "a@x", "support@comp.x", &available, show,
+                       sizeof(show), &res);
+    CHECK(res.err == MX_OK && available && !strcmp(show, "away"));
+    mx_op_get_presence(&snd, "a@x", "other@comp.x", &available, show,
+                       sizeof(show), &res);
+    CHECK(res.err == MX_OK && !available);
+}
+
 /* Several processes put at once: every item arrives, names are unique. */
 static void test_processes(void)
 {
@@ -331,6 +421,122 @@ static void remove_tree(void)
         fprintf(stderr, "could not remove %s\n", base);
 }
 
+/* An item of kind "stanza" (or "subscribers") with stanza st, checked as
+ * the holder checks what senders give it. NULL when accepted. */
+static const char *check_kind(mx_item_kind kind, const char *st, size_t len)
+{
+    size_t n;
+    char *data = mx_queue_item_make(kind, st, len, &n);
+    const char *why = "out of memory";
+
+    if (data && mx_queue_item_check(data, n, "app@example.org", "bot", &why)
+                == 0)
+        why = NULL;
+    free(data);
+    return why;
+}
+
+static const char *check_item(const char *st)
+{
+    return check_kind(MX_ITEM_STANZA, st, strlen(st));
+}
+
+static void test_item_check(void)
+{
+    static const char nul[] = "<message to=\"a@b\"><body>x\0y</body></message>";
+    char *stanza, *big;
+    const char *why = NULL;
+    size_t n;
+
+    /* what mx_ops makes passes */
+    stanza = mx_message_stanza("app@example.org/bot", "a@b.c", "chat",
+                               "1 < 2 & \"q\"", 0, "mx-1");
+    CHECK(check_item(stanza) == NULL);
+    free(stanza);
+    stanza = mx_message_stanza("app@example.org", "a@b.c/r 'x'", NULL,
+                               "<b xmlns='x'>hi</b><![CDATA[<]]>", 1, "mx-2");
+    CHECK(check_item(stanza) == NULL);
+    free(stanza);
+    stanza = mx_presence_stanza(NULL, NULL, "unavailable", NULL, "bye", NULL);
+    CHECK(check_kind(MX_ITEM_SUBSCRIBERS, stanza, strlen(stanza)) == NULL);
+    free(stanza);
+    stanza = mx_invite_stanza(NULL, "a@b.c", "mx-3");
+    CHECK(check_item(stanza) == NULL);
+    free(stanza);
+    CHECK(check_item("<iq type='get' id='q'><ping xmlns='urn:xmpp:ping'/></iq>")
+          == NULL);
+    CHECK(check_item("<message to='a@b' type=\"normal\"/>") == NULL);
+    /* the from rule of xmpp-send --from, now in the holder */
+    CHECK(check_item("<message from='evil@example.org' to='a@b'/>") != NULL);
+    CHECK(check_item("<message from='app@example.org/other' to='a@b'/>")
+          != NULL);
+    CHECK(check_item("<message from='' to='a@b'/>") != NULL);
+    CHECK(check_item("<message from='app&#64;example.org' to='a@b'/>")
+          != NULL);
+    /* recipients, types, elements */
+    CHECK(check_item("<message to='a@@b'><body>x</body></message>") != NULL);
+    CHECK(check_item("<message to=\"a@b/&quot;r&gt;\"/>") == NULL);
+    CHECK(check_item("<message to='a b@c'/>") != NULL);
+    CHECK(check_item("<message to='a@b' type='bogus'/>") != NULL);
+    CHECK(check_item("<presence to='a@b' type='chat'/>") != NULL);
+    CHECK(check_item("<r xmlns='urn:xmpp:sm:3'/>") != NULL);
+    CHECK(check_item("<a:message xmlns:a='jabber:client' to='a@b'/>")
+          != NULL);
+    CHECK(check_kind(MX_ITEM_SUBSCRIBERS, "<message/>", 10) != NULL);
+    CHECK(check_kind(MX_ITEM_SUBSCRIBERS, "<presence to='a@b'/>", 20)
+          != NULL);
+    CHECK(check_kind(MX_ITEM_SUBSCRIBERS, "x", 1) != NULL);
+    /* one element, well-formed, nothing around it */
+    CHECK(check_item("<message to='a@b'/><iq type='set'/>") != NULL);
+    CHECK(check_item("<message to='a@b'></message></stream:stream>") != NULL);
+    CHECK(check_item(" <message to='a@b'/>") != NULL);
+    CHECK(check_item("<message to='a@b'/>x") != NULL);
+    CHECK(check_item("<message to='a@b'><body>x</body>") != NULL);
+    CHECK(check_item("<message to='a@b'><!-- c --></message>") != NULL);
+    CHECK(check_item("<message to='a@b'>\x01</message>") != NULL);
+    CHECK(check_item("<message to='a@b'>\xff</message>") != NULL);
+    CHECK_STR(check_kind(MX_ITEM_STANZA, nul, sizeof(nul) - 1),
+              "the item contains a NUL byte");
+    CHECK(mx_queue_item_check("MX1 stanza\n", 11, "app@example.org", "bot",
+                              &why) == -1 && why);
+    CHECK(mx_queue_item_check("MX1 stanza", 10, "app@example.org", "bot",
+                              &why) == -1 && why);
+    /* bounded */
+    n = MX_QUEUE_ITEM_MAX;
+    big = malloc(n + 1);
+    CHECK(big != NULL);
+    if (big) {
+        memset(big, 'x', n + 1);
+        memcpy(big, "MX1 stanza\n<message to='a@b'><body>", 35);
+        memcpy(big + n - 17, "</body></message>", 17);
+        CHECK(mx_queue_item_check(big, n + 1, "app@example.org", "bot", &why)
+              == -1);
+        CHECK_STR(why, "the item is larger than 16 MiB");
+        /* (libxml2 refuses a text node this long itself) */
+        mx_queue_item_check(big, n, "app@example.org", "bot", &why);
+        CHECK(!why || strcmp(why, "the item is larger than 16 MiB") != 0);
+        free(big);
+    }
+}
+
+/* An item file larger than MX_QUEUE_ITEM_MAX is not read into memory. */
+static void test_read_too_large(void)
+{
+    const char *q = new_queue("big");
+    char name[MX_QUEUE_NAME_SIZE], path[1024], *back = NULL;
+    size_t len;
+
+    CHECK(mx_queue_put(q, "MX1 stanza\n<message/>", 21, 0, name,
+                       sizeof(name), NULL, 0) == 0);
+    snprintf(path, sizeof(path), "%s/new/%s", q, name);
+    CHECK(truncate(path, (off_t)MX_QUEUE_ITEM_MAX) == 0);
+    CHECK(mx_queue_read(q, name, &back, &len) == 0 && len == MX_QUEUE_ITEM_MAX);
+    free(back);
+    CHECK(truncate(path, (off_t)MX_QUEUE_ITEM_MAX + 1) == 0);
+    CHECK(mx_queue_read(q, name, &back, &len) == -1 && errno == EFBIG);
+    CHECK(mx_queue_set_aside(q, name) == 0 && exists(q, "bad", name));
+}
+
 int main(void)
 {
     const char *tmp = getenv("TMPDIR");
@@ -347,8 +553,12 @@ int main(void)
     test_foreign();
     test_unwritable();
     test_items();
+    test_item_check();
+    test_read_too_large();
     test_read_file();
     test_presence();
+    test_roster();
+    test_component_ops();
     test_processes();
     remove_tree();
     return UNIT_DONE();

@@ -1,0 +1,158 @@
+"""Component mode against ejabberd (Debian's 23.01, `ejabberd_service`),
+the server scale-out runs on: the core scenario of test_component.py
+with a private ejabberd (harness/ejabberd.py) and a real client
+(slixmpp) logged in to it.
+"""
+
+import os
+import signal
+import time
+
+import pytest
+
+from harness import ejabberd as ejabberd_harness
+from harness import util
+from harness.xmpp import XmppClient
+from test_component import (HANDLERS, api, bare, component_conf, fresh,
+                            received, status, subscribe_to, wait_connected,
+                            xmpp_send)
+from test_durability import Gate, origin_id
+
+pytestmark = pytest.mark.skipif(not ejabberd_harness.available(),
+                                reason="ejabberd is not installed "
+                                "(tools/install-deps installs it)")
+
+N = 10
+
+
+@pytest.fixture(scope="module")
+def ejabberd():
+    server = ejabberd_harness.EjabberdServer()
+    try:
+        server.start()
+    except Exception:
+        server.stop()
+        raise
+    yield server
+    clean = server.stop()
+    if clean:
+        server.cleanup()
+    else:
+        print("\nejabberd directory kept: %s" % server.directory)
+    assert clean, "ejabberd had to be killed at teardown"
+
+
+@pytest.fixture
+def client(ejabberd):
+    clients = []
+
+    def make(user, **kw):
+        c = XmppClient(ejabberd.jid(user), ejabberd.password(user),
+                       ejabberd.port, ejabberd.ca_file, **kw)
+        clients.append(c)
+        return c
+    yield make
+    for c in clients:
+        c.disconnect()
+
+
+@pytest.fixture
+def component(httpd_factory, ejabberd):
+    def make(extra_conf="", **overrides):
+        h = httpd_factory(extra_conf=HANDLERS + extra_conf)
+        h.write_config(app_conf=component_conf(h, ejabberd, **overrides),
+                       extra_conf=HANDLERS + extra_conf)
+        h.start()
+        wait_connected(h)
+        return h
+    return make
+
+
+def test_each_address_answers_from_itself(component, ejabberd, client):
+    component()
+    domain = ejabberd.component_domain
+    alice = client("alice")
+    for local in ("support", "t-42"):
+        to = "%s@%s" % (local, domain)
+        n = len(alice.messages)
+        alice.send_message(to, "hello " + local)
+        msg = alice.wait_message(15, lambda m: m["from"]
+                                 and bare(m["from"]) == to, since=n)
+        assert "XMPP_TO=%s\n" % to in msg["body"], msg["body"]
+        assert msg["from"] == to, msg
+
+
+def test_send_from_addresses_and_refuse_others(component, ejabberd, client):
+    h = component()
+    domain = ejabberd.component_domain
+    alice = client("alice")
+    code, answer = api(h, "send_message", jid=ejabberd.jid("alice"),
+                       body="via api", from_jid="alerts@" + domain)
+    assert answer["statuses"] == ["NO_ERROR"], answer
+    msg = alice.wait_message(15, lambda m: m["body"] == "via api")
+    assert msg["from"] == "alerts@%s/bot" % domain, msg
+    r = xmpp_send(h, ejabberd, "message", "--from", "news@" + domain,
+                  ejabberd.jid("alice"), "--", "via xmpp-send")
+    assert r.returncode == 0, r.stderr
+    msg = alice.wait_message(15, lambda m: m["body"] == "via xmpp-send")
+    assert msg["from"] == "news@%s/bot" % domain, msg
+    code, answer = api(h, "send_message", jid=ejabberd.jid("alice"),
+                       body="no", from_jid="alerts@localhost")
+    assert code == 400 and answer["error"] == "InvalidJidError", answer
+
+
+def test_subscription_to_an_address(component, ejabberd, client):
+    domain = ejabberd.component_domain
+    support = "%s@%s" % (fresh("support"), domain)
+    h = component()
+    alice = client("alice")
+    subscribe_to(alice, support)
+    n = len(alice.presences)
+    code, answer = api(h, "send_presence", jid="subscribers",
+                       from_jid=support, status="on ejabberd")
+    assert answer["statuses"] == ["NO_ERROR"], answer
+    p = alice.wait_presence(lambda p: p["status"] == "on ejabberd", 15,
+                            since=n)
+    assert p["from"] == support + "/bot", p
+
+
+def test_kill_9_with_items_queued_and_ejabberd_restarted(component,
+                                                         ejabberd, client):
+    gate = Gate(ejabberd.component_port)
+    try:
+        h = component(XMPPServer="127.0.0.1:%d" % gate.port)
+        domain = ejabberd.component_domain
+        run = "run-%d" % time.time_ns()
+        bodies = ["%s #%02d" % (run, i) for i in range(N)]
+        gate.shut()
+        try:
+            ejabberd.stop()
+            util.wait_for(lambda: status(h).get("XMPPApp1State")
+                          != "connected", 20, 0.1, "the outage noticed")
+            for body in bodies:
+                code, answer = api(h, "send_message",
+                                   jid=ejabberd.jid("alice"), body=body,
+                                   from_jid="support@" + domain)
+                assert answer["statuses"] == ["NO_ERROR"], answer
+            pid = int(status(h)["XMPPApp1HolderPID"])
+            os.kill(pid, signal.SIGKILL)
+            util.wait_for(lambda: status(h).get("XMPPApp1HolderPID")
+                          not in (None, "0", str(pid)), 15, 0.1,
+                          "another child to hold")
+        finally:
+            ejabberd.start()
+        alice = client("alice")
+        gate.open()
+        wait_connected(h, 90)
+        util.wait_for(lambda: len({m["body"] for m in received(alice, run)})
+                      >= N, 60, 0.2, "%d messages" % N)
+        msgs = received(alice, run)
+        first = []
+        for m in msgs:
+            assert m["from"] == "support@%s/bot" % domain, m
+            assert origin_id(m), m["xml"]
+            if m["body"] not in first:
+                first.append(m["body"])
+        assert first == bodies, first
+    finally:
+        gate.close()
