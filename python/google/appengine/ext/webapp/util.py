@@ -1,0 +1,2 @@
+"""google.appengine.ext.webapp.util: run_wsgi_app (a CGI entry point)."""
+from mod_xmpp_appengine.webapp import run_wsgi_app  # noqa: F401
