@@ -108,5 +108,27 @@ APR_DECLARE_OPTIONAL_FN(apr_status_t, mod_xmpp_get_presence,
                          const char *from_jid, int *available,
                          const char **show, const char **error));
 
+/**
+ * The last presence the app saw from each of several contacts (App
+ * Engine's get_presence with a list of JIDs).
+ * @param s         the app's server
+ * @param p         pool for show[i] and *error
+ * @param n         how many JIDs
+ * @param jids      the contacts
+ * @param from_jid  NULL for the app's JID
+ * @param available out, n of them: non-zero when the contact is online
+ * @param show      out, n of them: its show ("" when none)
+ * @param valid     out, n of them: 0 when jids[i] is not a valid JID
+ *                  (then available[i] is 0 and show[i] "")
+ * @param error     out: NULL, or the error's name and a reason
+ * @return APR_SUCCESS, APR_EINVAL (a from_jid that is not the app's, see
+ *         *error) or APR_ENOENT (not an app)
+ */
+APR_DECLARE_OPTIONAL_FN(apr_status_t, mod_xmpp_get_presences,
+                        (server_rec *s, apr_pool_t *p, int n,
+                         const char *const *jids, const char *from_jid,
+                         int *available, const char **show, int *valid,
+                         const char **error));
+
 /** @} */
 #endif

@@ -21,6 +21,7 @@
 #include "mod_xmpp_app.h"
 #include "mod_xmpp_inbound.h"
 #include "mx_ops.h"
+#include "mx_send.h"
 
 APLOG_USE_MODULE(xmpp);
 
@@ -189,6 +190,42 @@ static apr_status_t mod_xmpp_get_presence(server_rec *s, apr_pool_t *p,
         return APR_EINVAL;
     }
     *show = apr_pstrdup(p, buf);
+    return APR_SUCCESS;
+}
+
+/* Several contacts at once; an invalid JID gets valid[i] = 0. */
+static apr_status_t mod_xmpp_get_presences(server_rec *s, apr_pool_t *p,
+                                           int n, const char *const *jids,
+                                           const char *from_jid,
+                                           int *available,
+                                           const char **show, int *valid,
+                                           const char **error)
+{
+    mx_app *app = mx_app_of(s);
+    mx_sender snd;
+    mx_result res;
+    char buf[16];
+    int i;
+
+    *error = NULL;
+    if (!app)
+        return APR_ENOENT;
+    sender_of(app, &snd);
+    if (mx_check_from(from_jid, snd.app_jid, snd.app_resource) != MX_OK) {
+        *error = apr_psprintf(p, "InvalidJidError: '%s' is not one of the "
+                              "app's own addresses", from_jid);
+        return APR_EINVAL;
+    }
+    for (i = 0; i < n; i++) {
+        mx_op_get_presence(&snd, jids[i], from_jid, &available[i], buf,
+                           sizeof(buf), &res);
+        valid[i] = res.err == MX_OK;
+        if (res.err != MX_OK && res.err != MX_ERR_INVALID_JID) {
+            *error = error_text(p, &res);
+            return APR_EINVAL;
+        }
+        show[i] = apr_pstrdup(p, buf);
+    }
     return APR_SUCCESS;
 }
 
@@ -426,6 +463,44 @@ static int api_send_presence(request_rec *r, mx_app *app, api_params *ap)
     return api_result(r, app, &res, &jid, &st, 1);
 }
 
+/* Several jids (App Engine's get_presence with a list): an answer each,
+ * in order, {"jid", "valid", "available", "show"}; an invalid JID is
+ * valid false rather than the 400 it is alone.  A from_jid that is not
+ * the app's is still a 400: it concerns every JID. */
+static int api_get_presences(request_rec *r, mx_app *app, api_params *ap)
+{
+    json_t *js = json_array(), *ps = json_array();
+    mx_sender snd;
+    mx_result res;
+    int i, available;
+    char show[16];
+    const char *from = apr_table_get(ap->args, "from_jid");
+
+    sender_of(app, &snd);
+    for (i = 0; i < ap->jids->nelts; i++) {
+        const char *jid = APR_ARRAY_IDX(ap->jids, i, const char *);
+
+        mx_op_get_presence(&snd, jid, from, &available, show, sizeof(show),
+                           &res);
+        if (res.err != MX_OK && (res.err != MX_ERR_INVALID_JID
+                                 || mx_check_from(from, snd.app_jid,
+                                                  snd.app_resource)
+                                    != MX_OK)) {
+            json_decref(js);
+            json_decref(ps);
+            return send_error(r, HTTP_BAD_REQUEST, mx_err_name(res.err),
+                              res.why);
+        }
+        json_array_append_new(js, json_string(jid));
+        json_array_append_new(ps, json_pack("{s:s, s:b, s:b, s:s}", "jid",
+                                            jid, "valid", res.err == MX_OK,
+                                            "available", available,
+                                            "show", show));
+    }
+    return send_json(r, HTTP_OK, json_pack("{s:o, s:o}", "jids", js,
+                                           "presences", ps));
+}
+
 static int api_get_presence(request_rec *r, mx_app *app, api_params *ap)
 {
     mx_sender snd;
@@ -434,9 +509,11 @@ static int api_get_presence(request_rec *r, mx_app *app, api_params *ap)
     char show[16];
     const char *jid = single_jid(ap);
 
+    if (ap->jids->nelts > 1)
+        return api_get_presences(r, app, ap);
     if (!jid)
         return send_error(r, HTTP_BAD_REQUEST, "InvalidJidError",
-                          "give exactly one jid parameter");
+                          "give at least one jid parameter");
     sender_of(app, &snd);
     mx_op_get_presence(&snd, jid, apr_table_get(ap->args, "from_jid"),
                        &available, show, sizeof(show), &res);
@@ -565,6 +642,7 @@ void mx_api_register_hooks(apr_pool_t *p)
     APR_REGISTER_OPTIONAL_FN(mod_xmpp_send_invite);
     APR_REGISTER_OPTIONAL_FN(mod_xmpp_send_presence);
     APR_REGISTER_OPTIONAL_FN(mod_xmpp_get_presence);
+    APR_REGISTER_OPTIONAL_FN(mod_xmpp_get_presences);
     ap_hook_handler(api_handler, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_fixups(api_fixups, NULL, NULL, APR_HOOK_MIDDLE);
 }

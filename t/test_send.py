@@ -690,6 +690,47 @@ def test_get_presence_follows_the_client(capi, xmpp_client):
     wait_presence_state(capi, "alice@localhost", (False, ""), True, "offline")
 
 
+def test_get_presence_of_several_jids(capi, xmpp_client):
+    """App Engine's get_presence with a list: an answer per JID, in order,
+    an invalid one marked so, the others answered (HTTP, xmpp-send, C)."""
+    alice = xmpp_client("alice")
+    subscribe_to_app(capi, alice)
+    alice.set_presence(show="away")
+    wait_presence_state(capi, "alice@localhost", (True, "away"), False,
+                        "away")
+    jids = ["alice@localhost", "bad@@j", "nobody@localhost"]
+    code, answer = api(capi, "get_presence", method="GET", jid=jids)
+    assert code == 200, answer
+    assert answer["jids"] == jids
+    assert answer["presences"] == [
+        {"jid": "alice@localhost", "valid": True, "available": True,
+         "show": "away"},
+        {"jid": "bad@@j", "valid": False, "available": False, "show": ""},
+        {"jid": "nobody@localhost", "valid": True, "available": False,
+         "show": ""}]
+    r = xmpp_send(capi, "get-presence", *jids)
+    assert r.returncode == 1, r
+    assert r.stdout.splitlines() == ["alice@localhost available away",
+                                     "bad@@j INVALID_JID",
+                                     "nobody@localhost unavailable"], r
+    r = xmpp_send(capi, "get-presence", "alice@localhost", "nobody@localhost")
+    assert r.returncode == 0, r
+    assert len(r.stdout.splitlines()) == 2, r
+    resp = capi.post("/sendtest", data=[("op", "get_presences")]
+                     + [("jid", j) for j in jids])
+    assert resp.status == 200, resp.text
+    assert [l for l in resp.text.splitlines() if l.startswith("presence ")] \
+        == ["presence alice@localhost 1 1 away", "presence bad@@j 0 0 -",
+            "presence nobody@localhost 1 0 -"], resp.text
+    # a from_jid that is not the app's concerns every JID: an error
+    code, answer = api(capi, "get_presence", method="GET", jid=jids,
+                       from_jid="other@localhost")
+    assert (code, answer["error"]) == (400, "InvalidJidError"), answer
+    out = ctest(capi, "get_presences", jid=jids, from_jid="other@localhost")
+    assert out["rc"] == "EINVAL" and "InvalidJidError" in out["error"], out
+    alice.disconnect()
+
+
 def test_get_presence_with_two_resources(app, xmpp_client):
     """A contact is available while any of its resources is: one of two
     going offline leaves it available."""

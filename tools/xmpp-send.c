@@ -31,7 +31,7 @@ static const char usage_text[] =
     "       xmpp-send invite [--from JID] JID\n"
     "       xmpp-send presence [--from JID] [--type T] [--show S] [--status TEXT]\n"
     "                          JID|subscribers\n"
-    "       xmpp-send get-presence [--from JID] JID\n"
+    "       xmpp-send get-presence [--from JID] JID...\n"
     "       xmpp-send --help\n"
     "\n"
     "Sends through the durable outbound queue of a mod_xmpp app, with App\n"
@@ -53,7 +53,8 @@ static const char usage_text[] =
     "\n"
     "Prints \"JID STATUS\" per recipient, STATUS being NO_ERROR (durably\n"
     "queued), INVALID_JID or OTHER_ERROR; get-presence prints\n"
-    "\"JID available [SHOW]\" or \"JID unavailable\".\n"
+    "\"JID available [SHOW]\" or \"JID unavailable\" per JID (with several\n"
+    "JIDs an invalid one is \"JID INVALID_JID\", exit 1).\n"
     "Exit status: 0 all NO_ERROR, 1 some not, 2 usage or validation error\n"
     "(the message names App Engine's error, e.g. InvalidTypeError).\n";
 
@@ -211,7 +212,7 @@ static void check_options_fit(const options *o)
         usage_error("a body (after --) is for 'message' only");
     if (o->nwords == 0)
         usage_error("'%s' needs a JID", o->cmd);
-    if (!message && o->nwords > 1)
+    if (!message && strcmp(o->cmd, "get-presence") != 0 && o->nwords > 1)
         usage_error("'%s' takes one JID", o->cmd);
 }
 
@@ -439,29 +440,49 @@ static int cmd_presence(const options *o)
     return report(&res, &jid, &st, 1);
 }
 
-static int cmd_get_presence(const options *o)
+/* One contact's line; 0, or EXIT_SOME_FAILED when it cannot be read. */
+static int print_presence(const sender *s, const char *jid)
 {
     char show[32];
     int available, rv;
-    sender s;
 
-    check_single_jid(o->words[0]);
-    resolve_queue(o, &s);
-    if (o->from) /* only then is the app's identity needed */
-        resolve_app(o, &s);
-    rv = mx_presence_load(s.queue, o->words[0], &available, show,
-                          sizeof(show), NULL);
+    rv = mx_presence_load(s->queue, jid, &available, show, sizeof(show),
+                          NULL);
     if (rv < 0) {
         fprintf(stderr, "xmpp-send: %s: cannot read its presence: %s\n",
-                o->words[0], strerror(errno));
-        printf("%s OTHER_ERROR\n", o->words[0]);
+                jid, strerror(errno));
+        printf("%s OTHER_ERROR\n", jid);
         return EXIT_SOME_FAILED;
     }
     if (rv == 0 && available)
-        printf("%s available%s%s\n", o->words[0], *show ? " " : "", show);
+        printf("%s available%s%s\n", jid, *show ? " " : "", show);
     else
-        printf("%s unavailable\n", o->words[0]);
+        printf("%s unavailable\n", jid);
     return 0;
+}
+
+/* One JID: an invalid one is a validation error (exit 2), as before.
+ * Several (App Engine's get_presence with a list): a line each, in order,
+ * an invalid one "JID INVALID_JID" and exit 1, the others answered. */
+static int cmd_get_presence(const options *o)
+{
+    size_t i;
+    int rv = 0;
+    sender s;
+
+    if (o->nwords == 1)
+        check_single_jid(o->words[0]);
+    resolve_queue(o, &s);
+    if (o->from) /* only then is the app's identity needed */
+        resolve_app(o, &s);
+    for (i = 0; i < o->nwords; i++) {
+        if (mx_check_to(o->words[i]) != MX_OK) {
+            printf("%s INVALID_JID\n", o->words[i]);
+            rv = EXIT_SOME_FAILED;
+        } else if (print_presence(&s, o->words[i]) != 0)
+            rv = EXIT_SOME_FAILED;
+    }
+    return rv;
 }
 
 int main(int argc, char **argv)

@@ -13,6 +13,7 @@
  * a POST of a form (application/x-www-form-urlencoded) with
  *
  *     op       send_message | send_invite | send_presence | get_presence
+ *              | get_presences (several jids)
  *     jid      recipient (repeatable for send_message)
  *     body, from_jid, type, raw_xml (0/1), status, show
  *
@@ -25,6 +26,8 @@
  *     status <jid> <NO_ERROR|INVALID_JID|OTHER_ERROR>   (one per jid)
  *     available <0|1>    (get_presence)
  *     show <show>        (get_presence)
+ *     presence <jid> <valid 0|1> <available 0|1> <show or ->
+ *                        (get_presences, one per jid)
  */
 #include <string.h>
 
@@ -101,6 +104,7 @@ static int sendtest_handler(request_rec *r)
     APR_OPTIONAL_FN_TYPE(mod_xmpp_send_invite) *send_invite;
     APR_OPTIONAL_FN_TYPE(mod_xmpp_send_presence) *send_presence;
     APR_OPTIONAL_FN_TYPE(mod_xmpp_get_presence) *get_presence;
+    APR_OPTIONAL_FN_TYPE(mod_xmpp_get_presences) *get_presences;
     const char *op, *error = NULL, *one;
     apr_status_t rc;
     form f;
@@ -116,6 +120,7 @@ static int sendtest_handler(request_rec *r)
     send_invite = APR_RETRIEVE_OPTIONAL_FN(mod_xmpp_send_invite);
     send_presence = APR_RETRIEVE_OPTIONAL_FN(mod_xmpp_send_presence);
     get_presence = APR_RETRIEVE_OPTIONAL_FN(mod_xmpp_get_presence);
+    get_presences = APR_RETRIEVE_OPTIONAL_FN(mod_xmpp_get_presences);
     op = apr_table_get(f.args, "op");
     one = f.jids->nelts ? APR_ARRAY_IDX(f.jids, 0, const char *) : NULL;
     ap_set_content_type(r, "text/plain; charset=UTF-8");
@@ -183,6 +188,28 @@ static int sendtest_handler(request_rec *r)
         if (rc == APR_SUCCESS)
             ap_rprintf(r, "available %d\nshow %s\n", available,
                        show ? show : "(null)");
+    }
+    else if (op && !strcmp(op, "get_presences")) {
+        int n = f.jids->nelts;
+        int *available = apr_pcalloc(r->pool, sizeof(int) * (n + 1));
+        int *valid = apr_pcalloc(r->pool, sizeof(int) * (n + 1));
+        const char **show = apr_pcalloc(r->pool, sizeof(char *) * (n + 1));
+
+        ap_rprintf(r, "found %d\n", get_presences != NULL);
+        if (!get_presences)
+            return OK;
+        rc = get_presences(r->server, r->pool, n,
+                           (const char *const *)f.jids->elts,
+                           apr_table_get(f.args, "from_jid"), available,
+                           show, valid, &error);
+        ap_rprintf(r, "rc %s\nerror %s\n", rc_name(rc),
+                   error ? error : "(null)");
+        if (rc == APR_SUCCESS)
+            for (i = 0; i < n; i++)
+                ap_rprintf(r, "presence %s %d %d %s\n",
+                           APR_ARRAY_IDX(f.jids, i, const char *), valid[i],
+                           available[i],
+                           show[i] && *show[i] ? show[i] : "-");
     }
     else {
         return HTTP_BAD_REQUEST;
