@@ -124,7 +124,8 @@ class WSGIApplication(object):
 
     def _dispatch(self, request, response):
         for regex, cls in self._routes:
-            m = regex.match(request.path_info or "/")
+            # the whole path, as App Engine matched it (SCRIPT_NAME too)
+            m = regex.match(request.path or "/")
             if m:
                 break
         else:
