@@ -6,6 +6,8 @@ script (run as a program: run_wsgi_app).  See scorebot.conf."""
 
 import logging
 
+logging.getLogger().setLevel(logging.INFO)
+
 # the App Engine import lines, unchanged: mod_xmpp_appengine provides them
 from google.appengine.api import xmpp
 from google.appengine.ext import webapp
@@ -65,7 +67,6 @@ application = webapp.WSGIApplication([
 
 
 def main():
-    logging.getLogger().setLevel(logging.INFO)
     run_wsgi_app(application)
 
 

@@ -452,7 +452,7 @@ class QueueTransport(object):
         if ask:
             rc, out, err = self._xmpp_send(
                 ["get-presence"] + (["--from", from_jid] if from_jid else [])
-                + ["--"] + ask)
+                + ask)
             if rc == 2:
                 _raise("Error", err.strip() or "xmpp-send get-presence failed")
             for line, jid in zip(out.splitlines(), ask):

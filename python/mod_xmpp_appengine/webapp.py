@@ -112,6 +112,8 @@ class WSGIApplication(object):
             self._routes.append((re.compile(regex), handler))
 
     def __call__(self, environ, start_response):
+        # a CGI whose whole path is its SCRIPT_NAME gets no PATH_INFO
+        environ.setdefault("PATH_INFO", "")
         request = Request(environ)
         response = Response()
         response.body = b""
