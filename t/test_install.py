@@ -49,3 +49,36 @@ def test_shipped_snippet_passes_configtest(destdir, httpd_factory):
     h = httpd_factory(app_conf="", extra_conf="Include %s/xmpp.conf\n" % mods)
     rc, out = h.configtest()
     assert rc == 0 and "Syntax OK" in out, out
+
+
+def test_python_package_installed(destdir, tmp_path):
+    """The App Engine package lands where Debian's python3 looks for local
+    modules, importable under App Engine's paths, beside another google.*
+    namespace package from elsewhere on the path (PEP 420), and the
+    ScoreBot example with it."""
+    prefix = subprocess.run(["make", "-s", "-C", REPO, "print-prefix"],
+                            capture_output=True, text=True).stdout.strip() \
+        or "/usr/local"
+    ver = "%d.%d" % __import__("sys").version_info[:2]
+    site = destdir + "%s/lib/python%s/dist-packages" % (prefix, ver)
+    assert os.path.isfile(os.path.join(site, "mod_xmpp_appengine", "xmpp.py"))
+    other = tmp_path / "other" / "google" / "other"
+    other.mkdir(parents=True)
+    (other / "__init__.py").write_text("NAME = 'other'\n")
+    code = ("from google.appengine.api import xmpp\n"
+            "from google.appengine.ext import webapp\n"
+            "from google.appengine.ext.webapp import xmpp_handlers\n"
+            "from google.appengine.ext.webapp.util import run_wsgi_app\n"
+            "import webapp2, google.other\n"
+            "assert xmpp.MESSAGE_TYPE_CHAT == 'chat'\n"
+            "assert xmpp.__file__.startswith(%r)\n"
+            "print(google.other.NAME, xmpp_handlers.CommandHandler.__name__)\n"
+            % site)
+    out = subprocess.run(["/usr/bin/python3", "-I", "-c",
+                          "import sys; sys.path[:0] = %r; exec(%r)"
+                          % ([site, str(tmp_path / "other")], code)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["other", "CommandHandler"]
+    example = destdir + prefix + "/share/mod_xmpp/examples/scorebot.py"
+    assert os.access(example, os.X_OK)
