@@ -6,6 +6,7 @@ what send_message and get_presence return, and one that raises."""
 
 import os
 import re
+import urllib.parse
 
 import pytest
 
@@ -21,8 +22,29 @@ PYPATH = "%s:%s" % (os.path.join(REPO_DIR, "python"),
 WAIT = 20.0
 
 
+CONSOLE = """
+<Location /console>
+    SetHandler xmpp-console
+    Require local
+</Location>
+"""
+
+
+def console_post(h, fields):
+    """A form of the console (SetHandler xmpp-console) posted as a browser
+    would, with the page's token."""
+    m = re.search(r'<input type="hidden" name="token" value="([^"]+)">',
+                  h.get("/console").text)
+    assert m, "no token in the console's forms"
+    r = h.post("/console", data=urllib.parse.urlencode(
+        dict(fields, token=m.group(1))).encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status == 200, r.text
+    return r.text
+
+
 def conf(mode, script):
-    lines = ["XMPPInboundServices message subscribe presence",
+    lines = [CONSOLE, "XMPPInboundServices message subscribe presence",
              'SetEnv XMPP_SEND "%s"' % os.path.join(REPO_DIR, "xmpp-send")]
     if mode == "wsgi":
         lines += [
@@ -46,13 +68,17 @@ def conf(mode, script):
     return "\n".join(lines) + "\n"
 
 
-def start(httpd_factory, mode, script):
+def start(httpd_factory, mode, script, app_conf=None):
     if mode == "wsgi" and not os.path.exists(MOD_WSGI):
         pytest.fail("mod_wsgi is not installed (tools/install-deps)")
     h = httpd_factory(mpm="event")
-    h.write_config(extra_conf=conf(mode, script))
+    h.write_config(app_conf=app_conf, extra_conf=conf(mode, script))
     h.start()
-    wait_connected(h)
+    if app_conf and app_conf.get("XMPPDevMode") == "On":
+        util.wait_for(lambda: h.status().get("XMPPApp1State") == "dev mode",
+                      WAIT, 0.1, "dev mode")
+    else:
+        wait_connected(h)
     return h
 
 
@@ -145,3 +171,38 @@ def test_sends_presence_and_errors(httpd_factory, xmpp_client, prosody,
         util.wait_for(away, WAIT, 0.2, "get_presence to see away")
     except TimeoutError:
         raise AssertionError("get_presence answered %r" % seen) from None
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_probe_answered_by_send_presence(httpd_factory, xmpp_client,
+                                         prosody, mode):
+    """The presence handler answers a probe with xmpp.send_presence; the
+    client receives it.  Prosody answers a real client's probes itself
+    (test_contacts), so the probe comes from the console, as App Engine's
+    development console sent them."""
+    h = start(httpd_factory, mode, SCOREBOT)
+    carol = fresh_user(prosody, xmpp_client, "ae")
+    since = len(carol.presences)
+    page = console_post(h, {"kind": "presence", "from": carol.full_jid,
+                            "type": "probe"})
+    assert "<th>Posted to</th><td>/_ah/xmpp/presence/probe/</td>" in page, \
+        page
+    p = carol.wait_presence(lambda p: p["from"].startswith(APP)
+                            and p["status"] == "Ready to keep score",
+                            timeout=WAIT, since=since)
+    assert p["type"] == "available" and p["show"] == "chat", p
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_dev_mode_logs_the_package_sends(httpd_factory, mode):
+    """XMPPDevMode On: what the package sends is logged in the development
+    server's shape, not sent (the package goes through the module)."""
+    h = start(httpd_factory, mode, TESTBOT, app_conf={"XMPPDevMode": "On"})
+    page = console_post(h, {"kind": "message",
+                            "from": "alice@localhost/console",
+                            "body": "/sends"})
+    assert "<th>Status</th><td>200</td>" in page, page
+    h.wait_log(r"Sending an XMPP Message:", WAIT)
+    h.wait_log(r"Body:\s*\n.*to two JIDs", WAIT)
+    h.wait_log(r"Body:\s*\n.*sends: 0 \[0, 1\] NoBodyError", WAIT)
+    h.wait_log(r"To JIDs:\s*\n.*alice@localhost/console", WAIT)
