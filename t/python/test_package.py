@@ -431,3 +431,55 @@ def test_queue_from_request_environ(tmp_path, monkeypatch):
                                 "body": "/stats"})[0] == "200 OK"
     assert "The latest stats" in h.items[-1]
     h.sock.close()
+
+
+FAKE_XMPP_SEND = r"""#!/bin/sh
+# records its arguments and standard input; answers as xmpp-send does
+echo "$*" >> "$LOG"
+if [ "$1" = get-presence ]; then
+    shift
+    for j in "$@"; do
+        case "$j" in
+            a@x) echo "$j available away" ;;
+            *) echo "$j unavailable" ;;
+        esac
+    done
+    exit 0
+fi
+cat >> "$LOG"; echo >> "$LOG"
+for last; do :; done
+echo "$last NO_ERROR"
+"""
+
+
+@pytest.fixture
+def no_holder(tmp_path, monkeypatch):
+    """A queue directory where no holder listens, and a fake xmpp-send."""
+    exe = tmp_path / "xmpp-send"
+    exe.write_text(FAKE_XMPP_SEND)
+    exe.chmod(0o755)
+    monkeypatch.setenv("XMPP_QUEUE", str(tmp_path / "q"))
+    monkeypatch.setenv("XMPP_JID", APP)
+    monkeypatch.setenv("XMPP_SEND", str(exe))
+    monkeypatch.setenv("LOG", str(tmp_path / "log"))
+    monkeypatch.delenv("XMPP_API_URL", raising=False)
+    transport._local.conn = None
+    return tmp_path / "log"
+
+
+def test_no_holder_falls_back_to_xmpp_send(no_holder):
+    assert xmpp.send_message(["a@x", "bad@@j"], "hi there",
+                             message_type="headline") == [0, 1]
+    xmpp.send_presence("a@x", status="s", presence_show="away")
+    log = no_holder.read_text()
+    assert "message --type headline a@x\nhi there\n" in log
+    assert "presence --type available --show away --status s a@x" in log
+    assert "bad@@j" not in log
+
+
+def test_get_presence_through_xmpp_send(no_holder):
+    assert xmpp.get_presence("a@x", get_show=True) == (True, "away")
+    assert xmpp.get_presence("b@x") is False
+    assert xmpp.get_presence(["a@x", "bad@@j", "b@x"]) == [
+        (True, "away", True), (False, "", False), (False, "", True)]
+    assert "get-presence a@x b@x" in no_holder.read_text()
