@@ -316,26 +316,30 @@ class QueueTransport(object):
         if len(item) > ITEM_MAX:
             return OTHER_ERROR
         path = os.path.join(self.queue, "queue.sock")
+        answer = None
+        # a kept connection the holder closed meanwhile fails at once: one
+        # more try on a new one, as mx_qclient does
         for attempt in (0, 1):
             conn = getattr(_local, "conn", None)
-            if conn is not None and _local.path != path:
-                conn.close()
-                conn = _local.conn = None
+            if conn is not None and getattr(_local, "path", None) != path:
+                self._drop()
+                conn = None
+            fresh = conn is None
             try:
-                if conn is None:
+                if fresh:
                     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    _local.conn, _local.path, _local.buf = conn, path, b""
                     conn.settimeout(_config["timeout"])
                     conn.connect(path)
-                    _local.conn, _local.path = conn, path
-                    _local.buf = b""
                 conn.sendall(b"PUT %d\n" % len(item) + item)
                 answer = self._answer(conn)
                 break
             except OSError:
                 self._drop()
-                if attempt == 1 or conn is None:
-                    return None  # no holder: the spool, via xmpp-send
-                conn = None
+                if fresh:
+                    return None  # no holder listens: the spool, via xmpp-send
+        if answer is None:
+            return None
         if answer.startswith("OK "):
             return NO_ERROR
         if answer.startswith("FULL ") or answer.startswith("BAD "):

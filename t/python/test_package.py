@@ -23,9 +23,10 @@ APP = "app@localhost"
 
 
 class FakeHolder(object):
-    def __init__(self, path, answer="OK 1"):
+    def __init__(self, path, answer="OK 1", close_after=False):
         self.items = []
         self.answer = answer
+        self.close_after = close_after
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.bind(path)
         self.sock.listen(5)
@@ -54,6 +55,9 @@ class FakeHolder(object):
             self.items.append(buf[:n].decode())
             buf = buf[n:]
             c.sendall(self.answer.encode() + b"\n")
+            if self.close_after:  # as a holder that restarted
+                c.close()
+                return
 
 
 @pytest.fixture
@@ -483,3 +487,16 @@ def test_get_presence_through_xmpp_send(no_holder):
     assert xmpp.get_presence(["a@x", "bad@@j", "b@x"]) == [
         (True, "away", True), (False, "", False), (False, "", True)]
     assert "get-presence a@x b@x" in no_holder.read_text()
+
+
+def test_kept_connection_closed_by_holder(queue):
+    queue.close_after = True
+    assert xmpp.send_message("a@x", "one") == 0
+    assert xmpp.send_message("a@x", "two") == 0
+    assert [i.count("<body>") for i in queue.items] == [1, 1]
+    assert "<body>two</body>" in queue.items[-1]
+
+
+def test_full_queue_is_other_error(queue):
+    queue.answer = "FULL 100000 100000"
+    assert xmpp.send_message(["a@x", "b@x"], "x") == [2, 2]
