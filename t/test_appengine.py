@@ -103,6 +103,9 @@ def test_scorebot(httpd_factory, xmpp_client, prosody, mode):
     # the reply goes from the address written to, to the full sender
     assert r["to"] == carol.full_jid and r["type"] == "chat"
     assert ask(carol, "\\stats")["body"].startswith("The latest stats: ")
+    # what the sender typed reaches the handler exactly, and back
+    r = ask(carol, "/score  jürgen <&> 😀 ")
+    assert re.match(r"^Score for user jürgen <&> 😀: \d+$", r["body"]), r
     assert ask(carol, "/unknown")["body"] == "Unknown command"
     # plain text: nothing; the next command's answer is the next message
     since = len(carol.messages)

@@ -500,3 +500,22 @@ def test_kept_connection_closed_by_holder(queue):
 def test_full_queue_is_other_error(queue):
     queue.answer = "FULL 100000 100000"
     assert xmpp.send_message(["a@x", "b@x"], "x") == [2, 2]
+
+
+def test_component_from_addresses(queue, monkeypatch):
+    monkeypatch.setenv("XMPP_JID", "bots.localhost")
+    m = xmpp.Message({"from": "u@x/r", "to": "score@bots.localhost",
+                      "body": "/x"})
+    assert m.reply("hi") == [0]
+    assert 'from="score@bots.localhost/bot" to="u@x/r"' in queue.items[-1]
+    assert xmpp.send_message("u@x", "hi", from_jid="bots.localhost") == 0
+    assert 'from="bots.localhost/bot"' in queue.items[-1]
+    with pytest.raises(xmpp.InvalidJidError):
+        xmpp.send_message("u@x", "hi", from_jid="score@other.localhost")
+
+
+def test_client_from_addresses(queue):
+    assert xmpp.send_message("u@x", "hi", from_jid="APP@localhost") == 0
+    assert xmpp.send_message("u@x", "hi", from_jid=APP + "/bot") == 0
+    with pytest.raises(xmpp.InvalidJidError):
+        xmpp.send_message("u@x", "hi", from_jid=APP + "/other")
