@@ -82,3 +82,29 @@ def test_python_package_installed(destdir, tmp_path):
     assert out.stdout.split() == ["other", "CommandHandler"]
     example = destdir + prefix + "/share/mod_xmpp/examples/scorebot.py"
     assert os.access(example, os.X_OK)
+
+
+def test_pip_installs_the_package_without_an_index(tmp_path):
+    """pip install --no-index --no-build-isolation from the tree (a copy:
+    pip writes its build files beside the sources)."""
+    import shutil
+    src = tmp_path / "src"
+    shutil.copytree(os.path.join(REPO, "python"), src,
+                    ignore=shutil.ignore_patterns("__pycache__", "build",
+                                                  "*.egg-info"))
+    target = tmp_path / "site"
+    out = subprocess.run(["/usr/bin/python3", "-m", "pip", "install", "-q",
+                          "--no-index", "--no-build-isolation",
+                          "--target", str(target), str(src)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    out = subprocess.run(
+        ["/usr/bin/python3", "-I", "-c",
+         "import sys; sys.path.insert(0, %r)\n"
+         "from google.appengine.api import xmpp\n"
+         "from google.appengine.ext.webapp import xmpp_handlers\n"
+         "import webapp2\n"
+         "print(xmpp.__file__)" % str(target)],
+        capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(str(target))
