@@ -68,11 +68,23 @@ def conf(mode, script):
     return "\n".join(lines) + "\n"
 
 
-def start(httpd_factory, mode, script, app_conf=None):
+API = """
+<Location /xmpp-api/>
+    SetHandler xmpp-api
+    Require local
+</Location>
+SetEnv XMPP_API_URL http://127.0.0.1:%d/xmpp-api/
+"""
+
+
+def start(httpd_factory, mode, script, app_conf=None, via="queue"):
+    """via: "queue" (the queue socket, as mod_xmpp's variables say) or
+    "http" (XMPP_API_URL set: the xmpp-api handler of the same httpd)."""
     if mode == "wsgi" and not os.path.exists(MOD_WSGI):
         pytest.fail("mod_wsgi is not installed (tools/install-deps)")
     h = httpd_factory(mpm="event")
-    h.write_config(app_conf=app_conf, extra_conf=conf(mode, script))
+    extra = conf(mode, script) + (API % h.port if via == "http" else "")
+    h.write_config(app_conf=app_conf, extra_conf=extra)
     h.start()
     if app_conf and app_conf.get("XMPPDevMode") == "On":
         util.wait_for(lambda: h.status().get("XMPPApp1State") == "dev mode",
@@ -138,10 +150,11 @@ def test_subscription_handler_sees_each_kind(httpd_factory, xmpp_client,
                timeout=WAIT)
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode,via", [("wsgi", "queue"), ("cgi", "queue"),
+                                      ("wsgi", "http"), ("cgi", "http")])
 def test_sends_presence_and_errors(httpd_factory, xmpp_client, prosody,
-                                   mode):
-    h = start(httpd_factory, mode, TESTBOT)
+                                   mode, via):
+    h = start(httpd_factory, mode, TESTBOT, via=via)
     carol = fresh_user(prosody, xmpp_client, "ae")
     since = len(carol.messages)
     r = ask(carol, "/sends")
@@ -174,6 +187,11 @@ def test_sends_presence_and_errors(httpd_factory, xmpp_client, prosody,
         util.wait_for(away, WAIT, 0.2, "get_presence to see away")
     except TimeoutError:
         raise AssertionError("get_presence answered %r" % seen) from None
+    if via == "http":
+        assert re.search(r'"GET /xmpp-api/get_presence\?jid=', h.access_log())
+        assert re.search(r'"POST /xmpp-api/send_message ', h.access_log())
+    else:
+        assert "/xmpp-api/" not in h.access_log()
 
 
 @pytest.mark.parametrize("mode", MODES)
