@@ -165,6 +165,15 @@ run 0 get-presence u@example.org
 out_is "u@example.org unavailable"
 run 2 get-presence 'bad@'
 err_has "InvalidJidError"
+# several JIDs (App Engine's get_presence with a list): a line each, in
+# order; an invalid one INVALID_JID and exit 1, the others still answered
+printf 'available\ndnd\n' >"$Q/presence/u@example.org"
+run 0 get-presence u@example.org w@example.org
+out_is "u@example.org available dnd
+w@example.org unavailable"
+run 1 get-presence 'bad@' u@example.org
+out_is "bad@ INVALID_JID
+u@example.org available dnd"
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
