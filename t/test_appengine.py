@@ -108,7 +108,7 @@ MODES = ["wsgi", "cgi"]
 
 @pytest.mark.parametrize("mode", MODES)
 def test_scorebot(httpd_factory, xmpp_client, prosody, mode):
-    h = start(httpd_factory, mode, SCOREBOT)
+    start(httpd_factory, mode, SCOREBOT)
     carol = fresh_user(prosody, xmpp_client, "ae")
     r = ask(carol, "/score druidjane")
     assert re.match(r"^Score for user druidjane: \d+$", r["body"]), r

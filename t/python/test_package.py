@@ -6,7 +6,6 @@ import http.server
 import io
 import json
 import logging
-import os
 import socket
 import threading
 import urllib.parse
