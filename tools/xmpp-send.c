@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "mx_jid.h"
+#include "mx_addr_roster.h"
 #include "mx_ops.h"
 #include "mx_queue.h"
 #include "mx_send.h"
@@ -440,14 +441,15 @@ static int cmd_presence(const options *o)
     return report(&res, &jid, &st, 1);
 }
 
-/* One contact's line; 0, or EXIT_SOME_FAILED when it cannot be read. */
-static int print_presence(const sender *s, const char *jid)
+/* One contact's line; 0, or EXIT_SOME_FAILED when it cannot be read.
+ * dir: where the contacts' presence files are (the queue directory; a
+ * component's per-address directory). */
+static int print_presence(const char *dir, const char *jid)
 {
     char show[32];
     int available, rv;
 
-    rv = mx_presence_load(s->queue, jid, &available, show, sizeof(show),
-                          NULL);
+    rv = mx_presence_load(dir, jid, &available, show, sizeof(show), NULL);
     if (rv < 0) {
         fprintf(stderr, "xmpp-send: %s: cannot read its presence: %s\n",
                 jid, strerror(errno));
@@ -466,6 +468,8 @@ static int print_presence(const sender *s, const char *jid)
  * an invalid one "JID INVALID_JID" and exit 1, the others answered. */
 static int cmd_get_presence(const options *o)
 {
+    char addr_dir[4096];
+    const char *dir;
     size_t i;
     int rv = 0;
     sender s;
@@ -473,13 +477,25 @@ static int cmd_get_presence(const options *o)
     if (o->nwords == 1)
         check_single_jid(o->words[0]);
     resolve_queue(o, &s);
-    if (o->from) /* only then is the app's identity needed */
+    dir = s.queue;
+    /* the app's identity is needed for --from, and to know a component:
+     * its contacts' presence is kept per address (mx_addr_roster), of
+     * --from or else of the domain, as mx_op_get_presence reads it */
+    if (o->from || env_or(o->app_jid, "XMPP_JID", NULL)) {
         resolve_app(o, &s);
+        if (!strchr(s.app_jid, '@')) {
+            if (mx_addr_roster_dir(s.queue, o->from ? o->from : s.app_jid,
+                                   addr_dir, sizeof(addr_dir)) != 0)
+                validation_error(MX_ERR_INVALID_JID, "'%s' is not a valid "
+                                 "address", o->from ? o->from : s.app_jid);
+            dir = addr_dir;
+        }
+    }
     for (i = 0; i < o->nwords; i++) {
         if (mx_check_to(o->words[i]) != MX_OK) {
             printf("%s INVALID_JID\n", o->words[i]);
             rv = EXIT_SOME_FAILED;
-        } else if (print_presence(&s, o->words[i]) != 0)
+        } else if (print_presence(dir, o->words[i]) != 0)
             rv = EXIT_SOME_FAILED;
     }
     return rv;

@@ -174,6 +174,27 @@ w@example.org unavailable"
 run 1 get-presence 'bad@' u@example.org
 out_is "bad@ INVALID_JID
 u@example.org available dnd"
+# a component keeps its contacts' presence per address: of --from, else
+# of the domain (what mx_op_get_presence reads for the HTTP API)
+mkdir -p "$Q/addresses/bots.example.org/presence" \
+         "$Q/addresses/score@bots.example.org/presence"
+printf 'available\nxa\n' >"$Q/addresses/bots.example.org/presence/u@example.org"
+printf 'available\nchat\n' >"$Q/addresses/score@bots.example.org/presence/u@example.org"
+comp() {
+    want=$1
+    shift
+    XMPP_QUEUE=$Q XMPP_JID=bots.example.org "$BIN" "$@" >"$T/out" 2>"$T/err" </dev/null
+    got=$?
+    if [ "$got" = "$want" ]; then ok; else
+        not_ok "xmpp-send $* (component) exited $got, not $want: $(cat "$T/err")"; fi
+}
+comp 0 get-presence u@example.org
+out_is "u@example.org available xa"
+comp 0 get-presence --from Score@bots.example.org u@example.org w@example.org
+out_is "u@example.org available chat
+w@example.org unavailable"
+comp 2 get-presence --from score@other.example.org u@example.org
+err_has "InvalidJidError"
 
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
