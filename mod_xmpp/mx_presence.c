@@ -12,6 +12,7 @@
 
 #include "mx_jid.h"
 #include "mx_presence.h"
+#include "mx_queue.h"
 
 #ifndef PATH_MAX
 #define PATH_MAX 4096
@@ -31,22 +32,6 @@ static int join(char *buf, size_t size, const char *dir, const char *name)
     if (n < 0 || (size_t)n >= size) {
         errno = ENAMETOOLONG;
         return -1;
-    }
-    return 0;
-}
-
-static int write_all(int fd, const char *data, size_t len)
-{
-    ssize_t w;
-
-    while (len) {
-        w = write(fd, data, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -1;
-        data += w;
-        len -= (size_t)w;
     }
     return 0;
 }
@@ -108,12 +93,12 @@ static int write_presence(int fd, int available, const char *show,
     size_t slen = status ? strlen(status) : 0;
 
     slen = mx_utf8_prefix(status ? status : "", slen, MX_PRESENCE_STATUS_MAX);
-    if (write_all(fd, available ? "available\n" : "unavailable\n",
+    if (mx_write_all(fd, available ? "available\n" : "unavailable\n",
                   available ? 10 : 12) != 0
-        || write_all(fd, word, strlen(word)) != 0
-        || write_all(fd, "\n", 1) != 0)
+        || mx_write_all(fd, word, strlen(word)) != 0
+        || mx_write_all(fd, "\n", 1) != 0)
         return -1;
-    return slen ? write_all(fd, status, slen) : 0;
+    return slen ? mx_write_all(fd, status, slen) : 0;
 }
 
 int mx_presence_store(const char *dir, const char *jid, int available,

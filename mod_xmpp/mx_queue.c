@@ -78,7 +78,7 @@ static int ensure_dir(const char *path)
     return (mkdir(path, 0700) == 0 || errno == EEXIST) ? 0 : -1;
 }
 
-static int write_all(int fd, const char *data, size_t len)
+int mx_write_all(int fd, const char *data, size_t len)
 {
     ssize_t w;
 
@@ -269,7 +269,7 @@ static int fill_tmp(int fd, const char *tmp, const char *data, size_t len,
 {
     int e;
 
-    if (write_all(fd, data, len) != 0 || (sync && fsync(fd) != 0)) {
+    if (mx_write_all(fd, data, len) != 0 || (sync && fsync(fd) != 0)) {
         e = errno;
         close(fd);
         unlink(tmp);
@@ -595,7 +595,7 @@ int mx_queue_set_full_counts(const char *dir, long count, long limit)
     /* readers must never see a half-written file */
     if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
         return -1;
-    if (write_all(fd, text, (size_t)n) != 0 || close(fd) != 0
+    if (mx_write_all(fd, text, (size_t)n) != 0 || close(fd) != 0
         || rename(tmp, path) != 0) {
         e = errno;
         unlink(tmp);

@@ -82,6 +82,10 @@ int mx_queue_remove(const char *dir, const char *name);
  * Returns 0, or -1 (errno set). */
 int mx_queue_set_aside(const char *dir, const char *name);
 
+/* Write all of data to fd (short writes and EINTR go on). 0, or -1 with
+ * errno. */
+int mx_write_all(int fd, const char *data, size_t len);
+
 /* Read D/relpath (e.g. "roster", "presence/BARE") into a malloc'd,
  * NUL-terminated buffer; len may be NULL. relpath must be relative and
  * free of ".." components. Returns 0, or -1 (errno set: ENOENT when the
