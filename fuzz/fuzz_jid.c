@@ -97,6 +97,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     slash = strchr(jid, '/');
     FUZZ_ASSERT((size_t)blen == (slash ? (size_t)(slash - jid) : n));
     FUZZ_ASSERT(mx_jid_valid(bare));
+    {   /* every valid JID has the form servers normalize it to */
+        char prepped[2 * MX_JID_PART_MAX + 2];
+
+        FUZZ_ASSERT(mx_jid_bare_prep(jid, prepped, sizeof(prepped)) > 0);
+    }
     FUZZ_ASSERT(mx_jid_same_bare(jid, bare));
     FUZZ_ASSERT(mx_jid_same_bare(bare, jid));
     FUZZ_ASSERT(mx_jid_is_bare_user(bare) == (p.local != NULL));

@@ -321,6 +321,26 @@ static int append_prep(char *buf, size_t bufsize, size_t *at, const char *p,
     return 0;
 }
 
+/* Nameprep label by label, as IDNA does: its bidi rule is about one
+ * label ("n.\u079f" is a valid name, though no one string of it passes) */
+static int append_domain_prep(char *buf, size_t bufsize, size_t *at,
+                              const char *d, size_t len)
+{
+    const char *end = d + len, *dot;
+
+    for (;;) {
+        dot = memchr(d, '.', (size_t)(end - d));
+        if (append_prep(buf, bufsize, at, d, (size_t)((dot ? dot : end) - d),
+                        "Nameprep") != 0)
+            return -1;
+        if (!dot)
+            return 0;
+        if (append_prep(buf, bufsize, at, ".", 1, NULL) != 0)
+            return -1;
+        d = dot + 1;
+    }
+}
+
 int mx_jid_bare_prep(const char *jid, char *buf, size_t bufsize)
 {
     mx_jid_parts p;
@@ -332,8 +352,10 @@ int mx_jid_bare_prep(const char *jid, char *buf, size_t bufsize)
                                 "Nodeprep") != 0
                     || append_prep(buf, bufsize, &at, "@", 1, NULL) != 0))
         return -1;
-    if (append_prep(buf, bufsize, &at, p.domain, p.domain_len,
-                    p.domain[0] == '[' ? NULL : "Nameprep") != 0)
+    if (p.domain[0] == '[')
+        return append_prep(buf, bufsize, &at, p.domain, p.domain_len, NULL)
+               ? -1 : (int)at;
+    if (append_domain_prep(buf, bufsize, &at, p.domain, p.domain_len) != 0)
         return -1;
     return (int)at;
 }

@@ -144,6 +144,11 @@ static void test_jid_prep(void)
     CHECK_STR(buf, "u@[2001:db8::1]");
     CHECK(mx_jid_bare_prep("Example.ORG", buf, sizeof(buf)) == 11);
     CHECK_STR(buf, "example.org");
+    /* a right-to-left label beside a left-to-right one (found by
+     * fuzz_presence): valid, so it must have a prepared form too */
+    CHECK(mx_jid_valid("n.\xde\x9f"));
+    CHECK(mx_jid_bare_prep("N.\xde\x9f", buf, sizeof(buf)) == 4);
+    CHECK_STR(buf, "n.\xde\x9f");
     CHECK(mx_jid_bare_prep("alice@example.org", buf, 17) == -1);
     CHECK(mx_jid_bare_prep("a b@example.org", buf, sizeof(buf)) == -1);
 }
