@@ -28,32 +28,6 @@ APLOG_USE_MODULE(xmpp);
 #define MX_API_MAX_BODY (1024 * 1024) /* form bodies; 100 KB messages fit */
 #define MX_API_MAX_JIDS 1000
 
-/* ---- the app of a server ---- */
-
-mx_app *mx_app_of(const server_rec *s)
-{
-    int i;
-
-    for (i = 0; mx_apps && i < mx_apps->nelts; i++) {
-        mx_app *app = APR_ARRAY_IDX(mx_apps, i, mx_app *);
-
-        if (app->s == s)
-            return app;
-    }
-    return NULL;
-}
-
-/* A request in a server that is no app uses the only app there is, if
- * there is exactly one: the common single-app setup needs no thought. */
-mx_app *mx_app_for_request(request_rec *r)
-{
-    mx_app *app = mx_app_of(r->server);
-
-    if (!app && mx_apps && mx_apps->nelts == 1)
-        app = APR_ARRAY_IDX(mx_apps, 0, mx_app *);
-    return app;
-}
-
 static void sender_of(const mx_app *app, mx_sender *snd)
 {
     snd->queue_dir = app->dir;

@@ -26,7 +26,6 @@
 #include "mod_xmpp_app.h"
 #include "mod_xmpp_console.h"
 #include "mod_xmpp_inbound.h"
-#include "mod_xmpp_status.h"
 #include "mx_queue.h"
 #include "mx_send.h"
 
@@ -508,7 +507,7 @@ static int console_handler(request_rec *r)
     if (r->method_number == M_POST)
         simulate(r, app, f);
     mx_shared_read(app->shared, &snap);
-    mx_status_check_holder(&snap);
+    mx_shared_check_holder(&snap);
     show_state(r, app, &snap);
     show_forms(r, app);
     show_traffic(r, &snap);
