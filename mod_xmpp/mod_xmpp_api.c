@@ -50,7 +50,7 @@ static void log_refused(const mx_app *app, const mx_status *st, size_t n,
     for (i = 0; i < n; i++)
         if (st[i] == MX_OTHER_ERROR) {
             ap_log_error(APLOG_MARK, APLOG_ERR, 0, app->s, MX_LOG_TAG
-                         "0301: %s: a send was refused with OTHER_ERROR: %s",
+                         "0407: %s: a send was refused with OTHER_ERROR: %s",
                          app->jid, res->why);
             return;
         }

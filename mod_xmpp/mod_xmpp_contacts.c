@@ -68,13 +68,13 @@ static void save_roster(mx_contacts *ct)
     errno = ENAMETOOLONG; /* the spool path leaves room: never, in fact */
     if (n < 0 || (size_t)n >= sizeof(tmp) || !(f = fopen(tmp, "w"))) {
         ap_log_error(APLOG_MARK, APLOG_ERR, errno, ct->app->s, MX_LOG_TAG
-                     "0401: %s: cannot write %s", ct->app->jid, tmp);
+                     "0307: %s: cannot write %s", ct->app->jid, tmp);
         return;
     }
     mx_roster_each(ct->roster, write_subscriber, f);
     if (fclose(f) != 0 || rename(tmp, path) != 0)
         ap_log_error(APLOG_MARK, APLOG_ERR, errno, ct->app->s, MX_LOG_TAG
-                     "0402: %s: cannot write %s", ct->app->jid, path);
+                     "0308: %s: cannot write %s", ct->app->jid, path);
 }
 
 /* ---- the roster ---- */
@@ -281,7 +281,7 @@ static void contact_presence(mx_contacts *ct, xmpp_stanza_t *st,
     status = child_text(st, "status");
     if (mx_presence_store(ct->app->dir, bare, available, show, status) != 0)
         ap_log_error(APLOG_MARK, APLOG_ERR, errno, ct->app->s, MX_LOG_TAG
-                     "0403: %s: cannot store the presence of %s",
+                     "0309: %s: cannot store the presence of %s",
                      ct->app->jid, from);
     if (show)
         xmpp_free(ct->ctx, show);
@@ -312,7 +312,7 @@ static int on_presence(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
         send_presence_to(ct, bare, "subscribed");
         send_presence_to(ct, bare, "subscribe");
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, ct->app->s, MX_LOG_TAG
-                     "0404: %s: accepted the subscription of %s",
+                     "0310: %s: accepted the subscription of %s",
                      ct->app->jid, bare);
     }
     else if (!strcmp(type, "unsubscribe")) {
