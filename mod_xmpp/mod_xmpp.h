@@ -24,6 +24,11 @@
 #include "apr_optional.h"
 #include "httpd.h"
 
+/* A C++ module (or one built with a C++ compiler) must see C names. */
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /** Per recipient status, as App Engine's send_message returned */
 #define MOD_XMPP_NO_ERROR      0
 #define MOD_XMPP_INVALID_JID   1
@@ -131,4 +136,9 @@ APR_DECLARE_OPTIONAL_FN(apr_status_t, mod_xmpp_get_presences,
                          const char **error));
 
 /** @} */
+
+#ifdef __cplusplus
+}
+#endif
+
 #endif

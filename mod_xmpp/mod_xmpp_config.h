@@ -87,7 +87,4 @@ int mx_conf_is_component(const mx_srv_conf *c);
 const char *mx_parse_server(apr_pool_t *p, const char *arg,
                             const char **host, int *port);
 
-/* Names of the inbound kinds enabled in `mask`, space separated. */
-const char *mx_inbound_names(apr_pool_t *p, int mask);
-
 #endif

@@ -932,13 +932,3 @@ mx_out *mx_out_create(mx_app *app, mx_qserver *q)
     apr_pool_create(&o->scratch, o->pool);
     return o;
 }
-
-void mx_out_destroy(mx_out *o)
-{
-    if (!o)
-        return;
-    mx_jreader_close(o->reader);
-    apr_pool_destroy(o->pool);
-    free(o->batch);
-    free(o);
-}

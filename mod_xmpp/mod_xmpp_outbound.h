@@ -13,7 +13,6 @@ typedef struct mx_out mx_out;
 
 /* Reads the journal of q from the first item not acknowledged. */
 mx_out *mx_out_create(mx_app *app, mx_qserver *q);
-void mx_out_destroy(mx_out *o);
 
 /* A new session logged in: enable stream management (when the server
  * offered it; else ping round trips confirm delivery), start sending. */
