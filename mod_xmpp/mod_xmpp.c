@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mod_xmpp: App Engine's XMPP service for any httpd.
  *
  * Each server or virtual host with "XMPPEngine On" is an app with one XMPP

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /**
  * @file  mod_xmpp.h
  * @brief mod_xmpp's optional functions: send XMPP messages, invitations

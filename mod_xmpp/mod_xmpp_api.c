@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mod_xmpp_api: the ways into the send operations from inside httpd:
  * the optional functions of mod_xmpp.h, the "xmpp-api" HTTP handler, and
  * the environment CGI scripts get so that xmpp-send needs no options.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mod_xmpp_api: optional functions, the xmpp-api handler, CGI variables */
 #ifndef MOD_XMPP_API_H
 #define MOD_XMPP_API_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mod_xmpp_app: the registry of apps and the state they share between
  * httpd's children. Every glue file finds its app and reads or publishes
  * the shared record here, so none of them has to call into another's

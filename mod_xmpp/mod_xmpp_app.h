@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mod_xmpp apps: one per server/virtual host with "XMPPEngine On", and the
  * state they share between httpd's children. */
 #ifndef MOD_XMPP_APP_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mod_xmpp_authz: the "xmpp-internal" authorization provider. It grants
  * access only to requests that mod_xmpp injected for inbound stanzas; they
  * are recognized by a marker in their connection's module config, which no

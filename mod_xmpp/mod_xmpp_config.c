@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mod_xmpp configuration: defaults, merging, directive setters.
  *
  * Every setter checks its value at parse time, so `apachectl configtest`

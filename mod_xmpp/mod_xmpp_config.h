@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mod_xmpp configuration: one record per server/virtual host. */
 #ifndef MOD_XMPP_CONFIG_H
 #define MOD_XMPP_CONFIG_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mod_xmpp_console: an HTML page per app, as App Engine's development
  * console had: the connection's state, recent traffic, the roster and
  * the contacts' presence, and forms that simulate an inbound message,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mod_xmpp_contacts: see mod_xmpp_contacts.h.
  *
  * The XMPP server keeps the roster, so it survives restarts of httpd and

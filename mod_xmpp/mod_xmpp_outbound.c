@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mod_xmpp_outbound: see mod_xmpp_outbound.h.
  *
  * Acks. libstrophe 0.12's own stream management loses and duplicates

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mod_xmpp_outbound: the holder's side of the durable outbound queue.
  * Items are sent in queue order and leave the queue only when the server
  * has acknowledged them (XEP-0198 acks, counted here, not by libstrophe). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mod_xmpp_queue: see mod_xmpp_queue.h.
  *
  * Order. An item that reached the spool (no holder was listening) must

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mod_xmpp_status: per app state on /server-status (HTML and ?auto),
  * read from the record the holding child publishes in shared memory, so
  * that any child can answer. Nothing secret is in that record. */

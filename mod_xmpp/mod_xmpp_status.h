@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mod_xmpp_status: the mod_xmpp section of /server-status */
 #ifndef MOD_XMPP_STATUS_H
 #define MOD_XMPP_STATUS_H

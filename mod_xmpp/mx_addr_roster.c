@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mx_addr_roster: see mx_addr_roster.h */
 #include <errno.h>
 #include <fcntl.h>

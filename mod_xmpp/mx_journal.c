@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mx_journal: see mx_journal.h. */
 #include <dirent.h>
 #include <errno.h>

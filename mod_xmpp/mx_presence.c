@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mx_presence: see mx_presence.h */
 #include <dirent.h>
 #include <errno.h>

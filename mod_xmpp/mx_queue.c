@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mx_queue: see mx_queue.h */
 #include <dirent.h>
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mx_queue: the spool of the outbound queue, a directory in the manner
  * of Postfix's maildrop and of Maildir. Senders use it when no child
  * holds the app's connection to take their items over its socket

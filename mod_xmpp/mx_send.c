@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mx_send: see mx_send.h */
 #include <errno.h>
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mx_xmltext: see mx_xmltext.h */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mx_xmltext: what text can go into a stanza, and what can go into a CGI
  * variable. Portable: no httpd, no APR. */
 #ifndef MX_XMLTEXT_H

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Configuration: what `apachectl configtest` accepts and refuses, what
 stops startup, and that every directive is documented.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Contacts: subscriptions accepted and asked back, the roster of
 subscribers, each contact's last presence (get_presence), probes.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Durability of sends (SPEC section 3): a send answers NO_ERROR once the
 stanza is durably queued; it then survives an outage of the XMPP server,
 kill -9 of the child holding the connection, graceful and hard httpd

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of the portable core (mod_xmpp/mx_*.c). */
 #include "unit.h"
 #include <stdlib.h>

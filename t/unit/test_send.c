@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of mx_send: App Engine's send rules and the stanza text. */
 #include <stdlib.h>
 
