@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """mod_xmpp benchmarks (run through bench/run).
 
 Starts a private Prosody and private httpds on loopback (the test

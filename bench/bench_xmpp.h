@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* bench_xmpp.h: what the bench's libstrophe programs share: a monotonic
  * clock comparable across processes (CLOCK_MONOTONIC, as Python's
  * time.monotonic()), option parsing, and a bounded TLS login.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* nofsync_shim: a diagnostic, not a configuration to run. Preloaded into
  * httpd (LD_PRELOAD), it makes fsync() and fdatasync() return at once, so
  * that the bench can show what durability (the journal's fdatasync before

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* raw_client: the bench's XMPP client, in C with libstrophe, so that the
  * client side is never what limits a figure. One mode per run:
  *

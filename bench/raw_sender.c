@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* raw_sender: the baseline of the sending benchmark. Logs in as another
  * account over TLS with libstrophe and sends --count chat messages to --to
  * as fast as the connection takes them: no queue on disk, no acks.

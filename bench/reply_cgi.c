@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* reply_cgi: the C CGI of the receiving benchmark. Reads the
  * multipart/form-data POST (as mod_xmpp posts an inbound message, or as
  * wrk posts the same bytes), finds the "body" part, and answers

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # An example mod_xmpp bot, as a plain CGI script.
 #
 # mod_xmpp posts every chat message to /_ah/xmpp/message/chat/; the

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """ScoreBot: an App Engine XMPP app in the style of the book chapter this
 project follows, ported with only its import lines changed (and Python 3
 syntax).  Runs under mod_wsgi (this module's `application`) and as a CGI

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fuzz_answer: what a handler answers an inbound stanza with, before it
  * is queued (mod_xmpp_inbound.c): mx_xml_text_problem for a text/plain
  * answer, mx_stanza_problem for an application/xmpp+xml one, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Include this first (it defines _XOPEN_SOURCE for nftw).
  * Helpers shared by the fuzz targets: splitting the input into fields, a
  * private temporary directory, and libxml2's verdict on a stanza.

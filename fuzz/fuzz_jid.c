@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fuzz_jid: mx_jid on any address a sender or a server can give.
  * Properties: a valid JID splits into parts that put back together are
  * the input; its bare form is valid, bare, and the same bare JID; it

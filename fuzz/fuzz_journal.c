@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fuzz_journal: the journal reader and the writer's recovery over
  * segments with any content: a crash can tear a record, a disk can
  * damage any byte.

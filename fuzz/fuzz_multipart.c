@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fuzz_multipart: what an inbound stanza becomes as a request (mx_inbound):
  * the multipart/form-data body, the command split, the route, and the
  * XML-escaped error answer. The values are the sender's bytes.

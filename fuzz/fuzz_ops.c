@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fuzz_ops: App Engine's four operations (mx_ops) end to end into a
  * private spool directory (no holder listens, so items go to new/).
  * Properties: the statuses answer the recipients one by one (INVALID_JID

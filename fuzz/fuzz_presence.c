@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fuzz_presence: the files the holder writes and every process reads
  * back: a contact's presence (mx_presence_store / mx_presence_load, in
  * mx_queue.c) and the roster (mx_queue_read_file). A file may hold

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fuzz_queue: the queue's formats, as a holder reads them from senders
  * and from the spool: the socket protocol's request header (mx_qreq_parse),
  * the item format (mx_queue_item_parse / mx_queue_item_make), item names

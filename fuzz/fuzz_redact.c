@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fuzz_redact: mx_redact on any log line (libstrophe logs every stanza,
  * the server's and the peer's text included) and any secret.
  * Properties: the output is NUL-terminated inside the buffer; the secret

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* fuzz_send: the send checks and stanza builders of mx_send, fed what a
  * sender (xmpp-send, the HTTP API, another module) may pass.
  * Property: whatever the checks accept builds a stanza that is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mod_xmpp: App Engine's XMPP service for any httpd.
  *
  * Each server or virtual host with "XMPPEngine On" is an app with one XMPP
@@ -28,62 +29,6 @@
 #include "mod_xmpp_holder.h"
 #include "mod_xmpp_inbound.h"
 #include "mod_xmpp_status.h"
-
-apr_array_header_t *mx_apps;
-
-/* ---- shared state ---- */
-
-const char *mx_state_name(mx_state st)
-{
-    static const char *const names[] = {
-        "idle", "connecting", "connected", "backing off", "dev mode",
-        "stopped"
-    };
-    return (unsigned)st < sizeof(names) / sizeof(names[0]) ? names[st]
-                                                          : "unknown";
-}
-
-void mx_shared_begin(mx_shared *sh)
-{
-    __atomic_add_fetch(&sh->seq, 1, __ATOMIC_ACQ_REL);
-}
-
-void mx_shared_end(mx_shared *sh)
-{
-    __atomic_add_fetch(&sh->seq, 1, __ATOMIC_ACQ_REL);
-}
-
-void mx_shared_read(const mx_shared *sh, mx_shared *out)
-{
-    apr_uint32_t before;
-    int tries = 0;
-
-    do {
-        before = __atomic_load_n(&sh->seq, __ATOMIC_ACQUIRE);
-        memcpy(out, (const void *)sh, sizeof(*out));
-        __atomic_thread_fence(__ATOMIC_ACQUIRE);
-    } while ((before & 1 || before != __atomic_load_n(&sh->seq,
-                                                      __ATOMIC_ACQUIRE))
-             && ++tries < 100);
-    out->server[sizeof(out->server) - 1] = '\0';
-    out->last_error[sizeof(out->last_error) - 1] = '\0';
-}
-
-void mx_traffic_add(mx_shared *sh, char dir, const char *kind,
-                    const char *peer, const char *text)
-{
-    mx_traffic *t;
-
-    mx_shared_begin(sh);
-    t = &sh->traffic[sh->traffic_next % MX_TRAFFIC_N];
-    t->when = apr_time_now();
-    t->dir = dir;
-    apr_cpystrn(t->kind, kind ? kind : "", sizeof(t->kind));
-    apr_cpystrn(t->peer, peer ? peer : "", sizeof(t->peer));
-    apr_cpystrn(t->text, text ? text : "", sizeof(t->text));
-    sh->traffic_next++;
-    mx_shared_end(sh);
-}
 
 /* ---- start-up ---- */
 

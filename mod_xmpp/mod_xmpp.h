@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /**
  * @file  mod_xmpp.h
  * @brief mod_xmpp's optional functions: send XMPP messages, invitations
@@ -23,6 +24,11 @@
 
 #include "apr_optional.h"
 #include "httpd.h"
+
+/* A C++ module (or one built with a C++ compiler) must see C names. */
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 /** Per recipient status, as App Engine's send_message returned */
 #define MOD_XMPP_NO_ERROR      0
@@ -131,4 +137,9 @@ APR_DECLARE_OPTIONAL_FN(apr_status_t, mod_xmpp_get_presences,
                          const char **error));
 
 /** @} */
+
+#ifdef __cplusplus
+}
+#endif
+
 #endif

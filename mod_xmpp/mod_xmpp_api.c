@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mod_xmpp_api: the ways into the send operations from inside httpd:
  * the optional functions of mod_xmpp.h, the "xmpp-api" HTTP handler, and
  * the environment CGI scripts get so that xmpp-send needs no options.
@@ -28,32 +29,6 @@ APLOG_USE_MODULE(xmpp);
 #define MX_API_MAX_BODY (1024 * 1024) /* form bodies; 100 KB messages fit */
 #define MX_API_MAX_JIDS 1000
 
-/* ---- the app of a server ---- */
-
-mx_app *mx_app_of(const server_rec *s)
-{
-    int i;
-
-    for (i = 0; mx_apps && i < mx_apps->nelts; i++) {
-        mx_app *app = APR_ARRAY_IDX(mx_apps, i, mx_app *);
-
-        if (app->s == s)
-            return app;
-    }
-    return NULL;
-}
-
-/* A request in a server that is no app uses the only app there is, if
- * there is exactly one: the common single-app setup needs no thought. */
-mx_app *mx_app_for_request(request_rec *r)
-{
-    mx_app *app = mx_app_of(r->server);
-
-    if (!app && mx_apps && mx_apps->nelts == 1)
-        app = APR_ARRAY_IDX(mx_apps, 0, mx_app *);
-    return app;
-}
-
 static void sender_of(const mx_app *app, mx_sender *snd)
 {
     snd->queue_dir = app->dir;
@@ -76,7 +51,7 @@ static void log_refused(const mx_app *app, const mx_status *st, size_t n,
     for (i = 0; i < n; i++)
         if (st[i] == MX_OTHER_ERROR) {
             ap_log_error(APLOG_MARK, APLOG_ERR, 0, app->s, MX_LOG_TAG
-                         "0301: %s: a send was refused with OTHER_ERROR: %s",
+                         "0407: %s: a send was refused with OTHER_ERROR: %s",
                          app->jid, res->why);
             return;
         }

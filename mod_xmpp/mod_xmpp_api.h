@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mod_xmpp_api: optional functions, the xmpp-api handler, CGI variables */
 #ifndef MOD_XMPP_API_H
 #define MOD_XMPP_API_H
@@ -5,12 +6,6 @@
 #include "httpd.h"
 
 #include "mod_xmpp_app.h"
-
-/* The app whose server is s, or NULL */
-mx_app *mx_app_of(const server_rec *s);
-
-/* The app of r's server, or the only app there is; NULL if none */
-mx_app *mx_app_for_request(request_rec *r);
 
 /* Read a urlencoded form body with httpd's own ap_parse_form_data (at
  * most max bytes), calling add for each field in order. OK, or an HTTP

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mod_xmpp apps: one per server/virtual host with "XMPPEngine On", and the
  * state they share between httpd's children. */
 #ifndef MOD_XMPP_APP_H
@@ -82,5 +83,17 @@ void mx_traffic_add(mx_shared *sh, char dir, const char *kind,
 
 /* Copy a consistent snapshot of sh into out. */
 void mx_shared_read(const mx_shared *sh, mx_shared *out);
+
+/* Correct a snapshot of the shared record whose holder died without a
+ * word (kill -9, a crash): idle, with a last error that says so. Every
+ * page that shows the state (status, console) uses it, so that they
+ * agree. */
+void mx_shared_check_holder(mx_shared *snap);
+
+/* The app whose server is s, or NULL */
+mx_app *mx_app_of(const server_rec *s);
+
+/* The app of r's server, or the only app there is; NULL if none */
+mx_app *mx_app_for_request(request_rec *r);
 
 #endif

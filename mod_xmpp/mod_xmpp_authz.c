@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mod_xmpp_authz: the "xmpp-internal" authorization provider. It grants
  * access only to requests that mod_xmpp injected for inbound stanzas; they
  * are recognized by a marker in their connection's module config, which no
@@ -28,9 +29,21 @@ static authz_status internal_check(request_rec *r, const char *require_line,
                                                : AUTHZ_DENIED;
 }
 
+/* "Require xmpp-internal" takes no argument: refuse one at configtest,
+ * since a reader could take "Require xmpp-internal bot@example.org" for
+ * a restriction to one app that it is not. */
+static const char *internal_parse(cmd_parms *cmd, const char *require_line,
+                                  const void **parsed)
+{
+    if (require_line && *ap_getword_conf(cmd->temp_pool, &require_line))
+        return "Require xmpp-internal takes no arguments (it grants "
+               "exactly the requests mod_xmpp injects, for any app)";
+    return NULL;
+}
+
 static const authz_provider internal_provider = {
     internal_check,
-    NULL,
+    internal_parse,
 };
 
 void mx_authz_register_hooks(apr_pool_t *p)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mod_xmpp_authz: "Require xmpp-internal" */
 #ifndef MOD_XMPP_AUTHZ_H
 #define MOD_XMPP_AUTHZ_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mod_xmpp_component: see mod_xmpp_component.h.
  *
  * One flat table, "address\ncontact" -> entry, in memory (bounded by

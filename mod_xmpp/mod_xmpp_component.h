@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mod_xmpp_component: for a component, what a server does for a client
  * (RFC 6121), since a component has no roster or presence service at the
  * server: one roster per address it owns, subscriptions accepted, probes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mod_xmpp configuration: defaults, merging, directive setters.
  *
  * Every setter checks its value at parse time, so `apachectl configtest`
@@ -210,19 +211,6 @@ static const struct { const char *name; int bit; } inbound_kinds[] = {
     { "presence", MX_IN_PRESENCE },   { "xmpp_presence", MX_IN_PRESENCE },
     { NULL, 0 }
 };
-
-const char *mx_inbound_names(apr_pool_t *p, int mask)
-{
-    const char *out = "";
-    int i;
-
-    /* the canonical names are the even entries */
-    for (i = 0; inbound_kinds[i].name; i += 2)
-        if (mask & inbound_kinds[i].bit)
-            out = *out ? apr_pstrcat(p, out, " ", inbound_kinds[i].name, NULL)
-                       : inbound_kinds[i].name;
-    return *out ? out : "none";
-}
 
 /* ---- setters ---- */
 

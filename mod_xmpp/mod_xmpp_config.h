@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mod_xmpp configuration: one record per server/virtual host. */
 #ifndef MOD_XMPP_CONFIG_H
 #define MOD_XMPP_CONFIG_H
@@ -86,8 +87,5 @@ int mx_conf_is_component(const mx_srv_conf *c);
  * the reason. */
 const char *mx_parse_server(apr_pool_t *p, const char *arg,
                             const char **host, int *port);
-
-/* Names of the inbound kinds enabled in `mask`, space separated. */
-const char *mx_inbound_names(apr_pool_t *p, int mask);
 
 #endif

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mod_xmpp_console: an HTML page per app, as App Engine's development
  * console had: the connection's state, recent traffic, the roster and
  * the contacts' presence, and forms that simulate an inbound message,
@@ -26,7 +27,6 @@
 #include "mod_xmpp_app.h"
 #include "mod_xmpp_console.h"
 #include "mod_xmpp_inbound.h"
-#include "mod_xmpp_status.h"
 #include "mx_queue.h"
 #include "mx_send.h"
 
@@ -508,7 +508,7 @@ static int console_handler(request_rec *r)
     if (r->method_number == M_POST)
         simulate(r, app, f);
     mx_shared_read(app->shared, &snap);
-    mx_status_check_holder(&snap);
+    mx_shared_check_holder(&snap);
     show_state(r, app, &snap);
     show_forms(r, app);
     show_traffic(r, &snap);

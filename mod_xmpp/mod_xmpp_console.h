@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mod_xmpp_console: "SetHandler xmpp-console" */
 #ifndef MOD_XMPP_CONSOLE_H
 #define MOD_XMPP_CONSOLE_H

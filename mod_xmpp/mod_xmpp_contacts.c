@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mod_xmpp_contacts: see mod_xmpp_contacts.h.
  *
  * The XMPP server keeps the roster, so it survives restarts of httpd and
@@ -24,6 +25,7 @@
 
 #include "mod_xmpp_component.h"
 #include "mod_xmpp_contacts.h"
+#include "mx_file.h"
 #include "mx_jid.h"
 #include "mx_presence.h"
 #include "mx_roster.h"
@@ -58,23 +60,41 @@ static void write_subscriber(const char *bare, unsigned int sub, void *f)
         fprintf(f, "%s\n", bare);
 }
 
+/* One write of the whole list, made in memory: a roster of thousands of
+ * subscribers is not thousands of system calls. */
+static int fill_roster(int fd, void *baton)
+{
+    mx_contacts *ct = baton;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    int rv;
+
+    if (!f)
+        return -1;
+    mx_roster_each(ct->roster, write_subscriber, f);
+    rv = fclose(f) == 0 ? mx_write_all(fd, text, len) : -1;
+    free(text);
+    return rv;
+}
+
 static void save_roster(mx_contacts *ct)
 {
     char tmp[PATH_MAX], path[PATH_MAX];
     int n = snprintf(tmp, sizeof(tmp), "%s/roster.tmp", ct->app->dir);
-    FILE *f;
 
     snprintf(path, sizeof(path), "%s/roster", ct->app->dir);
-    errno = ENAMETOOLONG; /* the spool path leaves room: never, in fact */
-    if (n < 0 || (size_t)n >= sizeof(tmp) || !(f = fopen(tmp, "w"))) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, errno, ct->app->s, MX_LOG_TAG
-                     "0401: %s: cannot write %s", ct->app->jid, tmp);
+    if (n < 0 || (size_t)n >= sizeof(tmp)) {
+        /* the spool path leaves room: never, in fact */
+        ap_log_error(APLOG_MARK, APLOG_ERR, ENAMETOOLONG, ct->app->s,
+                     MX_LOG_TAG "0307: %s: cannot write %s", ct->app->jid,
+                     tmp);
         return;
     }
-    mx_roster_each(ct->roster, write_subscriber, f);
-    if (fclose(f) != 0 || rename(tmp, path) != 0)
+    /* not synced: the roster is fetched again at every login */
+    if (mx_file_replace_with(path, tmp, 0, fill_roster, ct) != 0)
         ap_log_error(APLOG_MARK, APLOG_ERR, errno, ct->app->s, MX_LOG_TAG
-                     "0402: %s: cannot write %s", ct->app->jid, path);
+                     "0308: %s: cannot write %s", ct->app->jid, path);
 }
 
 /* ---- the roster ---- */
@@ -281,7 +301,7 @@ static void contact_presence(mx_contacts *ct, xmpp_stanza_t *st,
     status = child_text(st, "status");
     if (mx_presence_store(ct->app->dir, bare, available, show, status) != 0)
         ap_log_error(APLOG_MARK, APLOG_ERR, errno, ct->app->s, MX_LOG_TAG
-                     "0403: %s: cannot store the presence of %s",
+                     "0309: %s: cannot store the presence of %s",
                      ct->app->jid, from);
     if (show)
         xmpp_free(ct->ctx, show);
@@ -312,7 +332,7 @@ static int on_presence(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
         send_presence_to(ct, bare, "subscribed");
         send_presence_to(ct, bare, "subscribe");
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, ct->app->s, MX_LOG_TAG
-                     "0404: %s: accepted the subscription of %s",
+                     "0310: %s: accepted the subscription of %s",
                      ct->app->jid, bare);
     }
     else if (!strcmp(type, "unsubscribe")) {

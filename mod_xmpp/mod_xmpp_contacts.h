@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mod_xmpp_contacts: the app's contacts, kept by the holder: subscription
  * requests accepted as App Engine did, the roster of subscribers (for
  * send_presence to "subscribers"), each contact's last presence (for

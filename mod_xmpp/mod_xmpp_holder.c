@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mod_xmpp_holder: one XMPP session per app, whatever the MPM and the
  * number of children.
  *

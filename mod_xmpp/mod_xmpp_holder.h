@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mod_xmpp_holder: in every child, one thread per app competes for the
  * app's lock; the winner (the holder) runs the app's XMPP connection. */
 #ifndef MOD_XMPP_HOLDER_H

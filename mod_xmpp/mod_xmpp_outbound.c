@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mod_xmpp_outbound: see mod_xmpp_outbound.h.
  *
  * Acks. libstrophe 0.12's own stream management loses and duplicates
@@ -112,7 +113,7 @@ static void acked(mx_out *o, apr_uint32_t h)
 
 static void log_read_error(mx_app *app, int err)
 {
-    ap_log_error(APLOG_MARK, APLOG_ERR, err, app->s, MX_LOG_TAG "0205: %s: "
+    ap_log_error(APLOG_MARK, APLOG_ERR, err, app->s, MX_LOG_TAG "0256: %s: "
                  "cannot read the outbound journal in %s/journal", app->jid,
                  app->dir);
 }
@@ -138,7 +139,7 @@ static int next_item(mx_out *o, char **data, size_t *len, mx_seq *record)
     if (errno == EILSEQ) {
         mx_seq lost = mx_jreader_position(o->reader) - *record;
 
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, o->app->s, MX_LOG_TAG "0203: "
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, o->app->s, MX_LOG_TAG "0251: "
                      "%s: the outbound journal is damaged at item %"
                      APR_UINT64_T_FMT ": %" APR_UINT64_T_FMT " item(s) "
                      "skipped, sending goes on from item %" APR_UINT64_T_FMT
@@ -153,7 +154,7 @@ static int next_item(mx_out *o, char **data, size_t *len, mx_seq *record)
     if (now - o->last_error > apr_time_from_sec(1)) {
         if (errno == ENODATA)
             ap_log_error(APLOG_MARK, APLOG_ERR, 0, o->app->s, MX_LOG_TAG
-                         "0203: %s: the outbound journal is damaged at item %"
+                         "0252: %s: the outbound journal is damaged at item %"
                          APR_UINT64_T_FMT "; sending waits for the next "
                          "intact item after it (look in %s/journal)",
                          o->app->jid, (apr_uint64_t)*record, o->app->dir);
@@ -420,7 +421,7 @@ static void skip_item(mx_out *o, mx_seq record)
 static void set_aside(mx_out *o, mx_seq record, const char *stanza,
                       size_t len)
 {
-    ap_log_error(APLOG_MARK, APLOG_ERR, 0, o->app->s, MX_LOG_TAG "0207: %s: "
+    ap_log_error(APLOG_MARK, APLOG_ERR, 0, o->app->s, MX_LOG_TAG "0257: %s: "
                  "the server closed the stream each time outbound item %"
                  APR_UINT64_T_FMT " (%" APR_SIZE_T_FMT " bytes) was sent "
                  "alone, last: %s; it is not sent again%s", o->app->jid,
@@ -460,7 +461,7 @@ static int send_next(mx_out *o)
     if (rc <= 0)
         return rc;
     if (mx_queue_item_parse(data, len, &item) != 0) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, o->app->s, MX_LOG_TAG "0203: "
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, o->app->s, MX_LOG_TAG "0253: "
                      "%s: outbound item %" APR_UINT64_T_FMT " is not an "
                      "item of this version of mod_xmpp; skipped%s",
                      o->app->jid, (apr_uint64_t)record,
@@ -470,7 +471,7 @@ static int send_next(mx_out *o)
         return 1;
     }
     if ((why = unsendable(data, len, &item)) != NULL) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, o->app->s, MX_LOG_TAG "0217: "
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, o->app->s, MX_LOG_TAG "0258: "
                      "%s: outbound item %" APR_UINT64_T_FMT " (%"
                      APR_SIZE_T_FMT " bytes) %s; it is not sent%s",
                      o->app->jid, (apr_uint64_t)record, len, why,
@@ -658,7 +659,7 @@ static int on_sm_failed(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
 {
     mx_out *o = ud;
 
-    ap_log_error(APLOG_MARK, APLOG_INFO, 0, o->app->s, MX_LOG_TAG "0204: "
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, o->app->s, MX_LOG_TAG "0254: "
                  "%s: the server refused stream management; using ping "
                  "round trips to confirm delivery", o->app->jid);
     o->sm = 0;
@@ -820,7 +821,7 @@ static void new_ack_prefix(mx_out *o)
     o->ack_prefix[0] = o->ack_token[0] = '\0';
     if (mx_out_request_id("ack", id, sizeof(id)) != 0) {
         /* no ping answer counts then: a stall is better than a forgery */
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, o->app->s, MX_LOG_TAG "0218: "
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, o->app->s, MX_LOG_TAG "0259: "
                      "%s: no random numbers for the ids of ping round "
                      "trips; delivery is confirmed by stream management "
                      "acks only", o->app->jid);
@@ -861,7 +862,7 @@ void mx_out_on_login(mx_out *o, xmpp_ctx_t *ctx, xmpp_conn_t *conn,
                      "cannot be confirmed as handled", o->app->jid);
         return;
     }
-    ap_log_error(APLOG_MARK, APLOG_INFO, 0, o->app->s, MX_LOG_TAG "0204: "
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, o->app->s, MX_LOG_TAG "0255: "
                  "%s: the server does not offer stream management "
                  "(XEP-0198); using ping round trips to confirm delivery, "
                  "and inbound stanzas cannot be confirmed as handled",
@@ -931,14 +932,4 @@ mx_out *mx_out_create(mx_app *app, mx_qserver *q)
     apr_pool_create_unmanaged_ex(&o->pool, NULL, NULL);
     apr_pool_create(&o->scratch, o->pool);
     return o;
-}
-
-void mx_out_destroy(mx_out *o)
-{
-    if (!o)
-        return;
-    mx_jreader_close(o->reader);
-    apr_pool_destroy(o->pool);
-    free(o->batch);
-    free(o);
 }

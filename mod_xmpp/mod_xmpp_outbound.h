@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mod_xmpp_outbound: the holder's side of the durable outbound queue.
  * Items are sent in queue order and leave the queue only when the server
  * has acknowledged them (XEP-0198 acks, counted here, not by libstrophe). */
@@ -13,7 +14,6 @@ typedef struct mx_out mx_out;
 
 /* Reads the journal of q from the first item not acknowledged. */
 mx_out *mx_out_create(mx_app *app, mx_qserver *q);
-void mx_out_destroy(mx_out *o);
 
 /* A new session logged in: enable stream management (when the server
  * offered it; else ping round trips confirm delivery), start sending. */

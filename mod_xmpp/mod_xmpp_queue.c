@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mod_xmpp_queue: see mod_xmpp_queue.h.
  *
  * Order. An item that reached the spool (no holder was listening) must
@@ -783,7 +784,7 @@ mx_qserver *mx_qserver_start(mx_app *app)
     housekeeping(q, apr_time_now());
     if (pthread_create(&q->thread, NULL, queue_main, q) != 0) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, errno, app->s, MX_LOG_TAG
-                     "0215: %s: cannot start the queue thread", app->jid);
+                     "0221: %s: cannot start the queue thread", app->jid);
         q->stop = 1;
         mx_qserver_stop(q);
         return NULL;

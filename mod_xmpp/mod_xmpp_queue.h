@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mod_xmpp_queue: the holding child's queue thread. It owns the app's
  * journal (mx_journal): it takes items from senders over the Unix socket
  * (mx_qclient) and from the spool directory, appends them, makes each

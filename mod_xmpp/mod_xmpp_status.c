@@ -1,8 +1,7 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mod_xmpp_status: per app state on /server-status (HTML and ?auto),
  * read from the record the holding child publishes in shared memory, so
  * that any child can answer. Nothing secret is in that record. */
-#include <errno.h>
-#include <signal.h>
 
 #include "httpd.h"
 #include "apr_strings.h"
@@ -63,21 +62,6 @@ static void status_html(request_rec *r, const mx_app *app, const mx_shared *sh)
                ap_escape_html(r->pool, sh->last_error));
 }
 
-/* A holder killed with -9 cannot say it is gone: notice it here, so the
- * page does not show a dead connection as connected. */
-void mx_status_check_holder(mx_shared *snap)
-{
-    if (snap->holder_pid > 0 && snap->state != MX_ST_IDLE
-        && snap->state != MX_ST_STOPPED
-        && kill((pid_t)snap->holder_pid, 0) != 0 && errno == ESRCH) {
-        apr_snprintf(snap->last_error, sizeof(snap->last_error),
-                     "the holding child (pid %" APR_INT64_T_FMT ") is gone; "
-                     "another child takes over", snap->holder_pid);
-        snap->state = MX_ST_IDLE;
-        snap->connected_since = 0;
-    }
-}
-
 static int mx_status_hook(request_rec *r, int flags)
 {
     mx_shared snap;
@@ -95,7 +79,7 @@ static int mx_status_hook(request_rec *r, int flags)
         const mx_app *app = APR_ARRAY_IDX(mx_apps, i, mx_app *);
 
         mx_shared_read(app->shared, &snap);
-        mx_status_check_holder(&snap);
+        mx_shared_check_holder(&snap);
         if (flags & AP_STATUS_SHORT)
             status_auto(r, app, &snap);
         else

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mx_addr_roster: see mx_addr_roster.h */
 #include <errno.h>
 #include <fcntl.h>
@@ -6,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "mx_file.h"
 #include "mx_jid.h"
 #include "mx_addr_roster.h"
 
@@ -44,61 +46,17 @@ static int make_dirs(const char *dir, const char *addr_dir)
     return 0;
 }
 
-static int write_synced(const char *path, const char *text, size_t len)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    size_t done = 0;
-    ssize_t n;
-    int e;
-
-    if (fd < 0)
-        return -1;
-    while (done < len) {
-        n = write(fd, text + done, len - done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        done += (size_t)n;
-    }
-    if (done == len && fdatasync(fd) == 0)
-        return close(fd);
-    e = errno;
-    close(fd);
-    errno = e ? e : EIO;
-    return -1;
-}
-
-/* A rename is durable once the directory holding it is synced. */
-static int sync_dir(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rv;
-
-    if (fd < 0)
-        return -1;
-    rv = fsync(fd);
-    close(fd);
-    return rv;
-}
-
 int mx_addr_roster_save(const char *dir, const char *address, const char *text,
                    size_t len)
 {
     char addr_dir[4096], path[4200], tmp[4200];
-    int e;
 
     if (mx_addr_roster_dir(dir, address, addr_dir, sizeof(addr_dir)) != 0
         || make_dirs(dir, addr_dir) != 0)
         return -1;
     snprintf(path, sizeof(path), "%s/roster", addr_dir);
     snprintf(tmp, sizeof(tmp), "%s/roster.tmp", addr_dir);
-    if (write_synced(tmp, text, len) != 0 || rename(tmp, path) != 0) {
-        e = errno;
-        unlink(tmp);
-        errno = e;
-        return -1;
-    }
-    return sync_dir(addr_dir);
+    return mx_file_replace(path, tmp, text, len, MX_FILE_DURABLE);
 }
 
 int mx_addr_roster_line(char *line, const char **contact)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mx_addr_roster: a component's rosters, one per address it owns. The server
  * keeps a client's roster; a component has none there (XEP-0114), so the
  * module keeps them itself, in the app's spool directory D:

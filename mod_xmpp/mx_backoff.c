@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mx_backoff: see mx_backoff.h */
 #include "mx_backoff.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mx_backoff: reconnect delays, exponential with jitter, so that many
  * servers restarted together do not hammer the XMPP server in step.
  * Portable: no httpd, no APR. */

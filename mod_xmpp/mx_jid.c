@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mx_jid: see mx_jid.h */
 #include <arpa/inet.h>
 #include <netinet/in.h>

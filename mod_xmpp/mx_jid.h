@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mx_jid: XMPP address (JID) checks and splitting, RFC 7622 in the
  * strictness an application needs: what a server would refuse is refused
  * here first, so a bad address is a clear error instead of a lost stanza

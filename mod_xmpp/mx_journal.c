@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mx_journal: see mx_journal.h. */
 #include <dirent.h>
 #include <errno.h>
@@ -13,6 +14,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "mx_file.h"
 #include "mx_journal.h"
 
 #ifndef PATH_MAX
@@ -474,7 +476,7 @@ int mx_journal_set_acked(mx_journal *j, mx_seq seq)
     char path[PATH_MAX], tmp[PATH_MAX], buf[32];
     mx_seq *segs;
     size_t nsegs, i;
-    int fd, len;
+    int len;
 
     if (seq >= j->next)
         seq = j->next - 1;
@@ -484,16 +486,9 @@ int mx_journal_set_acked(mx_journal *j, mx_seq seq)
     snprintf(path, sizeof(path), "%s/acked", j->jdir);
     snprintf(tmp, sizeof(tmp), "%s/acked.tmp", j->jdir);
     len = snprintf(buf, sizeof(buf), "%llu\n", seq);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -1;
-    if (write(fd, buf, (size_t)len) != len) {
-        close(fd);
-        unlink(tmp);
-        return -1;
-    }
-    close(fd);
-    if (rename(tmp, path) != 0)
+    /* not synced: a crash can at worst leave an older bound, and the
+     * items after it are sent again */
+    if (mx_file_replace(path, tmp, buf, (size_t)len, 0) != 0)
         return -1;
     if (list_segments(j->jdir, &segs, &nsegs) != 0)
         return -1;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mx_journal: the holder's append-only journal of outbound items.
  *
  * Senders hand items to the holding child over a local socket

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mx_ops: see mx_ops.h */
 #include <errno.h>
 #include <stdio.h>

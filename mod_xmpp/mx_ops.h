@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mx_ops: App Engine's four send operations on top of the queue, shared by
  * every way in (xmpp-send, the xmpp-api handler, the optional functions),
  * so that all of them validate and answer alike.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mx_presence: see mx_presence.h */
 #include <dirent.h>
 #include <errno.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "mx_jid.h"
+#include "mx_file.h"
 #include "mx_presence.h"
 #include "mx_queue.h"
 
@@ -85,11 +87,17 @@ static const char *show_word(const char *show)
     return "";
 }
 
+struct presence {
+    int available;
+    const char *show, *status;
+};
+
 /* "available\nSHOW\nSTATUS" into fd, the status cut to its bound */
-static int write_presence(int fd, int available, const char *show,
-                          const char *status)
+static int write_presence(int fd, void *baton)
 {
-    const char *word = show_word(show);
+    const struct presence *pr = baton;
+    int available = pr->available;
+    const char *word = show_word(pr->show), *status = pr->status;
     size_t slen = status ? strlen(status) : 0;
 
     slen = mx_utf8_prefix(status ? status : "", slen, MX_PRESENCE_STATUS_MAX);
@@ -105,7 +113,7 @@ int mx_presence_store(const char *dir, const char *jid, int available,
                       const char *show, const char *status)
 {
     char path[PATH_MAX], tmp[PATH_MAX], sub[PATH_MAX], nm[64];
-    int fd, rv, e;
+    struct presence pr = { available, show, status };
 
     if (mx_presence_path(dir, jid, path, sizeof(path)) != 0)
         return -1;
@@ -115,19 +123,9 @@ int mx_presence_store(const char *dir, const char *jid, int available,
         || join(tmp, sizeof(tmp), dir, nm) != 0
         || (mkdir(sub, 0700) != 0 && errno != EEXIST))
         return -1;
-    if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
-        return -1;
-    rv = write_presence(fd, available, show, status);
-    e = errno;
-    if (close(fd) != 0 && rv == 0)
-        rv = -1, e = errno;
-    if (rv == 0 && rename(tmp, path) != 0)
-        rv = -1, e = errno;
-    if (rv != 0) {
-        unlink(tmp);
-        errno = e;
-    }
-    return rv;
+    /* not synced: a presence lost in a crash is sent again by the
+     * contact at the next login */
+    return mx_file_replace_with(path, tmp, 0, write_presence, &pr);
 }
 
 /* Split "available\nshow\nstatus" in place. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mx_presence: each contact's last presence, for get_presence.
  *
  * D/presence/BARE, one file per contact in the app's spool directory D,

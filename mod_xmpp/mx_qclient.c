@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mx_qclient: see mx_qclient.h. */
 #include <errno.h>
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mx_qclient: how senders hand an item to the outbound queue.
  *
  * The child holding the app's connection listens on the Unix socket

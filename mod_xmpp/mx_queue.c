@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mx_queue: see mx_queue.h */
 #include <dirent.h>
 #include <errno.h>
@@ -11,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mx_file.h"
 #include "mx_jid.h"
 #include "mx_queue.h"
 #include "mx_send.h"
@@ -76,36 +78,6 @@ static int join(char *buf, size_t size, const char *dir, const char *sub,
 static int ensure_dir(const char *path)
 {
     return (mkdir(path, 0700) == 0 || errno == EEXIST) ? 0 : -1;
-}
-
-int mx_write_all(int fd, const char *data, size_t len)
-{
-    ssize_t w;
-
-    while (len) {
-        w = write(fd, data, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -1;
-        data += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
-/* The rename is durable only once the directory itself is synced. */
-static int sync_dir(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rv, e;
-
-    if (fd < 0)
-        return -1;
-    rv = fsync(fd);
-    e = errno;
-    close(fd);
-    errno = e;
-    return rv;
 }
 
 /* Read a whole file of at most max bytes into a malloc'd NUL-terminated
@@ -304,7 +276,7 @@ static int publish(const char *dir, const qname nm, const char *tmp, int sync,
         errno = e;
         return fail(err, errsize, "cannot move the item to", dst);
     }
-    if (sync && sync_dir(sub) != 0) {
+    if (sync && mx_sync_dir(sub) != 0) {
         /* not durable, so not accepted; the holder may have seen it
          * already, which costs at worst a duplicate send */
         e = errno;
@@ -585,23 +557,17 @@ int mx_queue_set_full_counts(const char *dir, long count, long limit)
 {
     char path[PATH_MAX], tmp[PATH_MAX], text[64];
     struct stat st;
-    int fd, n, e, was;
+    int n, was;
 
     n = snprintf(text, sizeof(text), "%ld %ld\n", count, limit);
     if (join(path, sizeof(path), dir, "FULL", NULL) != 0
         || join(tmp, sizeof(tmp), dir, "FULL.tmp", NULL) != 0)
         return -1;
     was = stat(path, &st) == 0;
-    /* readers must never see a half-written file */
-    if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
+    /* readers must never see a half-written file; a lost one is made
+     * again by the next count, so no sync */
+    if (mx_file_replace(path, tmp, text, (size_t)n, 0) != 0)
         return -1;
-    if (mx_write_all(fd, text, (size_t)n) != 0 || close(fd) != 0
-        || rename(tmp, path) != 0) {
-        e = errno;
-        unlink(tmp);
-        errno = e;
-        return -1;
-    }
     return was ? 0 : 1;
 }
 

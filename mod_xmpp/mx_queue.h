@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mx_queue: the spool of the outbound queue, a directory in the manner
  * of Postfix's maildrop and of Maildir. Senders use it when no child
  * holds the app's connection to take their items over its socket
@@ -41,6 +42,8 @@
 
 #include <stddef.h>
 
+#include "mx_file.h" /* mx_write_all, which users of this header call */
+
 /* mx_queue_put's answer when D/FULL exists */
 #define MX_QUEUE_FULL (-2)
 
@@ -81,10 +84,6 @@ int mx_queue_remove(const char *dir, const char *name);
  * of the items behind it but kept for a human to look at.
  * Returns 0, or -1 (errno set). */
 int mx_queue_set_aside(const char *dir, const char *name);
-
-/* Write all of data to fd (short writes and EINTR go on). 0, or -1 with
- * errno. */
-int mx_write_all(int fd, const char *data, size_t len);
 
 /* Read D/relpath (e.g. "roster", "presence/BARE") into a malloc'd,
  * NUL-terminated buffer; len may be NULL. relpath must be relative and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mx_redact: see mx_redact.h */
 #include <string.h>
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mx_redact: keep secrets out of log lines. libstrophe logs every stanza it
  * sends and receives at debug level, SASL exchanges included; these carry
  * credentials (PLAIN carries the password itself, base64-encoded).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mx_roster: see mx_roster.h. A chained hash table of malloc'd contacts,
  * doubling its buckets as it fills (it never holds more than the roster
  * the server sends). */

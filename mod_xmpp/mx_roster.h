@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mx_roster: the holder's table of the app's contacts, the part of the
  * contacts module that holds state: each contact's subscription, its
  * resources online, whether its presence is stored; bounded, and shrinking

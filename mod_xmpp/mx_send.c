@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mx_send: see mx_send.h */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +22,7 @@
 
 #include "mx_jid.h"
 #include "mx_send.h"
+#include "mx_xmltext.h"
 
 /* The libxml2 functions used here, called through this table: bound at
  * link time normally; loaded on first use when built with
@@ -410,26 +412,14 @@ static void sb_str(sbuf *b, const char *s)
     sb_put(b, s, strlen(s));
 }
 
-/* Escape for text and attribute values alike. CR, and in attributes TAB
- * and LF, are written as character references: a parser would normalize
- * them otherwise, and the receiver must get exactly what was sent. */
+/* Escape for text and attribute values alike, by mx_xml_ref's rules;
+ * runs that need none are copied at once. */
 static void sb_esc(sbuf *b, const char *s, int attr)
 {
     const char *run = s, *rep;
 
     for (; *s; s++) {
-        switch (*s) {
-        case '&':  rep = "&amp;"; break;
-        case '<':  rep = "&lt;"; break;
-        case '>':  rep = "&gt;"; break;
-        case '"':  rep = "&quot;"; break;
-        case '\'': rep = "&apos;"; break;
-        case '\r': rep = "&#13;"; break;
-        case '\n': rep = attr ? "&#10;" : NULL; break;
-        case '\t': rep = attr ? "&#9;" : NULL; break;
-        default:   rep = NULL; break;
-        }
-        if (!rep)
+        if (!(rep = mx_xml_ref(*s, attr)))
             continue;
         sb_put(b, run, (size_t)(s - run));
         sb_str(b, rep);

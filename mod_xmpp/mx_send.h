@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mx_send: the rules and the stanza text of App Engine's four send
  * operations (send_message, send_invite, send_presence, get_presence).
  * Everything a sender can get wrong is refused here, before the stanza is

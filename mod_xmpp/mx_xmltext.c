@@ -1,5 +1,8 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mx_xmltext: see mx_xmltext.h */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "mx_xmltext.h"
 
@@ -72,4 +75,39 @@ size_t mx_utf8_cut(const char *str, size_t len, size_t max)
     while (cut > 0 && max - cut < 3 && (s[cut] & 0xC0) == 0x80)
         cut--;
     return (s[cut] & 0xC0) == 0x80 ? max : cut;
+}
+
+const char *mx_xml_ref(char c, int attr)
+{
+    switch (c) {
+    case '&':  return "&amp;";
+    case '<':  return "&lt;";
+    case '>':  return "&gt;";
+    case '"':  return "&quot;";
+    case '\'': return "&apos;";
+    case '\r': return "&#13;";
+    case '\n': return attr ? "&#10;" : NULL;
+    case '\t': return attr ? "&#9;" : NULL;
+    default:   return NULL;
+    }
+}
+
+char *mx_xml_escape_dup(const char *s, int attr)
+{
+    const char *p, *ref;
+    size_t n = 1;
+    char *out, *o;
+
+    for (p = s; *p; p++)
+        n += (ref = mx_xml_ref(*p, attr)) ? strlen(ref) : 1;
+    if (!(out = malloc(n)))
+        return NULL;
+    for (p = s, o = out; *p; p++) {
+        if ((ref = mx_xml_ref(*p, attr)) != NULL)
+            o += strlen(strcpy(o, ref));
+        else
+            *o++ = *p;
+    }
+    *o = '\0';
+    return out;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mx_xmltext: what text can go into a stanza, and what can go into a CGI
  * variable. Portable: no httpd, no APR. */
 #ifndef MX_XMLTEXT_H
@@ -12,6 +13,18 @@
  * problem and where it is, written into why (why_size bytes). */
 const char *mx_xml_text_problem(const char *s, size_t len, char *why,
                                 size_t why_size);
+
+/* The one rule of XML escaping in mod_xmpp: the character reference or
+ * entity that stands for c in text (attr 0) or in an attribute value
+ * (attr 1), or NULL when c stands for itself. & < > " ' always; CR
+ * always, and TAB and LF in attribute values, as character references:
+ * a parser would normalize them otherwise, and the receiver must get
+ * exactly what was sent. */
+const char *mx_xml_ref(char c, int attr);
+
+/* s escaped by mx_xml_ref (attr as there), malloc'd; NULL when out of
+ * memory. */
+char *mx_xml_escape_dup(const char *s, int attr);
 
 /* The length of the longest prefix of s[0..len) of at most max bytes that
  * ends between two UTF-8 sequences (a cut there splits no character). */

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """pytest fixtures for mod_xmpp's integration tests.
 
   prosody         (session) a private Prosody on loopback with the accounts

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """App Engine Python code on mod_xmpp (issue 13, SPEC section 8): the
 ScoreBot example (examples/scorebot.py, only its imports changed) under
 mod_wsgi in daemon mode and as a CGI script, with a real client through

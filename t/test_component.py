@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Component mode (SPEC section 6): with XMPPComponent the app is an
 external component (XEP-0114) of the private Prosody and owns every
 address of its domain, as App Engine apps owned

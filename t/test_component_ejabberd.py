@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Component mode against ejabberd (Debian's 23.01, `ejabberd_service`),
 the server scale-out runs on: the core scenario of test_component.py
 with a private ejabberd (harness/ejabberd.py) and a real client

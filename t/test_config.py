@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Configuration: what `apachectl configtest` accepts and refuses, what
 stops startup, and that every directive is documented.
 
@@ -187,6 +188,24 @@ def test_refusal_says_what_is_accepted(h):
     assert rc != 0
     assert "sometimes" in out
     assert "required" in out and "optional" in out and "off" in out, out
+
+
+def test_require_xmpp_internal_with_an_argument_is_refused(h):
+    """`Require xmpp-internal` takes no argument; one (which a reader could
+    take for a restriction to one app) is refused at configtest."""
+    conf = ("<Location /internal>\n    Require xmpp-internal foo\n"
+            "</Location>\n")
+    rc, out = h.configtest(h.render_config(extra_conf=conf))
+    assert rc != 0, "configtest accepted %r:\n%s" % (conf, out)
+    assert "Syntax OK" not in out
+    assert "xmpp-internal takes no arguments" in out, out
+
+
+def test_require_xmpp_internal_alone_is_accepted(h):
+    conf = "<Location /internal>\n    Require xmpp-internal\n</Location>\n"
+    rc, out = h.configtest(h.render_config(extra_conf=conf))
+    assert rc == 0, out
+    assert "Syntax OK" in out
 
 
 # ------------------------------------------------------------ documentation

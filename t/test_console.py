@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """SetHandler xmpp-console: the app's state, recent traffic, contacts, and
 simulated inbound stanzas posted to the app's handlers."""
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Contacts: subscriptions accepted and asked back, the roster of
 subscribers, each contact's last presence (get_presence), probes.
 
@@ -98,7 +99,7 @@ def test_subscribe_is_accepted_and_asked_back(httpd_factory, xmpp_client,
     assert online["from"] == APP_FULL
     util.wait_for(lambda: carol.subscription(APP) == "both", 10.0, 0.1,
                   "subscription both ways")
-    h.wait_log(r"XMPP0404: app@localhost: accepted the subscription of %s$"
+    h.wait_log(r"XMPP0310: app@localhost: accepted the subscription of %s$"
                % re.escape(carol.jid), since=log_at)
     carol.sync()
     assert [d for d in dumps.all() if d.path.startswith("subscription/")] == []

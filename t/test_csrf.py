@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Cross-site request forgery: a page on another site must not make a
 visitor's browser forge an inbound stanza through the console (it passes
 `Require xmpp-internal`, and the reply goes to whatever JID it names) or

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Durability of sends (SPEC section 3): a send answers NO_ERROR once the
 stanza is durably queued; it then survives an outage of the XMPP server,
 kill -9 of the child holding the connection, graceful and hard httpd
@@ -479,7 +480,7 @@ def test_stanza_the_server_refuses_does_not_block_the_queue(gated,
     1 MiB) would be sent again after every reconnect, and every send
     behind it would wait forever. After such a close the items in flight
     go again one at a time; the one alone in flight at two closes is set
-    aside: kept in bad/, logged (XMPP0207), counted as failed. The sends
+    aside: kept in bad/, logged (XMPP0257), counted as failed. The sends
     behind it arrive, in order."""
     h, _ = gated()
     alice = xmpp_client("alice")
@@ -491,7 +492,7 @@ def test_stanza_the_server_refuses_does_not_block_the_queue(gated,
     util.wait_for(lambda: len(received(alice, run)) >= 5, 90, 0.2,
                   "the 5 sends behind the refused one")
     assert [m["body"] for m in received(alice, run)][:5] == bodies
-    line = h.wait_log(r"XMPP0207: app@localhost: the server closed the "
+    line = h.wait_log(r"XMPP0257: app@localhost: the server closed the "
                       r"stream each time outbound item (\d+) \(\d+ bytes\) "
                       r"was sent alone, last: (.*); it is not sent again "
                       r"and is kept in (\S+)", timeout=10)
@@ -806,7 +807,7 @@ def _append_journal_record(app_dir, payload):
 def test_journal_item_with_a_nul_byte_is_set_aside(gated, xmpp_client):
     """libstrophe sends a stanza as a C string: bytes after a NUL would be
     the holder's memory. An item with a NUL byte found in the journal is
-    never sent: kept in bad/, logged (XMPP0217), counted as failed; the
+    never sent: kept in bad/, logged (XMPP0258), counted as failed; the
     connection stays up and the items behind it arrive."""
     h, gate = gated()
     alice = xmpp_client("alice")
@@ -826,7 +827,7 @@ def test_journal_item_with_a_nul_byte_is_set_aside(gated, xmpp_client):
     assert [m["body"] for m in received(alice, run)] == [
         run + " before", run + " good"]
     assert "XMPP0106" not in h.error_log()[offset:], "disconnected"
-    line = h.wait_log(r"XMPP0217: app@localhost: outbound item %d \(\d+ "
+    line = h.wait_log(r"XMPP0258: app@localhost: outbound item %d \(\d+ "
                       r"bytes\) contains a NUL byte; it is not sent and is "
                       r"kept in (\S+)" % bad, 10, offset)
     with open(line.group(1), "rb") as f:
@@ -853,7 +854,7 @@ def prosody_without_sm(request):
 def test_server_without_stream_management(prosody_without_sm):
     """Such a server closes the stream on an <enable/> (unsupported-stanza-
     type): mod_xmpp sends none when the server's features do not offer
-    it, says so (XMPP0204), stays connected, and confirms delivery with
+    it, says so (XMPP0255), stays connected, and confirms delivery with
     ping round trips (an IQ answer, a result or an error, comes after
     everything sent before it): the sends arrive in order, count as sent
     and leave the queue. The pings' ids are random per session, not in
@@ -879,7 +880,7 @@ def test_server_without_stream_management(prosody_without_sm):
         assert int(h.status()["XMPPApp1Sent"]) >= N
         assert state(h) == "connected"
         log = h.error_log()
-        assert re.search(r"XMPP0204: app@localhost: the server does not "
+        assert re.search(r"XMPP0255: app@localhost: the server does not "
                          r"offer stream management", log), log[-2000:]
         assert "XMPP0106" not in log, log[-2000:]  # never disconnected
         assert re.search(r"SENT: .*<iq type='get' id='mx-ack-\[redacted\]-"

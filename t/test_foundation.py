@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """One XMPP session per app, whatever the MPM: election, failover after
 kill -9, restarts, children ending, outages of the XMPP server, clean
 shutdown, failed logins, TLS verification, status, and secrets.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Tests of the test harness itself, without mod_xmpp.
 
 If these fail, no other integration test can be trusted: the private

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Receiving: inbound stanzas become POST requests to /_ah/xmpp/... .
 
 A real client (slixmpp, through the private Prosody) writes to the app;

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """make install: the module through apxs, the header, xmpp-send and the
 Debian-style configuration snippets (so that `a2enmod xmpp` works)."""
 

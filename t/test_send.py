@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Sending (SPEC section 3): what a real third-party client receives when
 the app sends through each way in -- the xmpp-api HTTP handler, the
 xmpp-send command (directly and from a CGI script), and the optional C

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Security of the spool and of the configuration.
 
 The parent httpd runs as root and prepares the spool that the children

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A longer run of component mode under valgrind (not part of the pytest
 suite: it takes minutes).  Checks libstrophe's component crash
 work-around (the stream management state a throw-away client connection

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The mod_xmpp demo (run through tools/demo, which builds first).
 
 Starts a private Prosody and an httpd with mod_xmpp and the example bot,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* xmpp-send: App Engine's send_message, send_invite, send_presence and
  * get_presence for CGI and shell scripts (SPEC section 3.1).
  *

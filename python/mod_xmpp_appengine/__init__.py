@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """App Engine's XMPP API for mod_xmpp (Apache httpd).
 
 Submodules: xmpp (google.appengine.api.xmpp), xmpp_handlers

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """How the xmpp module's calls reach mod_xmpp.
 
 - QueueTransport, when XMPP_QUEUE is set (mod_xmpp sets it, with XMPP_JID

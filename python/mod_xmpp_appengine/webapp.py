@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The part of App Engine's webapp / webapp2 that XMPP handlers use, on
 WebOb (Debian has python3-webob but no webapp2): RequestHandler,
 WSGIApplication with regex routes, and run_wsgi_app for CGI."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """App Engine's google.appengine.api.xmpp on mod_xmpp.
 
 Arguments are checked here in App Engine's order and with its errors;

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """App Engine's google.appengine.ext.webapp.xmpp_handlers."""
 
 import logging

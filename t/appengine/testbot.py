@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """The ScoreBot example (examples/scorebot.py, unchanged) with a few more
 commands for t/test_appengine.py: a handler that raises, and the values
 send_message and get_presence return, sent back to the sender."""

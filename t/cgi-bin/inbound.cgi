@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Dump CGI for mod_xmpp's inbound tests.
 
 Writes what it received (its whole environment, the raw request body, its

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # Sends one chat message to alice@localhost with xmpp-send and NO options:
 # the queue and the app come from the environment mod_xmpp gives CGI
 # scripts (XMPP_QUEUE, XMPP_JID, XMPP_RESOURCE).  xmpp-send is found on

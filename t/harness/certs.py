@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A private certificate authority for the test servers, made with the
 openssl command-line tool.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A private ejabberd (Debian's package, not the system service) on
 loopback, with one external component (XEP-0114) domain, for component
 mode against the server scale-out runs on.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A private Apache httpd on loopback, with a self-contained config.
 
 Each instance has its own temporary ServerRoot holding the generated

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A private Prosody XMPP server on loopback for the integration tests.
 
 One VirtualHost ("localhost"), client-to-server on a free 127.0.0.1 port

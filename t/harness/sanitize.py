@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Running the tests against a module built with --enable-sanitizers.
 
 Such a module (and xmpp-send) needs the AddressSanitizer and UBSan

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Small helpers shared by the integration-test fixtures.
 
 Everything here is bounded in time: no helper waits forever, and every

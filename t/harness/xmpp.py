@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """A real XMPP client (slixmpp) for the other side of the tests.
 
 slixmpp is asyncio-based; each XmppClient runs it on its own event loop in

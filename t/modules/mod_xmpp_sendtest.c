@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mod_xmpp_sendtest: a test-only module that calls mod_xmpp's optional
  * functions (mod_xmpp.h) the way another module would, so that the
  * integration tests (t/test_send.py) can check the C API.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The App Engine package alone: no httpd.  A fake holder listens on a
 queue socket and answers PUTs as mod_xmpp's queue thread does; a fake
 xmpp-api answers as mod_xmpp's HTTP API does."""

@@ -1,8 +1,10 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of the portable core (mod_xmpp/mx_*.c). */
 #include "unit.h"
 #include <stdlib.h>
 
 #include "mx_backoff.h"
+#include "mx_file.h"
 #include "mx_inbound.h"
 #include "mx_jid.h"
 #include "mx_presence.h"
@@ -551,8 +553,89 @@ static void test_stanza_from_component(void)
     CHECK(bad == 1);
 }
 
+/* ---- mx_file: atomic replacement ---- */
+
+static int file_is(const char *path, const char *want)
+{
+    char buf[256];
+    FILE *f = fopen(path, "r");
+    size_t n;
+
+    if (!f)
+        return 0;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return strcmp(buf, want) == 0;
+}
+
+static int fill_fails(int fd, void *baton)
+{
+    (void)baton;
+    if (mx_write_all(fd, "half", 4) != 0)
+        return -1;
+    errno = ENOSPC;
+    return -1;
+}
+
+static void test_file_replace(void)
+{
+    char dir[] = "/tmp/mx-unit-file-XXXXXX", path[128], tmp[128], bad[160];
+    struct stat st;
+
+    CHECK(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof(path), "%s/roster", dir);
+    snprintf(tmp, sizeof(tmp), "%s/roster.tmp", dir);
+
+    /* new file, then replaced; durable or not, tmp never stays */
+    CHECK(mx_file_replace(path, tmp, "a\n", 2, 0) == 0);
+    CHECK(file_is(path, "a\n"));
+    CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
+    CHECK(mx_file_replace(path, tmp, "b\nc\n", 4, MX_FILE_DURABLE) == 0);
+    CHECK(file_is(path, "b\nc\n"));
+    CHECK(access(tmp, F_OK) != 0 && errno == ENOENT);
+    CHECK(mx_file_replace(path, tmp, "", 0, MX_FILE_DURABLE) == 0);
+    CHECK(file_is(path, ""));
+
+    /* a stale tmp of a crashed writer is overwritten, not appended to */
+    CHECK(mx_file_replace(path, tmp, "x", 1, 0) == 0);
+    {
+        FILE *f = fopen(tmp, "w");
+
+        CHECK(f && fputs("stale and long", f) >= 0 && fclose(f) == 0);
+    }
+    CHECK(mx_file_replace(path, tmp, "y", 1, 0) == 0);
+    CHECK(file_is(path, "y"));
+
+    /* a failing writer: the old content stays, tmp is gone, errno kept */
+    errno = 0;
+    CHECK(mx_file_replace_with(path, tmp, MX_FILE_DURABLE, fill_fails,
+                               NULL) == -1);
+    CHECK(errno == ENOSPC);
+    CHECK(file_is(path, "y"));
+    CHECK(access(tmp, F_OK) != 0);
+
+    /* tmp in a missing directory: nothing changes */
+    snprintf(bad, sizeof(bad), "%s/missing/roster.tmp", dir);
+    CHECK(mx_file_replace(path, bad, "z", 1, 0) == -1 && errno == ENOENT);
+    CHECK(file_is(path, "y"));
+
+    /* the target cannot be replaced (a directory): tmp is removed */
+    snprintf(bad, sizeof(bad), "%s/sub", dir);
+    CHECK(mkdir(bad, 0700) == 0);
+    CHECK(mx_file_replace(bad, tmp, "z", 1, 0) == -1 && errno == EISDIR);
+    CHECK(access(tmp, F_OK) != 0);
+
+    CHECK(mx_sync_dir(dir) == 0);
+    CHECK(mx_sync_dir(path) == -1); /* not a directory */
+    rmdir(bad);
+    unlink(path);
+    CHECK(rmdir(dir) == 0); /* nothing else was left behind */
+}
+
 int main(void)
 {
+    test_file_replace();
     test_stanza_from_component();
     test_route();
     test_command();

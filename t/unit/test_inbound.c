@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of what an inbound stanza's request and answer are made of:
  * mx_multipart's boundary, the text an answer may carry (mx_xmltext), the
  * stanza an application/xmpp+xml answer must be (mx_stanza_problem). */

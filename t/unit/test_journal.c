@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of mx_journal (the holder's append-only journal of segment
  * files) and of mx_qclient (how senders hand an item to the queue: over
  * D/queue.sock, else into the spool). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of mx_queue: the durable outbound queue (a spool directory). */
 #include <errno.h>
 #include <fcntl.h>

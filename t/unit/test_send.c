@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of mx_send: App Engine's send rules and the stanza text. */
 #include <stdlib.h>
 
@@ -6,6 +7,7 @@
 
 #include "unit.h"
 #include "mx_send.h"
+#include "mx_xmltext.h"
 
 #define APP "app@example.org"
 
@@ -307,9 +309,59 @@ static void test_ids(void)
     CHECK(mx_new_id(small, sizeof(small)) == -1);
 }
 
+/* The one escaper: what it writes parses back to exactly its input,
+ * in text and in attribute values. */
+static void check_escape_round_trip(const char *s)
+{
+    char *text = mx_xml_escape_dup(s, 0), *attr = mx_xml_escape_dup(s, 1);
+    char *doc = malloc(strlen(text) + strlen(attr) + 32);
+    xmlDocPtr d;
+    xmlChar *got;
+
+    CHECK(text && attr && doc);
+    sprintf(doc, "<x a=\"%s\">%s</x>", attr, text);
+    d = xmlReadMemory(doc, (int)strlen(doc), NULL, NULL, XML_PARSE_NONET);
+    CHECK(d != NULL);
+    if (d) {
+        got = xmlGetProp(xmlDocGetRootElement(d), BAD_CAST "a");
+        CHECK_STR((const char *)got, s);
+        xmlFree(got);
+        got = xmlNodeGetContent(xmlDocGetRootElement(d));
+        CHECK_STR((const char *)got, s);
+        xmlFree(got);
+        xmlFreeDoc(d);
+    }
+    free(doc);
+    free(text);
+    free(attr);
+}
+
+static void test_xml_escape(void)
+{
+    char *e;
+
+    CHECK_STR(mx_xml_ref('&', 0), "&amp;");
+    CHECK_STR(mx_xml_ref('\'', 1), "&apos;");
+    CHECK_STR(mx_xml_ref('\r', 0), "&#13;");
+    CHECK(mx_xml_ref('\n', 0) == NULL && mx_xml_ref('\t', 0) == NULL);
+    CHECK_STR(mx_xml_ref('\n', 1), "&#10;");
+    CHECK_STR(mx_xml_ref('\t', 1), "&#9;");
+    CHECK(mx_xml_ref('a', 1) == NULL);
+    e = mx_xml_escape_dup("a<b>&\"c'\r\n", 0);
+    CHECK_STR(e, "a&lt;b&gt;&amp;&quot;c&apos;&#13;\n");
+    free(e);
+    e = mx_xml_escape_dup("", 1);
+    CHECK_STR(e, "");
+    free(e);
+    check_escape_round_trip("plain");
+    check_escape_round_trip("<&>\"' and \r\n\t\r\n mixed \xc3\xa9");
+    check_escape_round_trip("line one\r\nline two\ttab");
+}
+
 int main(void)
 {
     mx_send_init();
+    test_xml_escape();
     test_err_names();
     test_from();
     test_to();

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # The xmpp-send command: exit codes, output lines, errors, queue items.
 # Run by "make check" from the build directory; XMPP_SEND may name the
 # binary to test.

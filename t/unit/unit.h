@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A minimal unit-test helper: CHECK records a failure and goes on; main()
  * ends with UNIT_DONE(), which prints "N passed, N failed" and sets the exit
  * code (automake's test driver reads the exit code). */

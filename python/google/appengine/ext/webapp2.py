@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """google.appengine.ext.webapp2: the same as the top-level webapp2."""
 import sys
 

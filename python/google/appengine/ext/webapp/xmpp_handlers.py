@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """google.appengine.ext.webapp.xmpp_handlers on mod_xmpp."""
 import sys
 

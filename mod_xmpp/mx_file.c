@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* mx_file: see mx_file.h */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mx_file.h"
+
+#ifndef PATH_MAX
+#define PATH_MAX 4096
+#endif
+
+int mx_write_all(int fd, const char *data, size_t len)
+{
+    ssize_t w;
+
+    while (len) {
+        w = write(fd, data, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -1;
+        data += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+int mx_sync_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rv, e;
+
+    if (fd < 0)
+        return -1;
+    rv = fsync(fd);
+    e = errno;
+    close(fd);
+    errno = e;
+    return rv;
+}
+
+/* The directory that holds path: what to sync after the rename. */
+static int sync_parent(const char *path)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    size_t n;
+
+    if (!slash)
+        return mx_sync_dir(".");
+    if (slash == path)
+        return mx_sync_dir("/");
+    if ((n = (size_t)(slash - path)) >= sizeof(dir)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(dir, path, n);
+    dir[n] = '\0';
+    return mx_sync_dir(dir);
+}
+
+/* Remove tmp, keeping the errno of the failure that made us give up. */
+static int give_up(const char *tmp)
+{
+    int e = errno ? errno : EIO;
+
+    unlink(tmp);
+    errno = e;
+    return -1;
+}
+
+int mx_file_replace_with(const char *path, const char *tmp, int flags,
+                         mx_file_fill *fill, void *baton)
+{
+    int durable = flags & MX_FILE_DURABLE, fd, e;
+
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    errno = 0;
+    if (fill(fd, baton) != 0 || (durable && fsync(fd) != 0)) {
+        e = errno;
+        close(fd);
+        errno = e;
+        return give_up(tmp);
+    }
+    if (close(fd) != 0 || rename(tmp, path) != 0)
+        return give_up(tmp);
+    /* the new content is in place; only its durability can fail now */
+    return durable ? sync_parent(path) : 0;
+}
+
+struct bytes {
+    const char *data;
+    size_t len;
+};
+
+static int fill_bytes(int fd, void *baton)
+{
+    const struct bytes *b = baton;
+
+    return mx_write_all(fd, b->data, b->len);
+}
+
+int mx_file_replace(const char *path, const char *tmp, const char *data,
+                    size_t len, int flags)
+{
+    struct bytes b = { data, len };
+
+    return mx_file_replace_with(path, tmp, flags, fill_bytes, &b);
+}
