@@ -11,10 +11,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <strophe.h>
 
+#include "apr_portable.h"
 #include "apr_strings.h"
 #include "apr_thread_pool.h"
 #include "httpd.h"
@@ -24,7 +27,9 @@
 #include "mod_xmpp_inject.h"
 #include "mod_xmpp_outbound.h"
 #include "mx_inbound.h"
+#include "mx_inq.h"
 #include "mx_jid.h"
+#include "mx_journal.h"
 #include "mx_qclient.h"
 #include "mx_queue.h"
 #include "mx_send.h"
@@ -47,6 +52,7 @@ typedef struct {
     apr_uint32_t seq;
     int running;
     apr_uint64_t ticket;         /* its answer's, in the queue thread */
+    mx_seq rec;                  /* its inbound journal record, or 0 */
 } mx_pending;
 
 struct mx_inbound {
@@ -67,6 +73,25 @@ struct mx_inbound {
     size_t npend, cappend;
     int kept;                    /* a stanza left unhandled (stopping) */
     apr_uint32_t kept_seq;
+    /* The inbound journal (<spool>/<app>/inbound/journal/): a stanza is
+     * appended there by the holder thread and counts as handled once
+     * synced; workers post from it. NULL: posted directly (threads). */
+    mx_journal *jw;
+    int dirty;                   /* appended since the last sync */
+    mx_seq durable;              /* records below it are synced */
+    mx_seq recovered;            /* below it: kept by an earlier holder */
+    mx_seq done;                 /* every record up to it is done */
+    mx_seq appended;             /* the last record appended */
+    mx_seq acked_set;            /* what the journal was told of it */
+    apr_time_t refused_logged;   /* the last "queue full" log line */
+    pthread_mutex_t run_lock;    /* the window and the reader */
+    pthread_cond_t run_cond;
+    mx_inq *window;
+    mx_jreader *jr;
+    pthread_t *workers;
+    int nworkers;
+    volatile int active;         /* workers not yet ended */
+    volatile int quit;
 };
 
 /* One inbound stanza and its request. Allocated with malloc: it crosses
@@ -76,6 +101,9 @@ typedef struct mx_inreq {
     mx_inbound *in;
     apr_uint32_t gen, seq;       /* the session, the stanza's number */
     apr_uint64_t ticket;         /* of its answer in the queue thread */
+    char *path;                  /* a kept stanza's: q.path points here */
+    int tries;                   /* a kept stanza's, by this holder */
+    apr_time_t first_try;
 } mx_inreq;
 
 /* ---- the stanza ---- */
@@ -83,6 +111,7 @@ typedef struct mx_inreq {
 static void inreq_free(mx_inreq *ir)
 {
     mx_inject_clear(&ir->q);
+    free(ir->path);
     free(ir);
 }
 
@@ -264,10 +293,42 @@ static void answer(mx_inreq *ir)
         text_answer(ir);
 }
 
-/* Run ir's request (503 retried), then act on the answer. */
-static void handle(mx_inreq *ir, apr_thread_t *t)
+/* Act on what ir's request answered: a reply, or the sender told of a
+ * failure (after `tries` when it was tried more than once). */
+static void answer_or_error(mx_inreq *ir)
 {
     mx_app *app = ir->in->app;
+    int code = ir->q.status_code;
+    int unavailable = code == HTTP_SERVICE_UNAVAILABLE;
+
+    if (code < 400) {
+        answer(ir);
+        return;
+    }
+    /* 4xx: nobody handles the path (404), or it is protected (403):
+     * the configuration's fault, said so, and the sender told */
+    ap_log_error(APLOG_MARK, APLOG_ERR, 0, app->s, MX_LOG_TAG "0504: %s: "
+                 "the handler of %s%s answered %d to a %s from %s%s",
+                 app->jid, mx_conf_inbound_path(app->conf), ir->q.path,
+                 code, ir->q.name, ir->q.from,
+                 code >= 500 && ir->tries > 1 ? " (after retries)"
+                 : unavailable ? " (after retries)"
+                 : code == HTTP_NOT_FOUND
+                 ? "; map a handler to that path (not retried)"
+                 : code == HTTP_FORBIDDEN
+                 ? "; the inbound path needs Require xmpp-internal (not "
+                   "retried)" : "");
+    mx_shared_count(app->shared->in_failed, 1);
+    error_answer(ir, unavailable ? "wait" : "cancel",
+                 code < 500 || unavailable ? "service-unavailable"
+                 : "internal-server-error",
+                 "the application could not handle this message");
+}
+
+/* Without the journal: run ir's request (503 retried), then act on the
+ * answer. */
+static void handle(mx_inreq *ir, apr_thread_t *t)
+{
     unsigned int wait = MX_IN_RETRY_MS;
     int attempt;
 
@@ -279,30 +340,10 @@ static void handle(mx_inreq *ir, apr_thread_t *t)
         apr_sleep(apr_time_from_msec(wait));
         wait *= 2;
     }
-    if (ir->q.status_code >= 400) {
-        int unavailable = ir->q.status_code == HTTP_SERVICE_UNAVAILABLE;
-
-        /* 4xx: nobody handles the path (404), or it is protected (403):
-         * the configuration's fault, said so, and the sender told */
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, app->s, MX_LOG_TAG "0504: %s: "
-                     "the handler of %s%s answered %d to a %s from %s%s",
-                     app->jid, mx_conf_inbound_path(app->conf), ir->q.path,
-                     ir->q.status_code, ir->q.name, ir->q.from,
-                     unavailable ? " (after retries)"
-                     : ir->q.status_code == HTTP_NOT_FOUND
-                     ? "; map a handler to that path"
-                     : ir->q.status_code == HTTP_FORBIDDEN
-                     ? "; the inbound path needs Require xmpp-internal" : "");
-        error_answer(ir, unavailable ? "wait" : "cancel",
-                     ir->q.status_code < 500 ? "service-unavailable"
-                     : unavailable ? "service-unavailable"
-                     : "internal-server-error",
-                     "the application could not handle this message");
-    }
-    else {
-        answer(ir);
-    }
+    answer_or_error(ir);
 }
+
+static void keep_sync(mx_inbound *in);
 
 /* ---- what the server is told we handled ---- */
 
@@ -310,7 +351,7 @@ static void handle(mx_inreq *ir, apr_thread_t *t)
  * answered at once (its answer's ticket). Untracked when out of memory:
  * then it counts as handled, as everything did before. */
 static void pending_add(mx_inbound *in, apr_uint32_t seq, int running,
-                        apr_uint64_t ticket)
+                        apr_uint64_t ticket, mx_seq rec)
 {
     mx_pending *grown;
 
@@ -326,6 +367,7 @@ static void pending_add(mx_inbound *in, apr_uint32_t seq, int running,
     if (in->npend < in->cappend) {
         in->pend[in->npend].seq = seq;
         in->pend[in->npend].running = running;
+        in->pend[in->npend].rec = rec;
         in->pend[in->npend++].ticket = ticket;
     }
     pthread_mutex_unlock(&in->ack_lock);
@@ -356,11 +398,13 @@ apr_uint32_t mx_inbound_handled(void *data, apr_uint32_t received)
     apr_uint32_t h = received;
     size_t i = 0;
 
+    keep_sync(in); /* what the server is told of must be on disk */
     pthread_mutex_lock(&in->ack_lock);
     while (i < in->npend) {
         mx_pending *pd = &in->pend[i];
 
-        if (pd->running || pd->ticket > stored) {
+        if (pd->running || pd->ticket > stored
+            || (pd->rec && pd->rec >= in->durable)) {
             if ((apr_int32_t)(pd->seq - 1 - h) < 0)
                 h = pd->seq - 1;
             i++;
@@ -452,7 +496,8 @@ static mx_inreq *inreq_from_stanza(mx_inbound *in, xmpp_ctx_t *ctx,
         }
         xmpp_stanza_release(copy);
     }
-    if (!ir->q.name || !ir->q.stanza || mx_inject_build(&ir->q) != 0) {
+    ir->q.attempt = 1;
+    if (!ir->q.name || !ir->q.stanza) {
         inreq_free(ir);
         return NULL;
     }
@@ -511,14 +556,409 @@ static void bounce_stopping(mx_inbound *in, xmpp_stanza_t *st)
                  "error answer", &ticket);
 }
 
+/* ---- kept stanzas: the inbound journal ---- */
+
+#define MX_IN_WINDOW     256      /* kept stanzas in memory, at most */
+#define MX_IN_IDLE_MS    200      /* a worker looks again after this */
+#define MX_IN_STORED_MS  5000     /* the most a worker waits for an answer
+                                   * to be in the outbound journal */
+
+/* The stanza's own id when it can go in a header as it is; else one made
+ * of the journal record's number, the same on every try. */
+static void set_stanza_id(mx_inject *q, mx_seq rec)
+{
+    const char *p;
+    int ok = q->id && *q->id && strlen(q->id) < sizeof(q->stanza_id);
+
+    for (p = q->id; ok && *p; p++)
+        ok = *p > 0x20 && *p < 0x7f;
+    if (ok)
+        snprintf(q->stanza_id, sizeof(q->stanza_id), "%s", q->id);
+    else
+        snprintf(q->stanza_id, sizeof(q->stanza_id), "mx-%llu", rec);
+}
+
+/* Holder thread: make what was appended durable. It then counts as
+ * handled, and the workers may post it. */
+static void keep_sync(mx_inbound *in)
+{
+    char err[256];
+
+    if (!in->jw || !in->dirty)
+        return;
+    if (mx_journal_sync(in->jw, err, sizeof(err)) != 0) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, in->app->s, MX_LOG_TAG "0570: "
+                     "%s: cannot sync the inbound journal: %s; stanzas "
+                     "stay unacknowledged", in->app->jid, err);
+        return;
+    }
+    in->dirty = 0;
+    pthread_mutex_lock(&in->run_lock);
+    __atomic_store_n(&in->durable, mx_journal_next(in->jw), __ATOMIC_RELEASE);
+    pthread_cond_broadcast(&in->run_cond);
+    pthread_mutex_unlock(&in->run_lock);
+}
+
+void mx_inbound_flush(mx_inbound *in)
+{
+    mx_seq done;
+
+    if (!in || !in->jw)
+        return;
+    keep_sync(in);
+    /* the journal forgets what is done; a crash before this posts it
+     * again, which the handler can tell by XMPP_ATTEMPT */
+    done = __atomic_load_n(&in->done, __ATOMIC_ACQUIRE);
+    if (done > in->acked_set && mx_journal_set_acked(in->jw, done) == 0)
+        in->acked_set = done;
+}
+
+/* Stanzas kept and not yet done */
+static mx_seq kept_backlog(mx_inbound *in)
+{
+    return __atomic_load_n(&in->appended, __ATOMIC_ACQUIRE)
+           - __atomic_load_n(&in->done, __ATOMIC_ACQUIRE);
+}
+
+/* The backlog is at XMPPInboundQueueLimit: the sender is told at once;
+ * the log says so once a second, not once a stanza. */
+static apr_uint64_t refuse_full(mx_inreq *ir)
+{
+    mx_inbound *in = ir->in;
+    apr_uint64_t ticket;
+    apr_time_t now = apr_time_now();
+
+    if (now - in->refused_logged >= apr_time_from_sec(1)) {
+        in->refused_logged = now;
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, in->app->s, MX_LOG_TAG "0571: "
+                     "%s: %d inbound stanzas are waiting for their handler "
+                     "(XMPPInboundQueueLimit); the %s from %s and others "
+                     "get an error answer", in->app->jid,
+                     mx_conf_inbound_queue_limit(in->app->conf), ir->q.name,
+                     ir->q.from);
+    }
+    mx_shared_count(in->app->shared->in_failed, 1);
+    error_answer(ir, "wait", "resource-constraint",
+                 "the application is busy; try again later");
+    ticket = ir->ticket;
+    inreq_free(ir);
+    return ticket;
+}
+
+/* Holder thread: append ir to the inbound journal. Returns its record
+ * number, or 0 when it could not be kept (ir is then still the caller's). */
+static mx_seq keep(mx_inbound *in, mx_inreq *ir)
+{
+    mx_inrec r = { ir->q.kind, (char *)ir->q.path, ir->q.name, ir->q.type,
+                   ir->q.id, ir->q.from, ir->q.to, ir->q.body, ir->q.show,
+                   ir->q.status, ir->q.stanza };
+    char err[256], *data;
+    size_t len;
+    mx_seq rec = 0;
+
+    if (!(data = mx_inrec_encode(&r, &len)))
+        return 0;
+    if (mx_journal_append(in->jw, (const char *const *)&data, &len, 1, &rec,
+                          err, sizeof(err)) != 0) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, in->app->s, MX_LOG_TAG "0572: "
+                     "%s: cannot keep an inbound %s in the journal: %s; "
+                     "posted directly", in->app->jid, ir->q.name, err);
+        rec = 0;
+    }
+    free(data);
+    if (rec) {
+        in->dirty = 1;
+        __atomic_store_n(&in->appended, rec, __ATOMIC_RELEASE);
+    }
+    return rec;
+}
+
+/* A kept record as a request to post. NULL when it is not one. */
+static mx_inreq *inreq_from_record(mx_inbound *in, const char *data,
+                                   size_t len, mx_seq rec)
+{
+    mx_inreq *ir = calloc(1, sizeof(*ir));
+    mx_inrec r;
+
+    if (!ir || mx_inrec_decode(data, len, &r) != 0) {
+        free(ir);
+        return NULL;
+    }
+    ir->q.mark.magic = mx_authz_marker;
+    ir->q.app = in->app;
+    ir->q.local_addr = in->local_addr;
+    ir->in = in;
+    ir->q.kind = r.kind;
+    ir->q.path = ir->path = r.path;
+    ir->q.name = r.name; ir->q.type = r.type; ir->q.id = r.id;
+    ir->q.from = r.from; ir->q.to = r.to; ir->q.body = r.body;
+    ir->q.show = r.show; ir->q.status = r.status; ir->q.stanza = r.stanza;
+    if (ir->q.body && !strcmp(ir->q.name, "message"))
+        mx_inbound_command(ir->q.body, &ir->q.command, &ir->q.arg);
+    /* kept by an earlier holder: it may have been posted already */
+    ir->q.attempt = rec < in->recovered ? 2 : 1;
+    set_stanza_id(&ir->q, rec);
+    return ir;
+}
+
+/* Under run_lock: read durable records into the window while it has
+ * room. A record that cannot be read is logged and counts as done. */
+static void window_fill(mx_inbound *in)
+{
+    mx_seq limit = __atomic_load_n(&in->durable, __ATOMIC_ACQUIRE), seq;
+    char *data, bare[3072];
+    size_t len;
+    mx_inreq *ir;
+    int rc;
+
+    while (mx_inq_room(in->window)) {
+        rc = mx_jreader_next(in->jr, limit, &data, &len, &seq);
+        if (rc == -1 && errno == EILSEQ)
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, in->app->s, MX_LOG_TAG
+                         "0573: %s: inbound journal record %llu is damaged "
+                         "and skipped", in->app->jid, seq);
+        if (rc != 1)
+            return;
+        ir = inreq_from_record(in, data, len, seq);
+        free(data);
+        if (!ir) {
+            /* skipped: a later record's bound covers it */
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, in->app->s, MX_LOG_TAG
+                         "0577: %s: inbound journal record %llu is not a "
+                         "stanza (or no memory); skipped", in->app->jid, seq);
+            continue;
+        }
+        if (mx_jid_bare(ir->q.from, bare, sizeof(bare)) < 0)
+            snprintf(bare, sizeof(bare), "%s", ir->q.from);
+        if (mx_inq_add(in->window, seq, bare, ir) != 0) {
+            inreq_free(ir); /* no memory: read again after a restart */
+            return;
+        }
+    }
+}
+
+/* The wait before the next try of a failed request, in microseconds, or
+ * -1 when its tries are used up. Doubling from a first wait chosen so
+ * that the tries span XMPPInboundRetry's seconds; a 503's Retry-After
+ * instead when it gives one. */
+static apr_interval_time_t retry_wait(mx_inreq *ir)
+{
+    mx_srv_conf *conf = ir->in->app->conf;
+    int tries = mx_conf_inbound_tries(conf);
+    apr_time_t budget = apr_time_from_sec(mx_conf_inbound_retry_secs(conf));
+    apr_time_t left = ir->first_try + budget - apr_time_now();
+    apr_interval_time_t first, wait;
+    int shift;
+
+    if (ir->tries >= tries || ir->in->quit)
+        return -1;
+    shift = tries - 1 > 20 ? 20 : tries - 1;
+    first = budget / ((1 << shift) - 1 > 0 ? (1 << shift) - 1 : 1);
+    wait = first << (ir->tries - 1 > 20 ? 20 : ir->tries - 1);
+    if (ir->q.status_code == HTTP_SERVICE_UNAVAILABLE && ir->q.retry_after)
+        wait = apr_time_from_sec(ir->q.retry_after);
+    if (wait > left) /* the last tries come quicker, not later */
+        wait = left > apr_time_from_msec(100) ? left : apr_time_from_msec(100);
+    return wait;
+}
+
+/* Wait (bounded) until ir's answer is in the outbound journal: only then
+ * is its record done, so that a crash cannot lose the answer. */
+static void wait_stored(mx_inreq *ir)
+{
+    int i;
+
+    for (i = 0; ir->in->queue && ir->ticket
+                && mx_qserver_stored(ir->in->queue) < ir->ticket
+                && i < MX_IN_STORED_MS; i++)
+        apr_sleep(apr_time_from_msec(1));
+}
+
+/* One try of a kept stanza. Returns 0 when it is done (answered, or its
+ * error sent), else when to try again (apr time); -1: leave it to the
+ * next holder (stopping mid-retry). */
+static apr_time_t kept_try(mx_inreq *ir, apr_thread_t *t)
+{
+    mx_app *app = ir->in->app;
+    apr_interval_time_t wait;
+
+    if (!ir->tries++)
+        ir->first_try = apr_time_now();
+    if (mx_inject_build(&ir->q) != 0)
+        ir->q.status_code = HTTP_INTERNAL_SERVER_ERROR;
+    else
+        mx_inject_run(&ir->q, t);
+    if (ir->q.status_code >= 500 && (wait = retry_wait(ir)) >= 0) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, app->s, MX_LOG_TAG "0574: "
+                     "%s: the handler of %s%s answered %d to a %s from %s "
+                     "(try %d); tried again in %d ms", app->jid,
+                     mx_conf_inbound_path(app->conf), ir->q.path,
+                     ir->q.status_code, ir->q.name, ir->q.from, ir->tries,
+                     (int)apr_time_as_msec(wait));
+        mx_shared_count(app->shared->in_retried, 1);
+        ir->q.attempt++;
+        return apr_time_now() + wait;
+    }
+    if (ir->q.status_code >= 500 && ir->in->quit)
+        return -1;
+    answer_or_error(ir);
+    wait_stored(ir);
+    return 0;
+}
+
+/* Under run_lock: the outcome of a try of record seq */
+static void kept_outcome(mx_inbound *in, mx_seq seq, mx_inreq *ir,
+                         apr_time_t again)
+{
+    mx_seq bound;
+
+    if (again > 0) {
+        mx_inq_retry(in->window, seq, apr_time_as_msec(again));
+        return;
+    }
+    if (again < 0) /* never done here: the next holder posts it */
+        return;
+    mx_inq_done(in->window, seq);
+    if (ir)
+        inreq_free(ir);
+    if ((bound = mx_inq_advance(in->window)) != 0)
+        __atomic_store_n(&in->done, bound, __ATOMIC_RELEASE);
+    pthread_cond_broadcast(&in->run_cond); /* its sender's next may run */
+}
+
+/* Under run_lock: sleep until woken, a retry is due, or the idle time */
+static void worker_wait(mx_inbound *in, long long wake_ms)
+{
+    long long now = apr_time_as_msec(apr_time_now());
+    long long until = now + MX_IN_IDLE_MS;
+    struct timespec ts;
+
+    if (wake_ms && wake_ms < until)
+        until = wake_ms;
+    ts.tv_sec = (time_t)(until / 1000);
+    ts.tv_nsec = (long)(until % 1000) * 1000000L;
+    pthread_cond_timedwait(&in->run_cond, &in->run_lock, &ts);
+}
+
+static void publish_counts(mx_inbound *in)
+{
+    mx_shared *sh = in->app->shared;
+
+    __atomic_store_n(&sh->in_running, mx_inq_running(in->window),
+                     __ATOMIC_RELAXED);
+    __atomic_store_n(&sh->in_waiting, kept_backlog(in)
+                     - mx_inq_running(in->window), __ATOMIC_RELAXED);
+}
+
+static void *worker_main(void *data)
+{
+    mx_inbound *in = data;
+    apr_thread_t *t = NULL;
+    apr_pool_t *p = NULL;
+    apr_os_thread_t self = apr_os_thread_current();
+    apr_time_t again;
+    mx_seq seq;
+    long long wake;
+    mx_inreq *ir;
+
+    /* an apr_thread_t for the connection's current_thread */
+    if (apr_pool_create_unmanaged_ex(&p, NULL, NULL) == APR_SUCCESS)
+        apr_os_thread_put(&t, &self, p);
+    pthread_mutex_lock(&in->run_lock);
+    while (!in->quit) {
+        window_fill(in);
+        ir = mx_inq_pick(in->window, apr_time_as_msec(apr_time_now()),
+                         &seq, &wake);
+        publish_counts(in);
+        if (!ir) {
+            worker_wait(in, wake);
+            continue;
+        }
+        pthread_mutex_unlock(&in->run_lock);
+        again = kept_try(ir, t);
+        pthread_mutex_lock(&in->run_lock);
+        kept_outcome(in, seq, ir, again);
+    }
+    __atomic_sub_fetch(&in->active, 1, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&in->run_lock);
+    if (p)
+        apr_pool_destroy(p);
+    return NULL;
+}
+
+/* Holder: open the inbound journal and start the workers. Returns 0, or
+ * -1 (logged): then stanzas are posted directly, as without a journal. */
+static int kept_start(mx_inbound *in)
+{
+    char dir[1024], err[256];
+    int i, n = mx_conf_inbound_threads(in->app->conf);
+
+    snprintf(dir, sizeof(dir), "%s/inbound", in->app->dir);
+    if ((mkdir(dir, 0700) != 0 && errno != EEXIST)
+        || mx_journal_open(dir, 0, &in->jw, err, sizeof(err)) != 0) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, in->app->s, MX_LOG_TAG
+                     "0575: %s: cannot open the inbound journal in %s: %s; "
+                     "inbound stanzas are posted without it", in->app->jid,
+                     dir, err);
+        in->jw = NULL;
+        return -1;
+    }
+    in->recovered = in->durable = mx_journal_next(in->jw);
+    in->done = in->acked_set = mx_journal_acked(in->jw);
+    in->appended = in->recovered - 1;
+    if (!(in->window = mx_inq_new(MX_IN_WINDOW))
+        || mx_jreader_open(dir, in->done + 1, &in->jr) != 0
+        || !(in->workers = calloc((size_t)n, sizeof(*in->workers)))) {
+        mx_journal_close(in->jw);
+        in->jw = NULL;
+        return -1;
+    }
+    pthread_mutex_init(&in->run_lock, NULL);
+    pthread_cond_init(&in->run_cond, NULL);
+    for (i = 0; i < n; i++)
+        if (pthread_create(&in->workers[in->nworkers], NULL, worker_main, in)
+            == 0)
+            in->nworkers++;
+    in->active = in->nworkers;
+    if (in->recovered - 1 > in->done)
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, in->app->s, MX_LOG_TAG
+                     "0576: %s: %llu inbound stanzas kept by an earlier "
+                     "holder are posted again (XMPP_ATTEMPT 2)", in->app->jid,
+                     in->recovered - 1 - in->done);
+    return 0;
+}
+
+/* Stop the workers: those in a request finish it (bounded by ms); what is
+ * not done stays in the journal for the next holder. */
+static void kept_stop(mx_inbound *in, apr_time_t end)
+{
+    int i;
+
+    pthread_mutex_lock(&in->run_lock);
+    in->quit = 1;
+    pthread_cond_broadcast(&in->run_cond);
+    pthread_mutex_unlock(&in->run_lock);
+    while (__atomic_load_n(&in->active, __ATOMIC_ACQUIRE)
+           && apr_time_now() < end)
+        apr_sleep(apr_time_from_msec(10));
+    for (i = 0; i < in->nworkers; i++) {
+        if (__atomic_load_n(&in->active, __ATOMIC_ACQUIRE))
+            pthread_detach(in->workers[i]); /* still in a request */
+        else
+            pthread_join(in->workers[i], NULL);
+    }
+    in->nworkers = 0;
+    mx_inbound_flush(in);
+}
+
 /* Stopping: a component bounces the stanza, a client leaves it (and all
  * after it) unacknowledged. Returns 1 when st was dealt with so. */
 static int stopping_branch(mx_inbound *in, xmpp_stanza_t *st, apr_uint32_t seq)
 {
     const char *name = xmpp_stanza_get_name(st), *from;
 
-    if (!in->stopping || !name)
-        return 0;
+    if (!in->stopping || !name || in->jw)
+        return 0; /* with the journal, kept as any (synced at once) */
     if (in->app->component) {
         /* no acknowledgement to hold back: the sender is told instead */
         bounce_stopping(in, st);
@@ -573,12 +1013,31 @@ static int filter(mx_inbound *in, xmpp_ctx_t *ctx, xmpp_stanza_t *st,
            && (*kind & mx_conf_inbound(app->conf));
 }
 
-/* Hand stanza seq to a request thread, or answer "busy" when none is
- * free and the queue is full. */
+/* Without the journal: hand ir to a request thread, or answer "busy"
+ * when none is free and the queue is full. */
+static void dispatch_direct(mx_inbound *in, mx_inreq *ir, apr_uint32_t seq)
+{
+    if (mx_inject_build(&ir->q) != 0) {
+        inreq_free(ir);
+        return;
+    }
+    if (apr_thread_pool_tasks_count(in->threads) >= MX_IN_QUEUE) {
+        pending_add(in, seq, 0, busy_answer(ir), 0);
+        return;
+    }
+    pending_add(in, seq, 1, 0, 0); /* before the thread can finish it */
+    if (apr_thread_pool_push(in->threads, request_task, ir, 0, NULL)
+        != APR_SUCCESS)
+        pending_done(in, in->gen, seq, busy_answer(ir));
+}
+
+/* Keep stanza seq in the inbound journal (it counts as handled once
+ * synced), or refuse it when the backlog is full. */
 static void dispatch(mx_inbound *in, xmpp_ctx_t *ctx, xmpp_stanza_t *st,
                      const char *path, int kind, apr_uint32_t seq)
 {
     mx_inreq *ir;
+    mx_seq rec;
 
     mx_shared_count(in->app->shared->received, 1);
     ir = inreq_from_stanza(in, ctx, st, path, kind);
@@ -591,14 +1050,19 @@ static void dispatch(mx_inbound *in, xmpp_ctx_t *ctx, xmpp_stanza_t *st,
     }
     ir->gen = in->gen;
     ir->seq = seq;
-    if (apr_thread_pool_tasks_count(in->threads) >= MX_IN_QUEUE) {
-        pending_add(in, seq, 0, busy_answer(ir));
+    if (in->jw && kept_backlog(in)
+                  >= (mx_seq)mx_conf_inbound_queue_limit(in->app->conf)) {
+        pending_add(in, seq, 0, refuse_full(ir), 0);
         return;
     }
-    pending_add(in, seq, 1, 0); /* before the thread can finish it */
-    if (apr_thread_pool_push(in->threads, request_task, ir, 0, NULL)
-        != APR_SUCCESS)
-        pending_done(in, in->gen, seq, busy_answer(ir));
+    if (!in->jw || !(rec = keep(in, ir))) {
+        dispatch_direct(in, ir, seq);
+        return;
+    }
+    pending_add(in, seq, 0, 0, rec);
+    inreq_free(ir);
+    if (in->stopping) /* no turn of the loop may come to sync it */
+        keep_sync(in);
 }
 
 static int on_stanza(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
@@ -638,6 +1102,10 @@ void mx_inbound_stop(mx_inbound *in, unsigned int ms)
     apr_time_t end = apr_time_now() + apr_time_from_msec(ms);
 
     in->stopping = 1;
+    if (in->jw) {
+        kept_stop(in, end);
+        return;
+    }
     while ((apr_thread_pool_busy_count(in->threads)
             || apr_thread_pool_tasks_count(in->threads))
            && apr_time_now() < end)
@@ -656,6 +1124,8 @@ mx_inbound *mx_inbound_create(mx_app *app, mx_qserver *queue)
     pthread_mutex_init(&in->ack_lock, NULL);
     apr_pool_create_unmanaged_ex(&in->pool, NULL, NULL);
     in->local_addr = mx_inject_local_addr(app, in->pool);
+    if (kept_start(in) == 0)
+        return in;
     /* all threads from the start, and kept: a thread per stanza (the pool
      * lets idle ones exit by default) costs more than the request */
     if (apr_thread_pool_create(&in->threads, threads, threads, in->pool)
@@ -700,7 +1170,8 @@ const char *mx_inbound_simulate(request_rec *r, mx_app *app,
               "without body)";
     else if (!(kind & mx_conf_inbound(app->conf)))
         why = "its kind is not in XMPPInboundServices";
-    else if (!(ir = inreq_from_stanza(&in, ctx, st, path, kind)))
+    else if (!(ir = inreq_from_stanza(&in, ctx, st, path, kind))
+             || mx_inject_build(&ir->q) != 0)
         why = "out of memory";
     if (text)
         xmpp_free(ctx, text);

@@ -29,6 +29,11 @@ void mx_inbound_on_login(mx_inbound *in, struct _xmpp_ctx_t *ctx,
  * the server is told (XEP-0198 h); data is the mx_inbound. */
 apr_uint32_t mx_inbound_handled(void *data, apr_uint32_t received);
 
+/* Holder thread, each turn of its loop: make the stanzas kept since the
+ * last turn durable (one sync for all) and let the inbound journal forget
+ * those that are done. */
+void mx_inbound_flush(mx_inbound *in);
+
 /* Stop taking stanzas and wait (bounded) for requests in flight. */
 void mx_inbound_stop(mx_inbound *in, unsigned int ms);
 

@@ -71,6 +71,7 @@ void mx_inject_clear(mx_inject *ir)
 
 /* HTTP/1.0: the answer is never chunked */
 #define MX_IN_HEAD "POST %s%s HTTP/1.0\r\nHost: %s\r\nUser-Agent: mod_xmpp\r\n" \
+                   "X-XMPP-Attempt: %d\r\nX-XMPP-Stanza-Id: %s\r\n" \
                    "Content-Type: multipart/form-data; boundary=%s\r\n" \
                    "Content-Length: %zu\r\n\r\n"
 
@@ -89,6 +90,8 @@ int mx_inject_build(mx_inject *ir)
     size_t blen;
     int hlen;
 
+    free(ir->request); /* built again for another try */
+    ir->request = NULL;
     body = mx_multipart(f, sizeof(f) / sizeof(f[0]), boundary,
                         sizeof(boundary), &blen);
     if (!body)
@@ -96,12 +99,14 @@ int mx_inject_build(mx_inject *ir)
     /* on the heap, freed with the stanza: the holder's pool lives as
      * long as the app, and grew by this much with every stanza */
     hlen = snprintf(NULL, 0, MX_IN_HEAD, mx_conf_inbound_path(app->conf),
-                    ir->path, app->s->server_hostname, boundary, blen);
+                    ir->path, app->s->server_hostname, ir->attempt,
+                    ir->stanza_id, boundary, blen);
     ir->request = hlen > 0 ? malloc((size_t)hlen + 1 + blen) : NULL;
     if (ir->request) {
         snprintf(ir->request, (size_t)hlen + 1, MX_IN_HEAD,
                  mx_conf_inbound_path(app->conf), ir->path,
-                 app->s->server_hostname, boundary, blen);
+                 app->s->server_hostname, ir->attempt, ir->stanza_id,
+                 boundary, blen);
         memcpy(ir->request + hlen, body, blen);
         ir->request_len = (size_t)hlen + blen;
     }
@@ -179,6 +184,19 @@ static apr_status_t out_filter_fn(ap_filter_t *f, apr_bucket_brigade *bb)
     return APR_SUCCESS;
 }
 
+/* A 503's Retry-After in seconds (the delta form; a date counts as
+ * none), 0 when none. A CGI's lands in err_headers_out. */
+static int retry_after_of(request_rec *r)
+{
+    const char *v = apr_table_get(r->err_headers_out, "Retry-After");
+    long n;
+
+    if (!v)
+        v = apr_table_get(r->headers_out, "Retry-After");
+    n = v ? strtol(v, NULL, 10) : 0;
+    return n > 0 && n < 86400 ? (int)n : 0;
+}
+
 /* XMPP_REPLY: keep the answer's body and type for the reply. On any other
  * request it has no sender to answer, and passes everything on. */
 static apr_status_t reply_filter_fn(ap_filter_t *f, apr_bucket_brigade *bb)
@@ -194,6 +212,8 @@ static apr_status_t reply_filter_fn(ap_filter_t *f, apr_bucket_brigade *bb)
         return ap_pass_brigade(f->next, bb);
     }
     ir->reply_owner = f;
+    if (r->status == HTTP_SERVICE_UNAVAILABLE && !ir->retry_after)
+        ir->retry_after = retry_after_of(r);
     if (!ir->ctype && r->content_type)
         ir->ctype = strdup(r->content_type);
     for (b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb);
@@ -296,6 +316,7 @@ void mx_inject_run(mx_inject *ir, apr_thread_t *thread)
     ir->reply_len = 0;
     ir->reply_too_long = 0;
     ir->reply_owner = NULL;
+    ir->retry_after = 0;
     if (!thread_allocator
         && apr_allocator_create(&thread_allocator) == APR_SUCCESS)
         apr_allocator_max_free_set(thread_allocator, 1024 * 1024);
@@ -365,6 +386,9 @@ void mx_inject_set_env(request_rec *r)
     set_bounded(r, "XMPP_FROM", ir->from ? ir->from : "", &cut);
     set_bounded(r, "XMPP_TO", ir->to ? ir->to : "", &cut);
     apr_table_set(r->subprocess_env, "XMPP_KIND", kind_names[ir->kind]);
+    apr_table_setn(r->subprocess_env, "XMPP_ATTEMPT",
+                   apr_itoa(r->pool, ir->attempt));
+    apr_table_set(r->subprocess_env, "XMPP_STANZA_ID", ir->stanza_id);
     if (ir->command)
         set_bounded(r, "XMPP_COMMAND", ir->command, &cut);
     if (ir->arg)

@@ -22,6 +22,8 @@ typedef struct {
     char *name, *type, *id;      /* of the stanza */
     char *from, *to, *body, *show, *status, *stanza;
     char *command, *arg;
+    int attempt;                 /* XMPP_ATTEMPT: 1, 2, ... */
+    char stanza_id[80];          /* XMPP_STANZA_ID: the same on a repeat */
     /* the request, served by XMPP_IN */
     char *request;
     size_t request_len, request_off;
@@ -33,6 +35,7 @@ typedef struct {
     size_t reply_len;
     int reply_too_long;
     const void *reply_owner;     /* the XMPP_REPLY filter that keeps it */
+    int retry_after;             /* a 503's Retry-After, seconds; 0 none */
 } mx_inject;
 
 /* An address the app's host listens on, for mx_inject.local_addr */
