@@ -513,20 +513,29 @@ typedef struct {
 
 /* No thread free and the queue full: the sender is told. Frees ir;
  * returns its answer's ticket. */
-static apr_uint64_t busy_answer(mx_inreq *ir)
+/* The sender is told the app is busy. Frees ir; returns its answer's
+ * ticket. */
+static apr_uint64_t resource_constraint(mx_inreq *ir)
 {
-    mx_inbound *in = ir->in;
     apr_uint64_t ticket;
 
-    ap_log_error(APLOG_MARK, APLOG_ERR, 0, in->app->s, MX_LOG_TAG "0506: "
-                 "%s: %d inbound requests are waiting already; the %s from "
-                 "%s gets an error answer", in->app->jid, MX_IN_QUEUE,
-                 ir->q.name, ir->q.from);
+    mx_shared_count(ir->in->app->shared->in_failed, 1);
     error_answer(ir, "wait", "resource-constraint",
                  "the application is busy; try again later");
     ticket = ir->ticket;
     inreq_free(ir);
     return ticket;
+}
+
+static apr_uint64_t busy_answer(mx_inreq *ir)
+{
+    mx_inbound *in = ir->in;
+
+    ap_log_error(APLOG_MARK, APLOG_ERR, 0, in->app->s, MX_LOG_TAG "0506: "
+                 "%s: %d inbound requests are waiting already; the %s from "
+                 "%s gets an error answer", in->app->jid, MX_IN_QUEUE,
+                 ir->q.name, ir->q.from);
+    return resource_constraint(ir);
 }
 
 /* A component that stops cannot leave a stanza to the next session: the
@@ -625,7 +634,6 @@ static mx_seq kept_backlog(mx_inbound *in)
 static apr_uint64_t refuse_full(mx_inreq *ir)
 {
     mx_inbound *in = ir->in;
-    apr_uint64_t ticket;
     apr_time_t now = apr_time_now();
 
     if (now - in->refused_logged >= apr_time_from_sec(1)) {
@@ -637,12 +645,7 @@ static apr_uint64_t refuse_full(mx_inreq *ir)
                      mx_conf_inbound_queue_limit(in->app->conf), ir->q.name,
                      ir->q.from);
     }
-    mx_shared_count(in->app->shared->in_failed, 1);
-    error_answer(ir, "wait", "resource-constraint",
-                 "the application is busy; try again later");
-    ticket = ir->ticket;
-    inreq_free(ir);
-    return ticket;
+    return resource_constraint(ir);
 }
 
 /* Holder thread: append ir to the inbound journal. Returns its record
