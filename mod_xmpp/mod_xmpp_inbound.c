@@ -46,6 +46,11 @@ extern module AP_MODULE_DECLARE_DATA xmpp_module;
 #define MX_IN_MAX_STANZA  (255 * 1024)
 #define MX_IN_RETRIES     3        /* for 503 answers */
 #define MX_IN_RETRY_MS    500      /* doubled each time */
+#define MX_IN_DONES       64       /* done bounds waiting for answers */
+/* how often the inbound journal's "acked" file is rewritten (a rename
+ * and a directory read): after a crash, what was done since is posted
+ * again, which XMPP_ATTEMPT tells */
+#define MX_IN_ACKED_MS    100
 
 /* A stanza given to a request thread, by its number in the session */
 typedef struct {
@@ -83,6 +88,14 @@ struct mx_inbound {
     mx_seq done;                 /* every record up to it is done */
     mx_seq appended;             /* the last record appended */
     mx_seq acked_set;            /* what the journal was told of it */
+    apr_time_t acked_at;         /* when */
+    /* Done bounds waiting for their answers to be in the outbound
+     * journal: (bound, the highest answer ticket up to it), oldest
+     * first. A worker goes on with its sender's next stanza at once;
+     * the journal forgets a record only when its answer is stored. */
+    struct { mx_seq bound; apr_uint64_t ticket; } dones[MX_IN_DONES];
+    size_t ndones;
+    apr_uint64_t max_ticket;
     apr_time_t refused_logged;   /* the last "queue full" log line */
     pthread_mutex_t run_lock;    /* the window and the reader */
     pthread_cond_t run_cond;
@@ -569,8 +582,6 @@ static void bounce_stopping(mx_inbound *in, xmpp_stanza_t *st)
 
 #define MX_IN_WINDOW     256      /* kept stanzas in memory, at most */
 #define MX_IN_IDLE_MS    200      /* a worker looks again after this */
-#define MX_IN_STORED_MS  5000     /* the most a worker waits for an answer
-                                   * to be in the outbound journal */
 
 /* The stanza's own id when it can go in a header as it is; else one made
  * of the journal record's number, the same on every try. */
@@ -608,18 +619,28 @@ static void keep_sync(mx_inbound *in)
     pthread_mutex_unlock(&in->run_lock);
 }
 
+static void dones_settle(mx_inbound *in);
+
 void mx_inbound_flush(mx_inbound *in)
 {
     mx_seq done;
+    apr_time_t now;
 
     if (!in || !in->jw)
         return;
     keep_sync(in);
+    dones_settle(in);
     /* the journal forgets what is done; a crash before this posts it
      * again, which the handler can tell by XMPP_ATTEMPT */
     done = __atomic_load_n(&in->done, __ATOMIC_ACQUIRE);
-    if (done > in->acked_set && mx_journal_set_acked(in->jw, done) == 0)
+    now = apr_time_now();
+    if (done > in->acked_set
+        && (in->stopping
+            || now - in->acked_at >= apr_time_from_msec(MX_IN_ACKED_MS))
+        && mx_journal_set_acked(in->jw, done) == 0) {
         in->acked_set = done;
+        in->acked_at = now;
+    }
 }
 
 /* Stanzas kept and not yet done */
@@ -765,18 +786,6 @@ static apr_interval_time_t retry_wait(mx_inreq *ir)
     return wait;
 }
 
-/* Wait (bounded) until ir's answer is in the outbound journal: only then
- * is its record done, so that a crash cannot lose the answer. */
-static void wait_stored(mx_inreq *ir)
-{
-    int i;
-
-    for (i = 0; ir->in->queue && ir->ticket
-                && mx_qserver_stored(ir->in->queue) < ir->ticket
-                && i < MX_IN_STORED_MS; i++)
-        apr_sleep(apr_time_from_msec(1));
-}
-
 /* One try of a kept stanza. Returns 0 when it is done (answered, or its
  * error sent), else when to try again (apr time); -1: leave it to the
  * next holder (stopping mid-retry). */
@@ -805,8 +814,38 @@ static apr_time_t kept_try(mx_inreq *ir, apr_thread_t *t)
     if (ir->q.status_code >= 500 && ir->in->quit)
         return -1;
     answer_or_error(ir);
-    wait_stored(ir);
     return 0;
+}
+
+/* Under run_lock: every record up to bound is done once the answers so
+ * far are stored. When the list is full its newest entry grows: a later
+ * bound waiting for a later ticket is only more careful. */
+static void dones_push(mx_inbound *in, mx_seq bound)
+{
+    size_t i = in->ndones < MX_IN_DONES ? in->ndones++ : MX_IN_DONES - 1;
+
+    in->dones[i].bound = bound;
+    in->dones[i].ticket = in->max_ticket;
+}
+
+/* Holder thread: the highest done bound whose answers are all stored */
+static void dones_settle(mx_inbound *in)
+{
+    apr_uint64_t stored = in->queue ? mx_qserver_stored(in->queue)
+                                    : ~(apr_uint64_t)0;
+    size_t n = 0;
+
+    pthread_mutex_lock(&in->run_lock);
+    while (n < in->ndones && in->dones[n].ticket <= stored)
+        n++;
+    if (n) {
+        __atomic_store_n(&in->done, in->dones[n - 1].bound,
+                         __ATOMIC_RELEASE);
+        memmove(in->dones, in->dones + n,
+                (in->ndones - n) * sizeof(in->dones[0]));
+        in->ndones -= n;
+    }
+    pthread_mutex_unlock(&in->run_lock);
 }
 
 /* Under run_lock: the outcome of a try of record seq */
@@ -822,10 +861,11 @@ static void kept_outcome(mx_inbound *in, mx_seq seq, mx_inreq *ir,
     if (again < 0) /* never done here: the next holder posts it */
         return;
     mx_inq_done(in->window, seq);
-    if (ir)
-        inreq_free(ir);
+    if (ir->ticket > in->max_ticket)
+        in->max_ticket = ir->ticket;
+    inreq_free(ir);
     if ((bound = mx_inq_advance(in->window)) != 0)
-        __atomic_store_n(&in->done, bound, __ATOMIC_RELEASE);
+        dones_push(in, bound);
     pthread_cond_broadcast(&in->run_cond); /* its sender's next may run */
 }
 
@@ -951,7 +991,14 @@ static void kept_stop(mx_inbound *in, apr_time_t end)
             pthread_join(in->workers[i], NULL);
     }
     in->nworkers = 0;
-    mx_inbound_flush(in);
+    /* the last answers reach the outbound journal within a commit or
+     * two; until then their records are not done (bounded: 1 s) */
+    for (i = 0; i < 100; i++) {
+        mx_inbound_flush(in);
+        if (!in->ndones)
+            break;
+        apr_sleep(apr_time_from_msec(10));
+    }
 }
 
 /* Stopping: a component bounces the stanza, a client leaves it (and all
