@@ -201,3 +201,24 @@ def test_offline_backlog_is_all_posted(httpd_factory, xmpp_client):
     assert [m["body"] for m in replies] == [
         "lua heard: %s n%04d" % (tok, i) for i in range(n)]
     assert errors_since(alice, since) == []
+
+
+def test_status_shows_the_backlog(httpd_factory, xmpp_client):
+    """While one message's handler sleeps, the 5 sent after it from the
+    same sender wait on disk: /server-status?auto says 1 running and 5
+    waiting, then, once all are answered, none of either."""
+    h, dumps = start_app(httpd_factory, "event", "lua", services="message")
+    alice = xmpp_client("alice", resource="st-" + token())
+    since = warm_up(alice)
+    tok = token()
+    alice.send_message(APP, "/sleep 3 %s sleeper" % tok)
+    dumps.wait_token(tok)
+    for i in range(5):
+        alice.send_message(APP, "%s w%d" % (tok, i))
+    util.wait_for(lambda: (h.status()["XMPPApp1InboundRunning"],
+                           h.status()["XMPPApp1InboundWaiting"])
+                  == ("1", "5"), 10, 0.1, "1 running and 5 waiting")
+    chat_replies(alice, tok, 6, since, 30)
+    util.wait_for(lambda: (h.status()["XMPPApp1InboundRunning"],
+                           h.status()["XMPPApp1InboundWaiting"])
+                  == ("0", "0"), 10, 0.1, "an empty backlog")
