@@ -222,3 +222,35 @@ def test_status_shows_the_backlog(httpd_factory, xmpp_client):
     util.wait_for(lambda: (h.status()["XMPPApp1InboundRunning"],
                            h.status()["XMPPApp1InboundWaiting"])
                   == ("0", "0"), 10, 0.1, "an empty backlog")
+
+
+def test_kill_then_graceful_then_hard_restart_loses_nothing(httpd_factory,
+                                                            xmpp_client):
+    """A burst through a kill -9 of the holder, then a graceful restart,
+    then a hard restart (SIGHUP): every message posted at least once, a
+    repeat always with XMPP_ATTEMPT > 1 and the same stanza id."""
+    n = 120
+    h, dumps = start_app(httpd_factory, "event", "lua", services="message")
+    alice = xmpp_client("alice", resource="rs-" + token())
+    warm_up(alice)
+    tok = token()
+    for i in range(n):
+        alice.send_raw(raw_message(APP, "/ms 30 %s n%04d" % (tok, i),
+                                   mid="r-%s-%04d" % (tok, i)))
+    dumps.wait_token(tok, 20, 30)
+    os.kill(int(h.status()["XMPPApp1HolderPID"]), signal.SIGKILL)
+    dumps.wait_token(tok, 40, 60)
+    h.graceful()
+    dumps.wait_token(tok, 60, 60)
+    h.restart()
+    want = {"30 %s n%04d" % (tok, i) for i in range(n)}
+    util.wait_for(lambda: {d.env["XMPP_ARG"] for d in dumps.with_token(tok)}
+                  >= want, 120, 0.2, "every message to be posted")
+    by_arg = {}
+    for d in dumps.with_token(tok):
+        by_arg.setdefault(d.env["XMPP_ARG"], []).append(d)
+    for arg, posts in by_arg.items():
+        assert {d.env["XMPP_STANZA_ID"] for d in posts} == {
+            "r-%s-%s" % (tok, arg.split()[-1][1:])}, posts
+        for d in posts[1:]:
+            assert int(d.env["XMPP_ATTEMPT"]) > 1, posts
