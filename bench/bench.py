@@ -48,13 +48,13 @@ PROFILES = {
     # n_send: messages of test 1; api_secs: wrk duration of test 3;
     # hf_*: hyperfine; n_mem: items queued in test 4; n_in: inbound
     # messages of tests 5/6; n_lat: single messages of test 7
-    # n_inmem: inbound messages of test 9
+    # n_inmem: inbound messages of test 9; n_burst: the burst of test 10
     "quick": dict(n_send=500, api_secs=3, hf_warmup=5, hf_runs=40,
                   n_mem=10000, n_in=300, n_lat=60, lat_secs=3, repeat=1,
-                  n_inmem=20000),
+                  n_inmem=20000, n_burst=200),
     "full": dict(n_send=2000, api_secs=10, hf_warmup=20, hf_runs=200,
                  n_mem=100000, n_in=2000, lat_secs=5, n_lat=300, repeat=2,
-                 n_inmem=200000),
+                 n_inmem=200000, n_burst=2000),
 }
 
 WRK_THREADS = 2
@@ -326,7 +326,8 @@ class Bench:
     def __init__(self, args):
         self.args = args
         self.p = dict(PROFILES["quick" if args.quick else "full"])
-        for key in ("repeat", "n_send", "n_mem", "n_in", "n_inmem"):
+        for key in ("repeat", "n_send", "n_mem", "n_in", "n_inmem",
+                    "n_burst"):
             if getattr(args, key, None):
                 self.p[key] = getattr(args, key)
         self.report = Report()
@@ -1245,6 +1246,42 @@ class Bench:
         r.line("(%d replies, %d handler log lines; the difference of p99s is "
                "only indicative)" % (len(rtt), len(handler)))
 
+    def test_burst(self):
+        """Test 10: one client sends a burst at once (every message
+        unanswered) to a handler that takes 50 ms. One sender's messages
+        are posted one after the other, so draining takes at least n x
+        50 ms; what counts is that none is refused and the holder's
+        memory stays flat while the rest waits on disk."""
+        r = self.report
+        n = self.p["n_burst"]
+        r.section("10. A burst of %d inbound messages at once from one "
+                  "client into a 50 ms mod_lua handler" % n)
+        lua = os.path.join(BENCH, "burst.lua")
+        h = self.start_httpd(
+            'LuaMapHandler "^/_ah/xmpp/message/chat/$" "%s"\n'
+            '<Directory "%s">\n    Require all granted\n</Directory>\n'
+            '<Location "/_ah/xmpp/">\n    Require xmpp-internal\n'
+            '</Location>\n' % (lua, BENCH))
+        try:
+            self.converse(10, 4, self.tag("warm"))
+            holder = int(h.status()["XMPPApp1HolderPID"])
+            base = proc_mem(holder)[0]
+            t0 = time.monotonic()
+            d = self.converse(n, n, self.tag("burst"))
+            drain = time.monotonic() - t0
+            rss, hwm = proc_mem(holder)
+            r.line("%d/%d replies, %d error answers (refused), drained in "
+                   "%.1f s (%.1f s at 50 ms each in order); holder VmRSS "
+                   "%.1f -> %.1f MiB, VmHWM %.1f MiB"
+                   % (d["replies"], d["sent"], d["errors"], drain,
+                      n * 0.05, base / 1024, rss / 1024, hwm / 1024))
+            r.row("burst: error answers", d["errors"], unit="refused",
+                  note="%d messages" % n)
+            r.row("burst: holder VmRSS growth", (rss - base) / 1024,
+                  unit="MiB", note="%d messages waiting on disk" % n)
+        finally:
+            self.stop_httpd(h)
+
     # ------------------------------------------------------------- main
 
     def run(self):
@@ -1283,6 +1320,8 @@ class Bench:
             self.attempt(self.test_component)
         if only and want(9):  # long: only when asked for
             self.attempt(self.test_inbound_memory)
+        if want(10):
+            self.attempt(self.test_burst)
         with open("/proc/loadavg") as f:
             load = " ".join(f.read().split()[:3])
         self.report.section("End")
@@ -1335,6 +1374,7 @@ def main():
     ap.add_argument("--n-mem", type=int, help="items queued in test 4")
     ap.add_argument("--n-in", type=int, help="inbound messages of tests 5/6")
     ap.add_argument("--n-inmem", type=int, help="inbound messages of test 9")
+    ap.add_argument("--n-burst", type=int, help="the burst of test 10")
     ap.add_argument("--build", action="store_true",
                     help="run make first (default: only when not built)")
     ap.add_argument("--no-diagnostic", action="store_true",

@@ -27,7 +27,7 @@
 #include "mod_xmpp_config.h"
 #include "mod_xmpp_console.h"
 #include "mod_xmpp_holder.h"
-#include "mod_xmpp_inbound.h"
+#include "mod_xmpp_inject.h"
 #include "mod_xmpp_status.h"
 
 /* ---- start-up ---- */
@@ -529,7 +529,7 @@ static void mx_child_init(apr_pool_t *pchild, server_rec *s)
 {
     if (!mx_apps || mx_apps->nelts == 0)
         return;
-    mx_inbound_child_init(pchild);
+    mx_inject_child_init(pchild);
     mx_holder_child_init(pchild, s);
 }
 
@@ -543,7 +543,7 @@ static void mx_register_hooks(apr_pool_t *p)
     mx_status_register_hooks(p);
     mx_authz_register_hooks(p);
     mx_api_register_hooks(p);
-    mx_inbound_register_hooks(p);
+    mx_inject_register_hooks(p);
     mx_console_register_hooks(p);
 }
 

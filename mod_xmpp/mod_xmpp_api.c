@@ -20,7 +20,7 @@
 #include "mod_xmpp.h"
 #include "mod_xmpp_api.h"
 #include "mod_xmpp_app.h"
-#include "mod_xmpp_inbound.h"
+#include "mod_xmpp_inject.h"
 #include "mx_ops.h"
 #include "mx_send.h"
 
@@ -603,7 +603,7 @@ static int api_fixups(request_rec *r)
 
     if (!app)
         return DECLINED;
-    mx_inbound_set_env(r);
+    mx_inject_set_env(r);
     apr_table_setn(r->subprocess_env, "XMPP_QUEUE", app->dir);
     apr_table_setn(r->subprocess_env, "XMPP_JID", app->jid);
     apr_table_setn(r->subprocess_env, "XMPP_RESOURCE",

@@ -47,6 +47,9 @@ typedef struct {
     char last_error[256];
     apr_uint32_t traffic_next;   /* total recorded; ring index = % N */
     mx_traffic traffic[MX_TRAFFIC_N];
+    /* inbound stanzas kept on disk: waiting and running now, retries
+     * and failures so far */
+    apr_uint64_t in_waiting, in_running, in_retried, in_failed;
 } mx_shared;
 
 typedef struct mx_app {

@@ -35,6 +35,9 @@ void *mx_create_srv_conf(apr_pool_t *p, server_rec *s)
     c->dev_mode = MX_UNSET;
     c->queue_limit = MX_UNSET;
     c->inbound_threads = MX_UNSET;
+    c->inbound_queue_limit = MX_UNSET;
+    c->inbound_tries = MX_UNSET;
+    c->inbound_retry_secs = MX_UNSET;
     return c;
 }
 
@@ -68,6 +71,9 @@ void *mx_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     MX_MERGE_INT(dev_mode);
     MX_MERGE_INT(queue_limit);
     MX_MERGE_INT(inbound_threads);
+    MX_MERGE_INT(inbound_queue_limit);
+    MX_MERGE_INT(inbound_tries);
+    MX_MERGE_INT(inbound_retry_secs);
     return c;
 }
 
@@ -120,6 +126,24 @@ int mx_conf_inbound_threads(const mx_srv_conf *c)
 {
     return c->inbound_threads != MX_UNSET ? c->inbound_threads
                                           : MX_DEFAULT_IN_THREADS;
+}
+
+int mx_conf_inbound_queue_limit(const mx_srv_conf *c)
+{
+    return c->inbound_queue_limit != MX_UNSET ? c->inbound_queue_limit
+                                              : MX_DEFAULT_IN_QUEUE_LIMIT;
+}
+
+int mx_conf_inbound_tries(const mx_srv_conf *c)
+{
+    return c->inbound_tries != MX_UNSET ? c->inbound_tries
+                                        : MX_DEFAULT_IN_TRIES;
+}
+
+int mx_conf_inbound_retry_secs(const mx_srv_conf *c)
+{
+    return c->inbound_retry_secs != MX_UNSET ? c->inbound_retry_secs
+                                             : MX_DEFAULT_IN_RETRY_SECS;
 }
 
 int mx_conf_queue_limit(const mx_srv_conf *c)
@@ -410,6 +434,29 @@ static const char *mx_set_inbound_threads(cmd_parms *cmd, void *dc,
                         &cmd_conf(cmd)->inbound_threads);
 }
 
+static const char *mx_set_inbound_queue_limit(cmd_parms *cmd, void *dc,
+                                              const char *arg)
+{
+    return int_in_range(cmd, arg, 1, 100000000,
+                        "the most inbound stanzas kept waiting",
+                        &cmd_conf(cmd)->inbound_queue_limit);
+}
+
+/* XMPPInboundRetry tries [max-seconds] */
+static const char *mx_set_inbound_retry(cmd_parms *cmd, void *dc,
+                                        const char *tries, const char *secs)
+{
+    const char *err = int_in_range(cmd, tries, 1, 100, "how often a "
+                                   "failing inbound request is tried in all",
+                                   &cmd_conf(cmd)->inbound_tries);
+
+    if (!err && secs)
+        err = int_in_range(cmd, secs, 1, 86400, "the most seconds from an "
+                           "inbound request's first try to its last",
+                           &cmd_conf(cmd)->inbound_retry_secs);
+    return err;
+}
+
 const command_rec mx_cmds[] = {
     AP_INIT_FLAG(MX_CMD_ENGINE, mx_set_engine, NULL, RSRC_CONF,
                  "On: this server or virtual host is an XMPP app with its "
@@ -448,5 +495,11 @@ const command_rec mx_cmds[] = {
     AP_INIT_TAKE1(MX_CMD_INBOUND_THREADS, mx_set_inbound_threads, NULL,
                   RSRC_CONF, "inbound requests run at once by the holding "
                   "child, per app (default 16)"),
+    AP_INIT_TAKE1(MX_CMD_INBOUND_QUEUE_LIMIT, mx_set_inbound_queue_limit,
+                  NULL, RSRC_CONF, "most inbound stanzas kept waiting for "
+                  "their handler (default 100000)"),
+    AP_INIT_TAKE12(MX_CMD_INBOUND_RETRY, mx_set_inbound_retry, NULL,
+                   RSRC_CONF, "tries of a failing inbound request (5xx, "
+                   "timeout) and the most seconds they take (default 5 60)"),
     { NULL }
 };

@@ -23,6 +23,8 @@
 #define MX_CMD_DEV_MODE        "XMPPDevMode"
 #define MX_CMD_QUEUE_LIMIT     "XMPPQueueLimit"
 #define MX_CMD_INBOUND_THREADS "XMPPInboundThreads"
+#define MX_CMD_INBOUND_QUEUE_LIMIT "XMPPInboundQueueLimit"
+#define MX_CMD_INBOUND_RETRY "XMPPInboundRetry"
 
 #define MX_UNSET (-1)
 
@@ -41,6 +43,9 @@ typedef enum { MX_TLS_REQUIRED = 0, MX_TLS_OPTIONAL, MX_TLS_OFF } mx_tls_policy;
 #define MX_COMPONENT_PORT       5347
 #define MX_DEFAULT_QUEUE_LIMIT  100000
 #define MX_DEFAULT_IN_THREADS   16
+#define MX_DEFAULT_IN_QUEUE_LIMIT 100000
+#define MX_DEFAULT_IN_TRIES     5
+#define MX_DEFAULT_IN_RETRY_SECS 60
 
 typedef struct mx_srv_conf {
     int engine;                  /* not inherited: see mx_merge_srv_conf */
@@ -60,6 +65,9 @@ typedef struct mx_srv_conf {
     int dev_mode;
     int queue_limit;             /* items in the outbound queue */
     int inbound_threads;         /* requests run at once, per app */
+    int inbound_queue_limit;     /* stanzas kept waiting on disk */
+    int inbound_tries;           /* of a failing handler, in all */
+    int inbound_retry_secs;      /* from the first try to the last */
     const char *defined_in;      /* "file:line" of XMPPEngine On, for messages */
 } mx_srv_conf;
 
@@ -79,6 +87,9 @@ const char *mx_conf_spool_dir(const mx_srv_conf *c);
 int mx_conf_dev_mode(const mx_srv_conf *c);
 int mx_conf_queue_limit(const mx_srv_conf *c);
 int mx_conf_inbound_threads(const mx_srv_conf *c);
+int mx_conf_inbound_queue_limit(const mx_srv_conf *c);
+int mx_conf_inbound_tries(const mx_srv_conf *c);
+int mx_conf_inbound_retry_secs(const mx_srv_conf *c);
 
 /* 1 when c is in component mode (XMPPComponent or its secret set) */
 int mx_conf_is_component(const mx_srv_conf *c);

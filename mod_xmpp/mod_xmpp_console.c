@@ -158,6 +158,12 @@ static void show_state(request_rec *r, const mx_app *app, const mx_shared *sh)
         apr_psprintf(r->pool, "%" APR_UINT64_T_FMT " / %" APR_UINT64_T_FMT
                      " / %" APR_UINT64_T_FMT " / %" APR_UINT64_T_FMT,
                      sh->queued, sh->sent, sh->received, sh->failed));
+    /* the backlog kept on disk for the handlers (the inbound journal) */
+    row(r, "Inbound waiting / running / retried / failed",
+        apr_psprintf(r->pool, "%" APR_UINT64_T_FMT " / %" APR_UINT64_T_FMT
+                     " / %" APR_UINT64_T_FMT " / %" APR_UINT64_T_FMT,
+                     sh->in_waiting, sh->in_running, sh->in_retried,
+                     sh->in_failed));
     row(r, "Last error", sh->last_error);
     ap_rputs("</table>\n", r);
 }

@@ -633,6 +633,7 @@ static void run_session(mx_holder *h)
 {
     while (!h->ended && !stopping(h)) {
         run_once(h, MX_RUN_ONCE_MS);
+        mx_inbound_flush(h->inbound);
         ack_quickly(h);
         if (h->logged_in)
             mx_out_pump(h->out);

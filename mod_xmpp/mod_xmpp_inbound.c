@@ -1,17 +1,6 @@
 /* mod_xmpp_inbound: each inbound stanza of an enabled kind becomes a POST
- * to XMPPInboundPath + its path, run through httpd's ordinary request
- * processing in the app's virtual host (translate, access, fixups,
- * handler, logging), on a connection that has no client and no socket.
- *
- * How. A conn_rec filled by hand, with its own pool and bucket allocator,
- * goes through ap_pre_connection (modules such as mod_logio need their
- * connection state), after which the core's network filters are replaced:
- * XMPP_IN serves the request bytes, XMPP_OUT reads the status line of the
- * answer and throws the rest away. XMPP_REPLY, a content filter on the
- * request, keeps the body for the reply. Then ap_read_request and
- * ap_process_request run as for any client. The request comes from
- * 0.1.0.10 (as App Engine's own did), so "Require local" does not grant it
- * by accident; "Require xmpp-internal" does, by a mark on the connection.
+ * to XMPPInboundPath + its path (mod_xmpp_inject runs it), and what the
+ * handler answered becomes a reply or an error for the sender.
  *
  * Requests run on a small pool of threads of the holding child, so a slow
  * handler does not stall the XMPP connection; when its queue is full the
@@ -22,26 +11,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <strophe.h>
+
+#include "apr_portable.h"
 #include "apr_strings.h"
 #include "apr_thread_pool.h"
 #include "httpd.h"
-#include "http_config.h"
-#include "http_connection.h"
-#include "http_core.h"
 #include "http_log.h"
-#include "http_protocol.h"
-#include "http_request.h"
-#include "http_vhost.h"
-#include "ap_listen.h"
-#include "mod_ssl.h"
-#include "util_filter.h"
 
-#include "mod_xmpp_authz.h"
 #include "mod_xmpp_inbound.h"
+#include "mod_xmpp_inject.h"
+#include "mod_xmpp_outbound.h"
 #include "mx_inbound.h"
+#include "mx_inq.h"
 #include "mx_jid.h"
+#include "mx_journal.h"
 #include "mx_qclient.h"
 #include "mx_queue.h"
 #include "mx_send.h"
@@ -52,23 +40,24 @@ APLOG_USE_MODULE(xmpp);
 extern module AP_MODULE_DECLARE_DATA xmpp_module;
 
 #define MX_IN_QUEUE       64       /* stanzas waiting for a thread */
-#define MX_IN_MAX_REPLY   (256 * 1024)
 /* the stanza an answer becomes: below what servers take from a client
  * (Prosody's c2s_stanza_size_limit and ejabberd's max_stanza_size are
  * 256 KiB), less room for what the server adds */
 #define MX_IN_MAX_STANZA  (255 * 1024)
-/* a CGI variable's value: Linux refuses an execve with a "NAME=value"
- * string above 128 KiB (MAX_ARG_STRLEN), and the script would not run */
-#define MX_IN_ENV_MAX     (64 * 1024)
 #define MX_IN_RETRIES     3        /* for 503 answers */
 #define MX_IN_RETRY_MS    500      /* doubled each time */
-#define MX_CLIENT_IP      "0.1.0.10"
+#define MX_IN_DONES       64       /* done bounds waiting for answers */
+/* how often the inbound journal's "acked" file is rewritten (a rename
+ * and a directory read): after a crash, what was done since is posted
+ * again, which XMPP_ATTEMPT tells */
+#define MX_IN_ACKED_MS    100
 
 /* A stanza given to a request thread, by its number in the session */
 typedef struct {
     apr_uint32_t seq;
     int running;
     apr_uint64_t ticket;         /* its answer's, in the queue thread */
+    mx_seq rec;                  /* its inbound journal record, or 0 */
 } mx_pending;
 
 struct mx_inbound {
@@ -89,56 +78,53 @@ struct mx_inbound {
     size_t npend, cappend;
     int kept;                    /* a stanza left unhandled (stopping) */
     apr_uint32_t kept_seq;
+    /* The inbound journal (<spool>/<app>/inbound/journal/): a stanza is
+     * appended there by the holder thread and counts as handled once
+     * synced; workers post from it. NULL: posted directly (threads). */
+    mx_journal *jw;
+    int dirty;                   /* appended since the last sync */
+    mx_seq durable;              /* records below it are synced */
+    mx_seq recovered;            /* below it: kept by an earlier holder */
+    mx_seq done;                 /* every record up to it is done */
+    mx_seq appended;             /* the last record appended */
+    mx_seq acked_set;            /* what the journal was told of it */
+    apr_time_t acked_at;         /* when */
+    /* Done bounds waiting for their answers to be in the outbound
+     * journal: (bound, the highest answer ticket up to it), oldest
+     * first. A worker goes on with its sender's next stanza at once;
+     * the journal forgets a record only when its answer is stored. */
+    struct { mx_seq bound; apr_uint64_t ticket; } dones[MX_IN_DONES];
+    size_t ndones;
+    apr_uint64_t max_ticket;
+    apr_time_t refused_logged;   /* the last "queue full" log line */
+    pthread_mutex_t run_lock;    /* the window and the reader */
+    pthread_cond_t run_cond;
+    mx_inq *window;
+    mx_jreader *jr;
+    pthread_t *workers;
+    int nworkers;
+    volatile int active;         /* workers not yet ended */
+    volatile int quit;
 };
 
 /* One inbound stanza and its request. Allocated with malloc: it crosses
  * from the holder thread to a request thread. */
 typedef struct mx_inreq {
-    mx_conn_mark mark;           /* first: what Require xmpp-internal sees */
+    mx_inject q;                 /* the request and its answer */
     mx_inbound *in;
     apr_uint32_t gen, seq;       /* the session, the stanza's number */
     apr_uint64_t ticket;         /* of its answer in the queue thread */
-    int kind;
-    const char *path;            /* under XMPPInboundPath */
-    char *name, *type, *id;      /* of the stanza */
-    char *from, *to, *body, *show, *status, *stanza;
-    char *command, *arg;
-    /* the request, served by XMPP_IN */
-    char *request;
-    size_t request_len, request_off;
-    /* the answer, kept by XMPP_OUT and XMPP_REPLY */
-    int status_code;
-    int saw_status;
-    char *ctype;
-    char *reply;
-    size_t reply_len;
-    int reply_too_long;
-    const void *reply_owner;     /* the XMPP_REPLY filter that keeps it */
+    char *path;                  /* a kept stanza's: q.path points here */
+    int tries;                   /* a kept stanza's, by this holder */
+    apr_time_t first_try;
 } mx_inreq;
-
-static apr_socket_t *dummy_socket;
-/* each request thread reuses its allocator: one per request cost mmap and
- * munmap calls (and TLB shootdowns) on every stanza */
-static __thread apr_allocator_t *thread_allocator;
-static module *event_module;    /* mpm_event, if that is the MPM */
-static APR_OPTIONAL_FN_TYPE(ssl_engine_disable) *disable_ssl;
-static APR_OPTIONAL_FN_TYPE(ap_logio_add_bytes_out) *logio_out;
-static ap_filter_rec_t *in_filter, *out_filter, *reply_filter;
-static volatile apr_uint32_t conn_ids;
-
-static const char *const kind_names[] = {
-    NULL, "message", "error", NULL, "subscribe", NULL, NULL, NULL, "presence"
-};
 
 /* ---- the stanza ---- */
 
 static void inreq_free(mx_inreq *ir)
 {
-    free(ir->name); free(ir->type); free(ir->id);
-    free(ir->from); free(ir->to); free(ir->body);
-    free(ir->show); free(ir->status); free(ir->stanza);
-    free(ir->command); free(ir->arg);
-    free(ir->request); free(ir->ctype); free(ir->reply);
+    mx_inject_clear(&ir->q);
+    free(ir->path);
     free(ir);
 }
 
@@ -195,280 +181,12 @@ static void error_answer(mx_inreq *ir, const char *etype, const char *cond,
     mx_app *app = ir->in->app;
 
     mx_shared_count(app->shared->failed, 1);
-    if (strcmp(ir->name, "message") || (ir->type && !strcmp(ir->type,
+    if (strcmp(ir->q.name, "message") || (ir->q.type && !strcmp(ir->q.type,
                                                              "error")))
         return;
-    queue_answer(ir->in, mx_error_stanza(ir->name, ir->to, ir->from, ir->id,
+    queue_answer(ir->in, mx_error_stanza(ir->q.name, ir->q.to, ir->q.from, ir->q.id,
                                          etype, cond, text),
                  "error answer", &ir->ticket);
-}
-
-/* ---- the request's bytes ---- */
-
-/* HTTP/1.0: the answer is never chunked */
-#define MX_IN_HEAD "POST %s%s HTTP/1.0\r\nHost: %s\r\nUser-Agent: mod_xmpp\r\n" \
-                   "Content-Type: multipart/form-data; boundary=%s\r\n" \
-                   "Content-Length: %zu\r\n\r\n"
-
-static int build_request(mx_inreq *ir)
-{
-    mx_app *app = ir->in->app;
-    mx_form_field f[] = {
-        { "from", ir->from, ir->from ? strlen(ir->from) : 0, NULL },
-        { "to", ir->to, ir->to ? strlen(ir->to) : 0, NULL },
-        { "body", ir->body, ir->body ? strlen(ir->body) : 0, NULL },
-        { "show", ir->show, ir->show ? strlen(ir->show) : 0, NULL },
-        { "status", ir->status, ir->status ? strlen(ir->status) : 0, NULL },
-        { "stanza", ir->stanza, strlen(ir->stanza), "text/xml" },
-    };
-    char boundary[MX_BOUNDARY_SIZE], *body;
-    size_t blen;
-    int hlen;
-
-    body = mx_multipart(f, sizeof(f) / sizeof(f[0]), boundary,
-                        sizeof(boundary), &blen);
-    if (!body)
-        return -1;
-    /* on the heap, freed with the stanza: the holder's pool lives as
-     * long as the app, and grew by this much with every stanza */
-    hlen = snprintf(NULL, 0, MX_IN_HEAD, mx_conf_inbound_path(app->conf),
-                    ir->path, app->s->server_hostname, boundary, blen);
-    ir->request = hlen > 0 ? malloc((size_t)hlen + 1 + blen) : NULL;
-    if (ir->request) {
-        snprintf(ir->request, (size_t)hlen + 1, MX_IN_HEAD,
-                 mx_conf_inbound_path(app->conf), ir->path,
-                 app->s->server_hostname, boundary, blen);
-        memcpy(ir->request + hlen, body, blen);
-        ir->request_len = (size_t)hlen + blen;
-    }
-    free(body);
-    return ir->request ? 0 : -1;
-}
-
-/* ---- filters ---- */
-
-static mx_inreq *inreq_of(conn_rec *c)
-{
-    return mx_authz_is_internal(c) ? ap_get_module_config(c->conn_config,
-                                                          &xmpp_module)
-                                   : NULL;
-}
-
-/* XMPP_IN: the request line, headers and body, as a client would send */
-static apr_status_t in_filter_fn(ap_filter_t *f, apr_bucket_brigade *bb,
-                                 ap_input_mode_t mode,
-                                 apr_read_type_e block, apr_off_t readbytes)
-{
-    mx_inreq *ir = f->ctx;
-    const char *p = ir->request + ir->request_off;
-    size_t left = ir->request_len - ir->request_off, n = left;
-    const char *lf;
-
-    if (mode == AP_MODE_EATCRLF || mode == AP_MODE_INIT)
-        return APR_SUCCESS;
-    if (left == 0)
-        return APR_EOF;
-    if (mode == AP_MODE_GETLINE) {
-        lf = memchr(p, '\n', left);
-        n = lf ? (size_t)(lf - p) + 1 : left;
-    }
-    else if (readbytes > 0 && (apr_off_t)n > readbytes) {
-        n = (size_t)readbytes;
-    }
-    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_transient_create(p, n,
-                                                            f->c->bucket_alloc));
-    if (mode != AP_MODE_SPECULATIVE)
-        ir->request_off += n;
-    return APR_SUCCESS;
-}
-
-/* XMPP_OUT: the end of the line. Reads the status code from the status
- * line and deletes every bucket, EOR included: deleting EOR ends the
- * request (it is logged, and its pool freed). */
-static apr_status_t out_filter_fn(ap_filter_t *f, apr_bucket_brigade *bb)
-{
-    mx_inreq *ir = f->ctx;
-    apr_bucket *b;
-    apr_size_t total = 0;
-
-    while (!APR_BRIGADE_EMPTY(bb)) {
-        b = APR_BRIGADE_FIRST(bb);
-        if (!APR_BUCKET_IS_METADATA(b)) {
-            const char *data;
-            apr_size_t len;
-
-            if (apr_bucket_read(b, &data, &len, APR_BLOCK_READ)
-                == APR_SUCCESS) {
-                total += len;
-                if (!ir->saw_status && len > 12 && !strncmp(data, "HTTP/", 5)) {
-                    const char *sp = memchr(data, ' ', len);
-
-                    ir->saw_status = 1;
-                    ir->status_code = sp ? atoi(sp + 1) : 500;
-                }
-            }
-        }
-        apr_bucket_delete(b);
-    }
-    if (total && logio_out)
-        logio_out(f->c, (apr_off_t)total);
-    return APR_SUCCESS;
-}
-
-/* XMPP_REPLY: keep the answer's body and type for the reply. On any other
- * request it has no sender to answer, and passes everything on. */
-static apr_status_t reply_filter_fn(ap_filter_t *f, apr_bucket_brigade *bb)
-{
-    mx_inreq *ir = inreq_of(f->c);
-    request_rec *r = f->r;
-    apr_bucket *b;
-
-    /* no sender to answer, or added twice (by mod_xmpp and by the
-     * configuration): pass the response on untouched */
-    if (!ir || (ir->reply_owner && ir->reply_owner != f)) {
-        ap_remove_output_filter(f);
-        return ap_pass_brigade(f->next, bb);
-    }
-    ir->reply_owner = f;
-    if (!ir->ctype && r->content_type)
-        ir->ctype = strdup(r->content_type);
-    for (b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb);
-         b = APR_BUCKET_NEXT(b)) {
-        const char *data;
-        apr_size_t len;
-        char *grown;
-
-        if (APR_BUCKET_IS_METADATA(b)
-            || apr_bucket_read(b, &data, &len, APR_BLOCK_READ) != APR_SUCCESS)
-            continue;
-        if (ir->reply_len + len > MX_IN_MAX_REPLY) {
-            ir->reply_too_long = 1;
-            continue;
-        }
-        if (!(grown = realloc(ir->reply, ir->reply_len + len + 1)))
-            continue;
-        ir->reply = grown;
-        memcpy(ir->reply + ir->reply_len, data, len);
-        ir->reply_len += len;
-        ir->reply[ir->reply_len] = '\0';
-    }
-    return ap_pass_brigade(f->next, bb);
-}
-
-static void insert_reply_filter(request_rec *r)
-{
-    if (inreq_of(r->connection))
-        ap_add_output_filter_handle(reply_filter, NULL, r, r->connection);
-}
-
-/* ---- the connection ---- */
-
-/* An address the app's host listens on, so that ap_update_vhost_given_ip
- * picks its address set; the Host header then picks it by name. */
-static apr_sockaddr_t *local_addr_of(mx_app *app, apr_pool_t *p)
-{
-    server_rec *s = app->s;
-
-    if (s->is_virtual && s->addrs && s->addrs->host_addr) {
-        apr_sockaddr_t *sa = s->addrs->host_addr;
-
-        if (s->addrs->host_port && sa->port != s->addrs->host_port)
-            apr_sockaddr_info_get(&sa, sa->hostname, sa->family,
-                                  s->addrs->host_port, 0, p);
-        return sa;
-    }
-    return ap_listeners ? ap_listeners->bind_addr : NULL;
-}
-
-static conn_rec *make_conn(mx_inreq *ir, apr_pool_t *pool,
-                           apr_thread_t *thread)
-{
-    conn_rec *c = apr_pcalloc(pool, sizeof(*c));
-    apr_sockaddr_t *client;
-
-    c->pool = pool;
-    c->base_server = ir->in->app->s;
-    c->conn_config = ap_create_conn_config(pool);
-    c->notes = apr_table_make(pool, 5);
-    c->bucket_alloc = apr_bucket_alloc_create(pool);
-    c->local_addr = ir->in->local_addr;
-    c->current_thread = thread;
-    if (!c->local_addr)
-        return NULL;
-    apr_sockaddr_ip_get(&c->local_ip, c->local_addr);
-    apr_sockaddr_info_get(&client, MX_CLIENT_IP, APR_INET, 0, 0, pool);
-    c->client_addr = client;
-    c->client_ip = MX_CLIENT_IP;
-    /* above the ids MPMs give real connections */
-    c->id = (long)(0x40000000L | __atomic_add_fetch(&conn_ids, 1,
-                                                    __ATOMIC_RELAXED));
-    c->keepalive = AP_CONN_CLOSE;
-    c->keepalives = 1;
-    /* no socket to poll: keep mpm_event from trying */
-    c->clogging_input_filters = 1;
-    c->sbh = NULL;
-    ap_set_module_config(c->conn_config, &xmpp_module, ir);
-    /* mpm_event's request hooks use their connection state unchecked */
-    if (event_module)
-        ap_set_module_config(c->conn_config, event_module,
-                             apr_pcalloc(pool, 4096));
-    return c;
-}
-
-/* Run the request; the answer lands in ir. */
-static void run_request(mx_inreq *ir, apr_thread_t *thread)
-{
-    apr_pool_t *pool;
-    conn_rec *c;
-    request_rec *r;
-    int rc;
-
-    ir->request_off = 0;
-    ir->saw_status = 0;
-    ir->status_code = 0;
-    free(ir->reply);
-    free(ir->ctype);
-    ir->reply = ir->ctype = NULL;
-    ir->reply_len = 0;
-    ir->reply_too_long = 0;
-    ir->reply_owner = NULL;
-    if (!thread_allocator
-        && apr_allocator_create(&thread_allocator) == APR_SUCCESS)
-        apr_allocator_max_free_set(thread_allocator, 1024 * 1024);
-    if (!thread_allocator
-        || apr_pool_create_ex(&pool, NULL, NULL, thread_allocator)
-           != APR_SUCCESS) {
-        ir->status_code = 500;
-        return;
-    }
-    c = make_conn(ir, pool, thread);
-    if (!c) {
-        ir->status_code = 500;
-        apr_pool_destroy(pool);
-        return;
-    }
-    ap_update_vhost_given_ip(c);
-    if (disable_ssl)
-        disable_ssl(c);
-    rc = ap_pre_connection(c, dummy_socket);
-    if ((rc == OK || rc == DONE) && !c->aborted) {
-        ap_filter_t *f;
-
-        for (f = c->input_filters; f; f = f->next)
-            if (!strcasecmp(f->frec->name, "core_in"))
-                ap_remove_input_filter(f);
-        for (f = c->output_filters; f; f = f->next)
-            if (!strcasecmp(f->frec->name, "core"))
-                ap_remove_output_filter(f);
-        ap_add_input_filter_handle(in_filter, ir, NULL, c);
-        ap_add_output_filter_handle(out_filter, ir, NULL, c);
-        r = ap_read_request(c);
-        if (r)
-            ap_process_request(r);
-    }
-    if (!ir->saw_status)
-        ir->status_code = 500;
-    apr_pool_destroy(pool);
 }
 
 /* ---- what the answer means ---- */
@@ -492,13 +210,13 @@ static char *raw_answer(mx_inreq *ir)
     int bad = 0;
 
     if (!app->component)
-        return strdup(ir->reply);
-    out = mx_stanza_from_component(ir->reply, ir->to, app->jid, &bad);
+        return strdup(ir->q.reply);
+    out = mx_stanza_from_component(ir->q.reply, ir->q.to, app->jid, &bad);
     if (bad)
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, app->s, MX_LOG_TAG "0550: %s: "
                      "the application/xmpp+xml answer of %s%s is from an "
                      "address that is not the component's; not sent",
-                     app->jid, mx_conf_inbound_path(app->conf), ir->path);
+                     app->jid, mx_conf_inbound_path(app->conf), ir->q.path);
     return out;
 }
 
@@ -516,8 +234,8 @@ static void bad_answer(mx_inreq *ir, const char *what, const char *why,
     ap_log_error(APLOG_MARK, APLOG_ERR, 0, app->s, MX_LOG_TAG "0508: %s: the "
                  "%s answer of %s%s to a %s from %s cannot be sent: %s; the "
                  "sender gets an error. %s", app->jid, what,
-                 mx_conf_inbound_path(app->conf), ir->path, ir->name,
-                 ir->from ? ir->from : "?", why, fix);
+                 mx_conf_inbound_path(app->conf), ir->q.path, ir->q.name,
+                 ir->q.from ? ir->q.from : "?", why, fix);
     apr_snprintf(text, sizeof(text), "the application's answer could not be "
                  "sent: %s", why);
     error_answer(ir, "cancel", "internal-server-error", text);
@@ -526,10 +244,10 @@ static void bad_answer(mx_inreq *ir, const char *what, const char *why,
 /* An application/xmpp+xml answer goes out as it is: exactly one stanza */
 static void stanza_answer(mx_inreq *ir)
 {
-    const char *why = memchr(ir->reply, '\0', ir->reply_len)
-                      ? "it contains a NUL byte" : mx_stanza_problem(ir->reply);
+    const char *why = memchr(ir->q.reply, '\0', ir->q.reply_len)
+                      ? "it contains a NUL byte" : mx_stanza_problem(ir->q.reply);
 
-    if (!why && ir->reply_len > MX_IN_MAX_STANZA)
+    if (!why && ir->q.reply_len > MX_IN_MAX_STANZA)
         why = "it is larger than what XMPP servers take";
     if (why) {
         bad_answer(ir, "application/xmpp+xml", why, "Such an answer must be "
@@ -544,7 +262,7 @@ static void stanza_answer(mx_inreq *ir)
 static void text_answer(mx_inreq *ir)
 {
     char id[MX_ID_SIZE], buf[100];
-    const char *why = mx_xml_text_problem(ir->reply, ir->reply_len, buf,
+    const char *why = mx_xml_text_problem(ir->q.reply, ir->q.reply_len, buf,
                                           sizeof(buf));
     char *stanza;
 
@@ -556,7 +274,7 @@ static void text_answer(mx_inreq *ir)
         return;
     }
     mx_new_id(id, sizeof(id));
-    stanza = mx_message_stanza(ir->to, ir->from, "chat", ir->reply, 0, id);
+    stanza = mx_message_stanza(ir->q.to, ir->q.from, "chat", ir->q.reply, 0, id);
     if (stanza && strlen(stanza) > MX_IN_MAX_STANZA) {
         free(stanza);
         bad_answer(ir, "text/plain", "it is larger than what XMPP servers "
@@ -568,17 +286,17 @@ static void text_answer(mx_inreq *ir)
 
 static void answer(mx_inreq *ir)
 {
-    int xml = is_type(ir->ctype, "application/xmpp+xml");
-    int text = is_type(ir->ctype, "text/plain") && ir->from && ir->to;
+    int xml = is_type(ir->q.ctype, "application/xmpp+xml");
+    int text = is_type(ir->q.ctype, "text/plain") && ir->q.from && ir->q.to;
 
-    if (ir->status_code != HTTP_OK || !ir->reply_len
-        || (ir->type && !strcmp(ir->type, "error")) || (!xml && !text))
+    if (ir->q.status_code != HTTP_OK || !ir->q.reply_len
+        || (ir->q.type && !strcmp(ir->q.type, "error")) || (!xml && !text))
         return; /* 202, 204, empty, another type: nothing to say */
-    if (ir->reply_too_long) {
+    if (ir->q.reply_too_long) {
         char why[80];
 
         apr_snprintf(why, sizeof(why), "it is longer than %d bytes",
-                     MX_IN_MAX_REPLY);
+                     MX_INJECT_MAX_REPLY);
         bad_answer(ir, xml ? "application/xmpp+xml" : "text/plain", why,
                    "Send a shorter answer.");
     }
@@ -588,45 +306,57 @@ static void answer(mx_inreq *ir)
         text_answer(ir);
 }
 
-/* Run ir's request (503 retried), then act on the answer. */
-static void handle(mx_inreq *ir, apr_thread_t *t)
+/* Act on what ir's request answered: a reply, or the sender told of a
+ * failure (after `tries` when it was tried more than once). */
+static void answer_or_error(mx_inreq *ir)
 {
     mx_app *app = ir->in->app;
+    int code = ir->q.status_code;
+    int unavailable = code == HTTP_SERVICE_UNAVAILABLE;
+
+    if (code < 400) {
+        answer(ir);
+        return;
+    }
+    /* 4xx: nobody handles the path (404), or it is protected (403):
+     * the configuration's fault, said so, and the sender told */
+    ap_log_error(APLOG_MARK, APLOG_ERR, 0, app->s, MX_LOG_TAG "0504: %s: "
+                 "the handler of %s%s answered %d to a %s from %s%s",
+                 app->jid, mx_conf_inbound_path(app->conf), ir->q.path,
+                 code, ir->q.name, ir->q.from,
+                 code >= 500 && ir->tries > 1 ? " (after retries)"
+                 : unavailable ? " (after retries)"
+                 : code == HTTP_NOT_FOUND
+                 ? "; map a handler to that path (not retried)"
+                 : code == HTTP_FORBIDDEN
+                 ? "; the inbound path needs Require xmpp-internal (not "
+                   "retried)" : "");
+    mx_shared_count(app->shared->in_failed, 1);
+    error_answer(ir, unavailable ? "wait" : "cancel",
+                 code < 500 || unavailable ? "service-unavailable"
+                 : "internal-server-error",
+                 "the application could not handle this message");
+}
+
+/* Without the journal: run ir's request (503 retried), then act on the
+ * answer. */
+static void handle(mx_inreq *ir, apr_thread_t *t)
+{
     unsigned int wait = MX_IN_RETRY_MS;
     int attempt;
 
     for (attempt = 0; ; attempt++) {
-        run_request(ir, t);
-        if (ir->status_code != HTTP_SERVICE_UNAVAILABLE
+        mx_inject_run(&ir->q, t);
+        if (ir->q.status_code != HTTP_SERVICE_UNAVAILABLE
             || attempt >= MX_IN_RETRIES || ir->in->stopping)
             break;
         apr_sleep(apr_time_from_msec(wait));
         wait *= 2;
     }
-    if (ir->status_code >= 400) {
-        int unavailable = ir->status_code == HTTP_SERVICE_UNAVAILABLE;
-
-        /* 4xx: nobody handles the path (404), or it is protected (403):
-         * the configuration's fault, said so, and the sender told */
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, app->s, MX_LOG_TAG "0504: %s: "
-                     "the handler of %s%s answered %d to a %s from %s%s",
-                     app->jid, mx_conf_inbound_path(app->conf), ir->path,
-                     ir->status_code, ir->name, ir->from,
-                     unavailable ? " (after retries)"
-                     : ir->status_code == HTTP_NOT_FOUND
-                     ? "; map a handler to that path"
-                     : ir->status_code == HTTP_FORBIDDEN
-                     ? "; the inbound path needs Require xmpp-internal" : "");
-        error_answer(ir, unavailable ? "wait" : "cancel",
-                     ir->status_code < 500 ? "service-unavailable"
-                     : unavailable ? "service-unavailable"
-                     : "internal-server-error",
-                     "the application could not handle this message");
-    }
-    else {
-        answer(ir);
-    }
+    answer_or_error(ir);
 }
+
+static void keep_sync(mx_inbound *in);
 
 /* ---- what the server is told we handled ---- */
 
@@ -634,7 +364,7 @@ static void handle(mx_inreq *ir, apr_thread_t *t)
  * answered at once (its answer's ticket). Untracked when out of memory:
  * then it counts as handled, as everything did before. */
 static void pending_add(mx_inbound *in, apr_uint32_t seq, int running,
-                        apr_uint64_t ticket)
+                        apr_uint64_t ticket, mx_seq rec)
 {
     mx_pending *grown;
 
@@ -650,6 +380,7 @@ static void pending_add(mx_inbound *in, apr_uint32_t seq, int running,
     if (in->npend < in->cappend) {
         in->pend[in->npend].seq = seq;
         in->pend[in->npend].running = running;
+        in->pend[in->npend].rec = rec;
         in->pend[in->npend++].ticket = ticket;
     }
     pthread_mutex_unlock(&in->ack_lock);
@@ -680,11 +411,13 @@ apr_uint32_t mx_inbound_handled(void *data, apr_uint32_t received)
     apr_uint32_t h = received;
     size_t i = 0;
 
+    keep_sync(in); /* what the server is told of must be on disk */
     pthread_mutex_lock(&in->ack_lock);
     while (i < in->npend) {
         mx_pending *pd = &in->pend[i];
 
-        if (pd->running || pd->ticket > stored) {
+        if (pd->running || pd->ticket > stored
+            || (pd->rec && pd->rec >= in->durable)) {
             if ((apr_int32_t)(pd->seq - 1 - h) < 0)
                 h = pd->seq - 1;
             i++;
@@ -745,36 +478,39 @@ static mx_inreq *inreq_from_stanza(mx_inbound *in, xmpp_ctx_t *ctx,
 
     if (!ir)
         return NULL;
-    ir->mark.magic = mx_authz_marker;
+    ir->q.mark.magic = mx_authz_marker;
     ir->in = in;
-    ir->kind = kind;
-    ir->path = path;
-    ir->name = dup_or_null(xmpp_stanza_get_name(st));
-    ir->type = dup_or_null(xmpp_stanza_get_type(st));
-    ir->id = dup_or_null(xmpp_stanza_get_id(st));
-    ir->from = dup_or_null(xmpp_stanza_get_from(st));
-    ir->to = dup_or_null(xmpp_stanza_get_to(st));
-    if (!ir->to)
-        ir->to = strdup(in->app->full_jid);
-    if (!strcmp(ir->name, "message")) {
-        ir->body = child_text(ctx, st, "body");
-        if (ir->body)
-            mx_inbound_command(ir->body, &ir->command, &ir->arg);
+    ir->q.app = in->app;
+    ir->q.local_addr = in->local_addr;
+    ir->q.kind = kind;
+    ir->q.path = path;
+    ir->q.name = dup_or_null(xmpp_stanza_get_name(st));
+    ir->q.type = dup_or_null(xmpp_stanza_get_type(st));
+    ir->q.id = dup_or_null(xmpp_stanza_get_id(st));
+    ir->q.from = dup_or_null(xmpp_stanza_get_from(st));
+    ir->q.to = dup_or_null(xmpp_stanza_get_to(st));
+    if (!ir->q.to)
+        ir->q.to = strdup(in->app->full_jid);
+    if (!strcmp(ir->q.name, "message")) {
+        ir->q.body = child_text(ctx, st, "body");
+        if (ir->q.body)
+            mx_inbound_command(ir->q.body, &ir->q.command, &ir->q.arg);
     }
     else {
-        ir->show = child_text(ctx, st, "show");
-        ir->status = child_text(ctx, st, "status");
+        ir->q.show = child_text(ctx, st, "show");
+        ir->q.status = child_text(ctx, st, "status");
     }
     copy = xmpp_stanza_copy(st);
     if (copy) {
         restore_xml(copy, 1);
         if (xmpp_stanza_to_text(copy, &text, &len) == XMPP_EOK) {
-            ir->stanza = strdup(text);
+            ir->q.stanza = strdup(text);
             xmpp_free(ctx, text);
         }
         xmpp_stanza_release(copy);
     }
-    if (!ir->name || !ir->stanza || build_request(ir) != 0) {
+    ir->q.attempt = 1;
+    if (!ir->q.name || !ir->q.stanza) {
         inreq_free(ir);
         return NULL;
     }
@@ -790,20 +526,29 @@ typedef struct {
 
 /* No thread free and the queue full: the sender is told. Frees ir;
  * returns its answer's ticket. */
-static apr_uint64_t busy_answer(mx_inreq *ir)
+/* The sender is told the app is busy. Frees ir; returns its answer's
+ * ticket. */
+static apr_uint64_t resource_constraint(mx_inreq *ir)
 {
-    mx_inbound *in = ir->in;
     apr_uint64_t ticket;
 
-    ap_log_error(APLOG_MARK, APLOG_ERR, 0, in->app->s, MX_LOG_TAG "0506: "
-                 "%s: %d inbound requests are waiting already; the %s from "
-                 "%s gets an error answer", in->app->jid, MX_IN_QUEUE,
-                 ir->name, ir->from);
+    mx_shared_count(ir->in->app->shared->in_failed, 1);
     error_answer(ir, "wait", "resource-constraint",
                  "the application is busy; try again later");
     ticket = ir->ticket;
     inreq_free(ir);
     return ticket;
+}
+
+static apr_uint64_t busy_answer(mx_inreq *ir)
+{
+    mx_inbound *in = ir->in;
+
+    ap_log_error(APLOG_MARK, APLOG_ERR, 0, in->app->s, MX_LOG_TAG "0506: "
+                 "%s: %d inbound requests are waiting already; the %s from "
+                 "%s gets an error answer", in->app->jid, MX_IN_QUEUE,
+                 ir->q.name, ir->q.from);
+    return resource_constraint(ir);
 }
 
 /* A component that stops cannot leave a stanza to the next session: the
@@ -833,82 +578,553 @@ static void bounce_stopping(mx_inbound *in, xmpp_stanza_t *st)
                  "error answer", &ticket);
 }
 
-static int on_stanza(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
+/* ---- kept stanzas: the inbound journal ---- */
+
+#define MX_IN_WINDOW     256      /* kept stanzas in memory, at most */
+#define MX_IN_IDLE_MS    200      /* a worker looks again after this */
+
+/* The stanza's own id when it can go in a header as it is; else one made
+ * of the journal record's number, the same on every try. */
+static void set_stanza_id(mx_inject *q, mx_seq rec)
 {
-    handler_ctx *hc = ud;
-    mx_inbound *in = hc->in;
-    mx_app *app = in->app;
-    const char *name = xmpp_stanza_get_name(st), *path, *from;
-    xmpp_stanza_t *body = xmpp_stanza_get_child_by_name(st, "body");
-    char *text = body ? xmpp_stanza_get_text(body) : NULL;
-    int kind, has_body = text && *text;
-    apr_uint32_t seq;
+    const char *p;
+    int ok = q->id && *q->id && strlen(q->id) < sizeof(q->stanza_id);
+
+    for (p = q->id; ok && *p; p++)
+        ok = *p > 0x20 && *p < 0x7f;
+    if (ok)
+        snprintf(q->stanza_id, sizeof(q->stanza_id), "%s", q->id);
+    else
+        snprintf(q->stanza_id, sizeof(q->stanza_id), "mx-%llu", rec);
+}
+
+/* Holder thread: make what was appended durable. It then counts as
+ * handled, and the workers may post it. */
+static void keep_sync(mx_inbound *in)
+{
+    char err[256];
+
+    if (!in->jw || !in->dirty)
+        return;
+    if (mx_journal_sync(in->jw, err, sizeof(err)) != 0) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, in->app->s, MX_LOG_TAG "0570: "
+                     "%s: cannot sync the inbound journal: %s; stanzas "
+                     "stay unacknowledged", in->app->jid, err);
+        return;
+    }
+    in->dirty = 0;
+    pthread_mutex_lock(&in->run_lock);
+    __atomic_store_n(&in->durable, mx_journal_next(in->jw), __ATOMIC_RELEASE);
+    pthread_cond_broadcast(&in->run_cond);
+    pthread_mutex_unlock(&in->run_lock);
+}
+
+static void dones_settle(mx_inbound *in);
+
+void mx_inbound_flush(mx_inbound *in)
+{
+    mx_seq done;
+    apr_time_t now;
+
+    if (!in || !in->jw)
+        return;
+    keep_sync(in);
+    dones_settle(in);
+    /* the journal forgets what is done; a crash before this posts it
+     * again, which the handler can tell by XMPP_ATTEMPT */
+    done = __atomic_load_n(&in->done, __ATOMIC_ACQUIRE);
+    now = apr_time_now();
+    if (done > in->acked_set
+        && (in->stopping
+            || now - in->acked_at >= apr_time_from_msec(MX_IN_ACKED_MS))
+        && mx_journal_set_acked(in->jw, done) == 0) {
+        in->acked_set = done;
+        in->acked_at = now;
+    }
+}
+
+/* Stanzas kept and not yet done */
+static mx_seq kept_backlog(mx_inbound *in)
+{
+    return __atomic_load_n(&in->appended, __ATOMIC_ACQUIRE)
+           - __atomic_load_n(&in->done, __ATOMIC_ACQUIRE);
+}
+
+/* The backlog is at XMPPInboundQueueLimit: the sender is told at once;
+ * the log says so once a second, not once a stanza. */
+static apr_uint64_t refuse_full(mx_inreq *ir)
+{
+    mx_inbound *in = ir->in;
+    apr_time_t now = apr_time_now();
+
+    if (now - in->refused_logged >= apr_time_from_sec(1)) {
+        in->refused_logged = now;
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, in->app->s, MX_LOG_TAG "0571: "
+                     "%s: %d inbound stanzas are waiting for their handler "
+                     "(XMPPInboundQueueLimit); the %s from %s and others "
+                     "get an error answer", in->app->jid,
+                     mx_conf_inbound_queue_limit(in->app->conf), ir->q.name,
+                     ir->q.from);
+    }
+    return resource_constraint(ir);
+}
+
+/* Holder thread: append ir to the inbound journal. Returns its record
+ * number, or 0 when it could not be kept (ir is then still the caller's). */
+static mx_seq keep(mx_inbound *in, mx_inreq *ir)
+{
+    mx_inrec r = { ir->q.kind, (char *)ir->q.path, ir->q.name, ir->q.type,
+                   ir->q.id, ir->q.from, ir->q.to, ir->q.body, ir->q.show,
+                   ir->q.status, ir->q.stanza };
+    char err[256], *data;
+    size_t len;
+    mx_seq rec = 0;
+
+    if (!(data = mx_inrec_encode(&r, &len)))
+        return 0;
+    if (mx_journal_append(in->jw, (const char *const *)&data, &len, 1, &rec,
+                          err, sizeof(err)) != 0) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, in->app->s, MX_LOG_TAG "0572: "
+                     "%s: cannot keep an inbound %s in the journal: %s; "
+                     "posted directly", in->app->jid, ir->q.name, err);
+        rec = 0;
+    }
+    free(data);
+    if (rec) {
+        in->dirty = 1;
+        __atomic_store_n(&in->appended, rec, __ATOMIC_RELEASE);
+    }
+    return rec;
+}
+
+/* A kept record as a request to post. NULL when it is not one. */
+static mx_inreq *inreq_from_record(mx_inbound *in, const char *data,
+                                   size_t len, mx_seq rec)
+{
+    mx_inreq *ir = calloc(1, sizeof(*ir));
+    mx_inrec r;
+
+    if (!ir || mx_inrec_decode(data, len, &r) != 0) {
+        free(ir);
+        return NULL;
+    }
+    ir->q.mark.magic = mx_authz_marker;
+    ir->q.app = in->app;
+    ir->q.local_addr = in->local_addr;
+    ir->in = in;
+    ir->q.kind = r.kind;
+    ir->q.path = ir->path = r.path;
+    ir->q.name = r.name; ir->q.type = r.type; ir->q.id = r.id;
+    ir->q.from = r.from; ir->q.to = r.to; ir->q.body = r.body;
+    ir->q.show = r.show; ir->q.status = r.status; ir->q.stanza = r.stanza;
+    if (ir->q.body && !strcmp(ir->q.name, "message"))
+        mx_inbound_command(ir->q.body, &ir->q.command, &ir->q.arg);
+    /* kept by an earlier holder: it may have been posted already */
+    ir->q.attempt = rec < in->recovered ? 2 : 1;
+    set_stanza_id(&ir->q, rec);
+    return ir;
+}
+
+/* Under run_lock: read durable records into the window while it has
+ * room. A record that cannot be read is logged and counts as done. */
+static void window_fill(mx_inbound *in)
+{
+    mx_seq limit = __atomic_load_n(&in->durable, __ATOMIC_ACQUIRE), seq;
+    char *data, bare[3072];
+    size_t len;
+    mx_inreq *ir;
+    int rc;
+
+    while (mx_inq_room(in->window)) {
+        rc = mx_jreader_next(in->jr, limit, &data, &len, &seq);
+        if (rc == -1 && errno == EILSEQ)
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, in->app->s, MX_LOG_TAG
+                         "0573: %s: inbound journal record %llu is damaged "
+                         "and skipped", in->app->jid, seq);
+        if (rc != 1)
+            return;
+        ir = inreq_from_record(in, data, len, seq);
+        free(data);
+        if (!ir) {
+            /* skipped: a later record's bound covers it */
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, in->app->s, MX_LOG_TAG
+                         "0577: %s: inbound journal record %llu is not a "
+                         "stanza (or no memory); skipped", in->app->jid, seq);
+            continue;
+        }
+        if (mx_jid_bare(ir->q.from, bare, sizeof(bare)) < 0)
+            snprintf(bare, sizeof(bare), "%s", ir->q.from);
+        if (mx_inq_add(in->window, seq, bare, ir) != 0) {
+            inreq_free(ir); /* no memory: read again after a restart */
+            return;
+        }
+    }
+}
+
+/* The wait before the next try of a failed request, in microseconds, or
+ * -1 when its tries are used up. Doubling from a first wait chosen so
+ * that the tries span XMPPInboundRetry's seconds; a 503's Retry-After
+ * instead when it gives one. */
+static apr_interval_time_t retry_wait(mx_inreq *ir)
+{
+    mx_srv_conf *conf = ir->in->app->conf;
+    int tries = mx_conf_inbound_tries(conf);
+    apr_time_t budget = apr_time_from_sec(mx_conf_inbound_retry_secs(conf));
+    apr_time_t left = ir->first_try + budget - apr_time_now();
+    apr_interval_time_t first, wait;
+    int shift;
+
+    if (ir->tries >= tries || ir->in->quit)
+        return -1;
+    shift = tries - 1 > 20 ? 20 : tries - 1;
+    first = budget / ((1 << shift) - 1 > 0 ? (1 << shift) - 1 : 1);
+    wait = first << (ir->tries - 1 > 20 ? 20 : ir->tries - 1);
+    if (ir->q.status_code == HTTP_SERVICE_UNAVAILABLE && ir->q.retry_after)
+        wait = apr_time_from_sec(ir->q.retry_after);
+    if (wait > left) /* the last tries come quicker, not later */
+        wait = left > apr_time_from_msec(100) ? left : apr_time_from_msec(100);
+    return wait;
+}
+
+/* One try of a kept stanza. Returns 0 when it is done (answered, or its
+ * error sent), else when to try again (apr time); -1: leave it to the
+ * next holder (stopping mid-retry). */
+static apr_time_t kept_try(mx_inreq *ir, apr_thread_t *t)
+{
+    mx_app *app = ir->in->app;
+    apr_interval_time_t wait;
+
+    if (!ir->tries++)
+        ir->first_try = apr_time_now();
+    if (mx_inject_build(&ir->q) != 0)
+        ir->q.status_code = HTTP_INTERNAL_SERVER_ERROR;
+    else
+        mx_inject_run(&ir->q, t);
+    if (ir->q.status_code >= 500 && (wait = retry_wait(ir)) >= 0) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, app->s, MX_LOG_TAG "0574: "
+                     "%s: the handler of %s%s answered %d to a %s from %s "
+                     "(try %d); tried again in %d ms", app->jid,
+                     mx_conf_inbound_path(app->conf), ir->q.path,
+                     ir->q.status_code, ir->q.name, ir->q.from, ir->tries,
+                     (int)apr_time_as_msec(wait));
+        mx_shared_count(app->shared->in_retried, 1);
+        ir->q.attempt++;
+        return apr_time_now() + wait;
+    }
+    if (ir->q.status_code >= 500 && ir->in->quit)
+        return -1;
+    answer_or_error(ir);
+    return 0;
+}
+
+/* Under run_lock: every record up to bound is done once the answers so
+ * far are stored. When the list is full its newest entry grows: a later
+ * bound waiting for a later ticket is only more careful. */
+static void dones_push(mx_inbound *in, mx_seq bound)
+{
+    size_t i = in->ndones < MX_IN_DONES ? in->ndones++ : MX_IN_DONES - 1;
+
+    in->dones[i].bound = bound;
+    in->dones[i].ticket = in->max_ticket;
+}
+
+/* Holder thread: the highest done bound whose answers are all stored */
+static void dones_settle(mx_inbound *in)
+{
+    apr_uint64_t stored = in->queue ? mx_qserver_stored(in->queue)
+                                    : ~(apr_uint64_t)0;
+    size_t n = 0;
+
+    pthread_mutex_lock(&in->run_lock);
+    while (n < in->ndones && in->dones[n].ticket <= stored)
+        n++;
+    if (n) {
+        __atomic_store_n(&in->done, in->dones[n - 1].bound,
+                         __ATOMIC_RELEASE);
+        memmove(in->dones, in->dones + n,
+                (in->ndones - n) * sizeof(in->dones[0]));
+        in->ndones -= n;
+    }
+    pthread_mutex_unlock(&in->run_lock);
+}
+
+/* Under run_lock: the outcome of a try of record seq */
+static void kept_outcome(mx_inbound *in, mx_seq seq, mx_inreq *ir,
+                         apr_time_t again)
+{
+    mx_seq bound;
+
+    if (again > 0) {
+        mx_inq_retry(in->window, seq, apr_time_as_msec(again));
+        return;
+    }
+    if (again < 0) /* never done here: the next holder posts it */
+        return;
+    mx_inq_done(in->window, seq);
+    if (ir->ticket > in->max_ticket)
+        in->max_ticket = ir->ticket;
+    inreq_free(ir);
+    if ((bound = mx_inq_advance(in->window)) != 0)
+        dones_push(in, bound);
+    pthread_cond_broadcast(&in->run_cond); /* its sender's next may run */
+}
+
+/* Under run_lock: sleep until woken, a retry is due, or the idle time */
+static void worker_wait(mx_inbound *in, long long wake_ms)
+{
+    long long now = apr_time_as_msec(apr_time_now());
+    long long until = now + MX_IN_IDLE_MS;
+    struct timespec ts;
+
+    if (wake_ms && wake_ms < until)
+        until = wake_ms;
+    ts.tv_sec = (time_t)(until / 1000);
+    ts.tv_nsec = (long)(until % 1000) * 1000000L;
+    pthread_cond_timedwait(&in->run_cond, &in->run_lock, &ts);
+}
+
+static void publish_counts(mx_inbound *in)
+{
+    mx_shared *sh = in->app->shared;
+
+    __atomic_store_n(&sh->in_running, mx_inq_running(in->window),
+                     __ATOMIC_RELAXED);
+    __atomic_store_n(&sh->in_waiting, kept_backlog(in)
+                     - mx_inq_running(in->window), __ATOMIC_RELAXED);
+}
+
+static void *worker_main(void *data)
+{
+    mx_inbound *in = data;
+    apr_thread_t *t = NULL;
+    apr_pool_t *p = NULL;
+    apr_os_thread_t self = apr_os_thread_current();
+    apr_time_t again;
+    mx_seq seq;
+    long long wake;
     mx_inreq *ir;
 
-    from = xmpp_stanza_get_from(st);
-    seq = mx_out_in_seq(hc->out);
-    if (in->stopping && app->component && name) {
+    /* an apr_thread_t for the connection's current_thread */
+    if (apr_pool_create_unmanaged_ex(&p, NULL, NULL) == APR_SUCCESS)
+        apr_os_thread_put(&t, &self, p);
+    pthread_mutex_lock(&in->run_lock);
+    while (!in->quit) {
+        window_fill(in);
+        ir = mx_inq_pick(in->window, apr_time_as_msec(apr_time_now()),
+                         &seq, &wake);
+        publish_counts(in);
+        if (!ir) {
+            worker_wait(in, wake);
+            continue;
+        }
+        pthread_mutex_unlock(&in->run_lock);
+        again = kept_try(ir, t);
+        pthread_mutex_lock(&in->run_lock);
+        kept_outcome(in, seq, ir, again);
+    }
+    __atomic_sub_fetch(&in->active, 1, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&in->run_lock);
+    if (p)
+        apr_pool_destroy(p);
+    return NULL;
+}
+
+/* Holder: open the inbound journal and start the workers. Returns 0, or
+ * -1 (logged): then stanzas are posted directly, as without a journal. */
+static int kept_start(mx_inbound *in)
+{
+    char dir[1024], err[256];
+    int i, n = mx_conf_inbound_threads(in->app->conf);
+
+    snprintf(dir, sizeof(dir), "%s/inbound", in->app->dir);
+    if ((mkdir(dir, 0700) != 0 && errno != EEXIST)
+        || mx_journal_open(dir, 0, &in->jw, err, sizeof(err)) != 0) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, in->app->s, MX_LOG_TAG
+                     "0575: %s: cannot open the inbound journal in %s: %s; "
+                     "inbound stanzas are posted without it", in->app->jid,
+                     dir, err);
+        in->jw = NULL;
+        return -1;
+    }
+    in->recovered = in->durable = mx_journal_next(in->jw);
+    in->done = in->acked_set = mx_journal_acked(in->jw);
+    in->appended = in->recovered - 1;
+    if (!(in->window = mx_inq_new(MX_IN_WINDOW))
+        || mx_jreader_open(dir, in->done + 1, &in->jr) != 0
+        || !(in->workers = calloc((size_t)n, sizeof(*in->workers)))) {
+        mx_journal_close(in->jw);
+        in->jw = NULL;
+        return -1;
+    }
+    pthread_mutex_init(&in->run_lock, NULL);
+    pthread_cond_init(&in->run_cond, NULL);
+    for (i = 0; i < n; i++)
+        if (pthread_create(&in->workers[in->nworkers], NULL, worker_main, in)
+            == 0)
+            in->nworkers++;
+    in->active = in->nworkers;
+    if (in->recovered - 1 > in->done)
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, in->app->s, MX_LOG_TAG
+                     "0576: %s: %llu inbound stanzas kept by an earlier "
+                     "holder are posted again (XMPP_ATTEMPT 2)", in->app->jid,
+                     in->recovered - 1 - in->done);
+    return 0;
+}
+
+/* Stop the workers: those in a request finish it (bounded by ms); what is
+ * not done stays in the journal for the next holder. */
+static void kept_stop(mx_inbound *in, apr_time_t end)
+{
+    int i;
+
+    pthread_mutex_lock(&in->run_lock);
+    in->quit = 1;
+    pthread_cond_broadcast(&in->run_cond);
+    pthread_mutex_unlock(&in->run_lock);
+    while (__atomic_load_n(&in->active, __ATOMIC_ACQUIRE)
+           && apr_time_now() < end)
+        apr_sleep(apr_time_from_msec(10));
+    for (i = 0; i < in->nworkers; i++) {
+        if (__atomic_load_n(&in->active, __ATOMIC_ACQUIRE))
+            pthread_detach(in->workers[i]); /* still in a request */
+        else
+            pthread_join(in->workers[i], NULL);
+    }
+    in->nworkers = 0;
+    /* the last answers reach the outbound journal within a commit or
+     * two; until then their records are not done (bounded: 1 s) */
+    for (i = 0; i < 100; i++) {
+        mx_inbound_flush(in);
+        if (!in->ndones)
+            break;
+        apr_sleep(apr_time_from_msec(10));
+    }
+}
+
+/* Stopping: a component bounces the stanza, a client leaves it (and all
+ * after it) unacknowledged. Returns 1 when st was dealt with so. */
+static int stopping_branch(mx_inbound *in, xmpp_stanza_t *st, apr_uint32_t seq)
+{
+    const char *name = xmpp_stanza_get_name(st), *from;
+
+    if (!in->stopping || !name || in->jw)
+        return 0; /* with the journal, kept as any (synced at once) */
+    if (in->app->component) {
         /* no acknowledgement to hold back: the sender is told instead */
         bounce_stopping(in, st);
-        if (text)
-            xmpp_free(hc->ctx, text);
         return 1;
     }
-    if (in->stopping && name && (!strcmp(name, "message")
-                                 || !strcmp(name, "presence"))) {
-        /* not handled: not acknowledged either, from here on */
-        pthread_mutex_lock(&in->ack_lock);
-        if (!in->kept) {
-            in->kept = 1;
-            in->kept_seq = seq;
-            ap_log_error(APLOG_MARK, APLOG_INFO, 0, app->s, MX_LOG_TAG "0507: "
-                         "%s: stopping: the %s from %s (and any after it) is "
-                         "left unacknowledged; the server delivers it to the "
-                         "next session, or bounces it", app->jid, name,
-                         from ? from : "?");
-        }
-        pthread_mutex_unlock(&in->ack_lock);
-        if (text)
-            xmpp_free(hc->ctx, text);
-        return 1;
+    if (strcmp(name, "message") && strcmp(name, "presence"))
+        return 0;
+    from = xmpp_stanza_get_from(st);
+    /* not handled: not acknowledged either, from here on */
+    pthread_mutex_lock(&in->ack_lock);
+    if (!in->kept) {
+        in->kept = 1;
+        in->kept_seq = seq;
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, in->app->s, MX_LOG_TAG "0507: "
+                     "%s: stopping: the %s from %s (and any after it) is "
+                     "left unacknowledged; the server delivers it to the "
+                     "next session, or bounces it", in->app->jid, name,
+                     from ? from : "?");
     }
+    pthread_mutex_unlock(&in->ack_lock);
+    return 1;
+}
+
+/* Whether st is a contact's message or presence of an enabled kind: then
+ * 1, its path and kind. Every contact's stanza is recorded as traffic. */
+static int filter(mx_inbound *in, xmpp_ctx_t *ctx, xmpp_stanza_t *st,
+                  const char **path, int *kind)
+{
+    mx_app *app = in->app;
+    const char *name = xmpp_stanza_get_name(st);
+    const char *from = xmpp_stanza_get_from(st);
+    const char *type = xmpp_stanza_get_type(st);
+    xmpp_stanza_t *body;
+    char *text;
+    int has_body;
+
     /* the app's own presence (the server's echo, its other resources)
      * is not a contact's; a message from another resource of the app's
      * account is posted like any */
     if (!name || (strcmp(name, "message") && strcmp(name, "presence"))
         || !from || !strcmp(from, app->full_jid)
-        || (!strcmp(name, "presence") && mx_jid_same_bare(from, app->jid))) {
-        if (text)
-            xmpp_free(hc->ctx, text);
-        return 1; /* the server reflecting our own presence */
-    }
-    mx_traffic_add(app->shared, '<', xmpp_stanza_get_type(st)
-                   ? xmpp_stanza_get_type(st) : name, from,
+        || (!strcmp(name, "presence") && mx_jid_same_bare(from, app->jid)))
+        return 0;
+    body = xmpp_stanza_get_child_by_name(st, "body");
+    text = body ? xmpp_stanza_get_text(body) : NULL;
+    has_body = text && *text;
+    mx_traffic_add(app->shared, '<', type ? type : name, from,
                    text ? text : "");
     if (text)
-        xmpp_free(hc->ctx, text);
-    if (mx_inbound_route(name, xmpp_stanza_get_type(st), has_body, &path,
-                         &kind) != 0
-        || !(kind & mx_conf_inbound(app->conf)))
-        return 1;
-    mx_shared_count(app->shared->received, 1);
-    ir = inreq_from_stanza(in, hc->ctx, st, path, kind);
-    if (!ir) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, app->s, MX_LOG_TAG "0505: %s: "
-                     "out of memory for an inbound %s from %s", app->jid,
-                     name, from);
-        return 1;
+        xmpp_free(ctx, text);
+    return mx_inbound_route(name, type, has_body, path, kind) == 0
+           && (*kind & mx_conf_inbound(app->conf));
+}
+
+/* Without the journal: hand ir to a request thread, or answer "busy"
+ * when none is free and the queue is full. */
+static void dispatch_direct(mx_inbound *in, mx_inreq *ir, apr_uint32_t seq)
+{
+    if (mx_inject_build(&ir->q) != 0) {
+        inreq_free(ir);
+        return;
     }
-    ir->gen = in->gen;
-    ir->seq = seq;
     if (apr_thread_pool_tasks_count(in->threads) >= MX_IN_QUEUE) {
-        pending_add(in, seq, 0, busy_answer(ir));
-        return 1;
+        pending_add(in, seq, 0, busy_answer(ir), 0);
+        return;
     }
-    pending_add(in, seq, 1, 0); /* before the thread can finish it */
+    pending_add(in, seq, 1, 0, 0); /* before the thread can finish it */
     if (apr_thread_pool_push(in->threads, request_task, ir, 0, NULL)
         != APR_SUCCESS)
         pending_done(in, in->gen, seq, busy_answer(ir));
+}
+
+/* Keep stanza seq in the inbound journal (it counts as handled once
+ * synced), or refuse it when the backlog is full. */
+static void dispatch(mx_inbound *in, xmpp_ctx_t *ctx, xmpp_stanza_t *st,
+                     const char *path, int kind, apr_uint32_t seq)
+{
+    mx_inreq *ir;
+    mx_seq rec;
+
+    mx_shared_count(in->app->shared->received, 1);
+    ir = inreq_from_stanza(in, ctx, st, path, kind);
+    if (!ir) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, in->app->s, MX_LOG_TAG "0505: "
+                     "%s: out of memory for an inbound %s from %s",
+                     in->app->jid, xmpp_stanza_get_name(st),
+                     xmpp_stanza_get_from(st));
+        return;
+    }
+    ir->gen = in->gen;
+    ir->seq = seq;
+    if (in->jw && kept_backlog(in)
+                  >= (mx_seq)mx_conf_inbound_queue_limit(in->app->conf)) {
+        pending_add(in, seq, 0, refuse_full(ir), 0);
+        return;
+    }
+    if (!in->jw || !(rec = keep(in, ir))) {
+        dispatch_direct(in, ir, seq);
+        return;
+    }
+    pending_add(in, seq, 0, 0, rec);
+    inreq_free(ir);
+    if (in->stopping) /* no turn of the loop may come to sync it */
+        keep_sync(in);
+}
+
+static int on_stanza(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
+{
+    handler_ctx *hc = ud;
+    apr_uint32_t seq = mx_out_in_seq(hc->out);
+    const char *path;
+    int kind;
+
+    if (!stopping_branch(hc->in, st, seq)
+        && filter(hc->in, hc->ctx, st, &path, &kind))
+        dispatch(hc->in, hc->ctx, st, path, kind, seq);
     return 1;
 }
 
@@ -936,6 +1152,10 @@ void mx_inbound_stop(mx_inbound *in, unsigned int ms)
     apr_time_t end = apr_time_now() + apr_time_from_msec(ms);
 
     in->stopping = 1;
+    if (in->jw) {
+        kept_stop(in, end);
+        return;
+    }
     while ((apr_thread_pool_busy_count(in->threads)
             || apr_thread_pool_tasks_count(in->threads))
            && apr_time_now() < end)
@@ -953,7 +1173,9 @@ mx_inbound *mx_inbound_create(mx_app *app, mx_qserver *queue)
     in->queue = queue;
     pthread_mutex_init(&in->ack_lock, NULL);
     apr_pool_create_unmanaged_ex(&in->pool, NULL, NULL);
-    in->local_addr = local_addr_of(app, in->pool);
+    in->local_addr = mx_inject_local_addr(app, in->pool);
+    if (kept_start(in) == 0)
+        return in;
     /* all threads from the start, and kept: a thread per stanza (the pool
      * lets idle ones exit by default) costs more than the request */
     if (apr_thread_pool_create(&in->threads, threads, threads, in->pool)
@@ -982,7 +1204,7 @@ const char *mx_inbound_simulate(request_rec *r, mx_app *app,
     memset(res, 0, sizeof(*res));
     in.app = app;
     in.pool = r->pool;
-    in.local_addr = local_addr_of(app, r->pool);
+    in.local_addr = mx_inject_local_addr(app, r->pool);
     /* a context of our own: libstrophe's belongs to the holder thread */
     if (!(ctx = xmpp_ctx_new(NULL, NULL)))
         return "out of memory";
@@ -998,7 +1220,8 @@ const char *mx_inbound_simulate(request_rec *r, mx_app *app,
               "without body)";
     else if (!(kind & mx_conf_inbound(app->conf)))
         why = "its kind is not in XMPPInboundServices";
-    else if (!(ir = inreq_from_stanza(&in, ctx, st, path, kind)))
+    else if (!(ir = inreq_from_stanza(&in, ctx, st, path, kind))
+             || mx_inject_build(&ir->q) != 0)
         why = "out of memory";
     if (text)
         xmpp_free(ctx, text);
@@ -1009,80 +1232,12 @@ const char *mx_inbound_simulate(request_rec *r, mx_app *app,
         return why;
     handle(ir, r->connection->current_thread);
     res->path = apr_pstrcat(r->pool, mx_conf_inbound_path(app->conf),
-                            ir->path, NULL);
-    res->status = ir->status_code;
-    res->content_type = ir->ctype ? apr_pstrdup(r->pool, ir->ctype) : NULL;
-    res->body = ir->reply ? apr_pstrmemdup(r->pool, ir->reply,
-                                           ir->reply_len) : NULL;
+                            ir->q.path, NULL);
+    res->status = ir->q.status_code;
+    res->content_type = ir->q.ctype ? apr_pstrdup(r->pool, ir->q.ctype) : NULL;
+    res->body = ir->q.reply ? apr_pstrmemdup(r->pool, ir->q.reply,
+                                           ir->q.reply_len) : NULL;
     inreq_free(ir);
     return NULL;
 }
 
-/* ---- CGI variables ---- */
-
-/* A variable cut to MX_IN_ENV_MAX bytes, at a character boundary; its
- * name is added to *cut. A longer one would make execve fail (E2BIG), and
- * the handler would not run at all; the form part has it whole. */
-static void set_bounded(request_rec *r, const char *name, const char *value,
-                        const char **cut)
-{
-    size_t len = strlen(value), keep = mx_utf8_cut(value, len,
-                                                      MX_IN_ENV_MAX);
-
-    if (keep == len) {
-        apr_table_set(r->subprocess_env, name, value);
-        return;
-    }
-    apr_table_setn(r->subprocess_env, name,
-                   apr_pstrmemdup(r->pool, value, keep));
-    *cut = *cut ? apr_pstrcat(r->pool, *cut, " ", name, NULL) : name;
-}
-
-void mx_inbound_set_env(request_rec *r)
-{
-    mx_inreq *ir = inreq_of(r->connection);
-    const char *cut = NULL;
-
-    if (!ir)
-        return;
-    set_bounded(r, "XMPP_FROM", ir->from ? ir->from : "", &cut);
-    set_bounded(r, "XMPP_TO", ir->to ? ir->to : "", &cut);
-    apr_table_set(r->subprocess_env, "XMPP_KIND", kind_names[ir->kind]);
-    if (ir->command)
-        set_bounded(r, "XMPP_COMMAND", ir->command, &cut);
-    if (ir->arg)
-        set_bounded(r, "XMPP_ARG", ir->arg, &cut);
-    /* so that a script can tell a cut value from a short message */
-    if (cut)
-        apr_table_set(r->subprocess_env, "XMPP_TRUNCATED", cut);
-}
-
-/* ---- set-up ---- */
-
-void mx_inbound_child_init(apr_pool_t *pchild)
-{
-    module *m;
-    int i;
-
-    if (!dummy_socket)
-        apr_socket_create(&dummy_socket, APR_INET, SOCK_STREAM, APR_PROTO_TCP,
-                          pchild);
-    for (i = 0; ap_loaded_modules[i]; i++) {
-        m = ap_loaded_modules[i];
-        if (!strcmp(m->name, "event.c"))
-            event_module = m;
-    }
-    disable_ssl = APR_RETRIEVE_OPTIONAL_FN(ssl_engine_disable);
-    logio_out = APR_RETRIEVE_OPTIONAL_FN(ap_logio_add_bytes_out);
-}
-
-void mx_inbound_register_hooks(apr_pool_t *p)
-{
-    in_filter = ap_register_input_filter("XMPP_IN", in_filter_fn, NULL,
-                                         AP_FTYPE_NETWORK);
-    out_filter = ap_register_output_filter("XMPP_OUT", out_filter_fn, NULL,
-                                           AP_FTYPE_NETWORK);
-    reply_filter = ap_register_output_filter("XMPP_REPLY", reply_filter_fn,
-                                             NULL, AP_FTYPE_CONTENT_SET);
-    ap_hook_insert_filter(insert_reply_filter, NULL, NULL, APR_HOOK_MIDDLE);
-}

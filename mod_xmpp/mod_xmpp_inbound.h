@@ -1,19 +1,18 @@
 /* mod_xmpp_inbound: inbound stanzas become internal requests to the app's
- * handlers under XMPPInboundPath, run on a connection with no client. */
+ * handlers under XMPPInboundPath (run by mod_xmpp_inject.h). */
 #ifndef MOD_XMPP_INBOUND_H
 #define MOD_XMPP_INBOUND_H
 
-#include <strophe.h>
-
 #include "httpd.h"
 #include "mod_xmpp_app.h"
-#include "mod_xmpp_outbound.h"
 #include "mod_xmpp_queue.h"
 
 typedef struct mx_inbound mx_inbound;
-
-/* child_init: the pieces every injected request shares */
-void mx_inbound_child_init(apr_pool_t *pchild);
+/* libstrophe's and outbound's, named only: the console and the API that
+ * include this header have no business with them */
+struct _xmpp_ctx_t;
+struct _xmpp_conn_t;
+struct mx_out;
 
 /* The holder's dispatcher for app (its pool of request threads). */
 mx_inbound *mx_inbound_create(mx_app *app, mx_qserver *queue);
@@ -21,14 +20,19 @@ mx_inbound *mx_inbound_create(mx_app *app, mx_qserver *queue);
 /* A session logged in: post the enabled kinds of stanzas from now on.
  * Call after mx_out_on_login (out numbers the stanzas) and
  * mx_contacts_on_login (so that presence is stored first). */
-void mx_inbound_on_login(mx_inbound *in, xmpp_ctx_t *ctx, xmpp_conn_t *conn,
-                         mx_out *out);
+void mx_inbound_on_login(mx_inbound *in, struct _xmpp_ctx_t *ctx,
+                         struct _xmpp_conn_t *conn, struct mx_out *out);
 
 /* Of the first `received` stanzas of this session, how many are handled:
  * every one before the first whose request is still running, or whose
  * answer is not yet in the journal, or that arrived while stopping. What
  * the server is told (XEP-0198 h); data is the mx_inbound. */
 apr_uint32_t mx_inbound_handled(void *data, apr_uint32_t received);
+
+/* Holder thread, each turn of its loop: make the stanzas kept since the
+ * last turn durable (one sync for all) and let the inbound journal forget
+ * those that are done. */
+void mx_inbound_flush(mx_inbound *in);
 
 /* Stop taking stanzas and wait (bounded) for requests in flight. */
 void mx_inbound_stop(mx_inbound *in, unsigned int ms);
@@ -46,10 +50,5 @@ typedef struct {
  * one (replies are queued). Returns NULL, or why it was not posted. */
 const char *mx_inbound_simulate(request_rec *r, mx_app *app,
                                 const char *stanza, mx_sim_result *res);
-
-/* CGI variables of an injected request (fixups) */
-void mx_inbound_set_env(request_rec *r);
-
-void mx_inbound_register_hooks(apr_pool_t *p);
 
 #endif

@@ -35,6 +35,14 @@ static void status_auto(request_rec *r, const mx_app *app, const mx_shared *sh)
     ap_rprintf(r, "XMPPApp%dReceived: %" APR_UINT64_T_FMT "\n", n,
                sh->received);
     ap_rprintf(r, "XMPPApp%dFailed: %" APR_UINT64_T_FMT "\n", n, sh->failed);
+    ap_rprintf(r, "XMPPApp%dInboundWaiting: %" APR_UINT64_T_FMT "\n", n,
+               sh->in_waiting);
+    ap_rprintf(r, "XMPPApp%dInboundRunning: %" APR_UINT64_T_FMT "\n", n,
+               sh->in_running);
+    ap_rprintf(r, "XMPPApp%dInboundRetried: %" APR_UINT64_T_FMT "\n", n,
+               sh->in_retried);
+    ap_rprintf(r, "XMPPApp%dInboundFailed: %" APR_UINT64_T_FMT "\n", n,
+               sh->in_failed);
     ap_rprintf(r, "XMPPApp%dHolderPID: %" APR_INT64_T_FMT "\n", n,
                sh->holder_pid);
     ap_rprintf(r, "XMPPApp%dLastError: %s\n", n, sh->last_error);
@@ -50,7 +58,10 @@ static void status_html(request_rec *r, const mx_app *app, const mx_shared *sh)
                "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td>"
                "<td>%" APR_UINT64_T_FMT "</td><td>%" APR_UINT64_T_FMT "</td>"
                "<td>%" APR_UINT64_T_FMT "</td><td>%" APR_UINT64_T_FMT "</td>"
-               "<td>%" APR_UINT64_T_FMT "</td><td>%s</td></tr>\n",
+               "<td>%" APR_UINT64_T_FMT "</td>"
+               "<td>%" APR_UINT64_T_FMT " / %" APR_UINT64_T_FMT " / %"
+               APR_UINT64_T_FMT " / %" APR_UINT64_T_FMT "</td>"
+               "<td>%s</td></tr>\n",
                ap_escape_html(r->pool, app->component
                               ? apr_pstrcat(r->pool, app->jid,
                                             " (component: every address "
@@ -59,6 +70,7 @@ static void status_html(request_rec *r, const mx_app *app, const mx_shared *sh)
                mx_state_name(sh->state),
                ap_escape_html(r->pool, sh->server), since, sh->reconnects,
                sh->queued, sh->sent, sh->received, sh->failed,
+               sh->in_waiting, sh->in_running, sh->in_retried, sh->in_failed,
                ap_escape_html(r->pool, sh->last_error));
 }
 
@@ -74,6 +86,7 @@ static int mx_status_hook(request_rec *r, int flags)
                  "<th>App</th><th>State</th><th>Server</th>"
                  "<th>Connected since</th><th>Reconnects</th><th>Queued</th>"
                  "<th>Sent</th><th>Received</th><th>Failed</th>"
+                 "<th>Inbound waiting / running / retried / failed</th>"
                  "<th>Last error</th></tr>\n", r);
     for (i = 0; i < mx_apps->nelts; i++) {
         const mx_app *app = APR_ARRAY_IDX(mx_apps, i, mx_app *);

@@ -273,3 +273,77 @@ char *mx_stanza_from_component(const char *stanza, const char *dflt,
     free(efrom);
     return out;
 }
+
+/* ---- the inbound journal's records ---- */
+
+#define MX_INREC_MAGIC "MXI1 "
+
+static char **inrec_field(mx_inrec *r, int i)
+{
+    char **f[] = { &r->path, &r->name, &r->type, &r->id, &r->from, &r->to,
+                   &r->body, &r->show, &r->status, &r->stanza };
+
+    return i < (int)(sizeof(f) / sizeof(f[0])) ? f[i] : NULL;
+}
+
+char *mx_inrec_encode(const mx_inrec *r, size_t *len)
+{
+    mx_inrec *w = (mx_inrec *)r; /* inrec_field only reads through it */
+    size_t n = 32, off;
+    char **f, *out;
+    int i;
+
+    for (i = 0; (f = inrec_field(w, i)) != NULL; i++)
+        n += (*f ? strlen(*f) : 0) + 2;
+    if (!(out = malloc(n)))
+        return NULL;
+    off = (size_t)snprintf(out, n, MX_INREC_MAGIC "%d\n", r->kind);
+    for (i = 0; (f = inrec_field(w, i)) != NULL; i++) {
+        size_t l = *f ? strlen(*f) : 0;
+
+        out[off++] = *f ? '+' : '-';
+        memcpy(out + off, *f ? *f : "", l);
+        off += l;
+        out[off++] = '\0';
+    }
+    *len = off;
+    return out;
+}
+
+int mx_inrec_decode(const char *data, size_t len, mx_inrec *r)
+{
+    const char *p = data, *end = data + len, *nul;
+    char **f;
+    int i;
+
+    memset(r, 0, sizeof(*r));
+    if (len < sizeof(MX_INREC_MAGIC) || memcmp(p, MX_INREC_MAGIC, 5))
+        return -1;
+    r->kind = atoi(p + 5);
+    if (!(p = memchr(p, '\n', len)))
+        return -1;
+    for (p++, i = 0; (f = inrec_field(r, i)) != NULL; i++) {
+        if (p >= end || !(nul = memchr(p, '\0', (size_t)(end - p)))
+            || (*p != '+' && *p != '-'))
+            goto bad;
+        if (*p == '+' && !(*f = strndup(p + 1, (size_t)(nul - p - 1))))
+            goto bad;
+        p = nul + 1;
+    }
+    if (r->name && r->stanza && r->path)
+        return 0;
+bad:
+    mx_inrec_clear(r);
+    return -1;
+}
+
+void mx_inrec_clear(mx_inrec *r)
+{
+    char **f;
+    int i;
+
+    for (i = 0; (f = inrec_field(r, i)) != NULL; i++) {
+        free(*f);
+        *f = NULL;
+    }
+}

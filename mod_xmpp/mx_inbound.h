@@ -47,6 +47,23 @@ char *mx_multipart(const mx_form_field *fields, size_t n, char *boundary,
                    size_t boundary_size, size_t *len);
 
 
+/* An inbound stanza as the inbound journal keeps it: what its request
+ * needs, so that posting it again needs no XML parser. A record's
+ * payload: "MXI1 <kind>\n", then each field (path name type id from to
+ * body show status stanza) as "-" when absent or "+" value, each ended by
+ * a NUL byte (a stanza's text has none). */
+typedef struct {
+    int kind;
+    char *path, *name, *type, *id, *from, *to, *body, *show, *status,
+         *stanza;
+} mx_inrec;
+
+/* The payload of r, malloc'd, *len bytes; NULL without memory */
+char *mx_inrec_encode(const mx_inrec *r, size_t *len);
+/* Fill r (malloc'd strings) from a payload. Returns 0, or -1 when it is
+ * not one (r then empty) or without memory. */
+int mx_inrec_decode(const char *data, size_t len, mx_inrec *r);
+void mx_inrec_clear(mx_inrec *r);
 
 /* XML-escaped copy of s (& < > " '), malloc'd */
 char *mx_xml_escape(const char *s);

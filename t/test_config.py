@@ -73,6 +73,12 @@ BAD_VALUES = [
     ("XMPPInboundThreads", "0"),
     ("XMPPInboundThreads", "257"),
     ("XMPPInboundThreads", "many"),
+    ("XMPPInboundQueueLimit", "0"),
+    ("XMPPInboundQueueLimit", "lots"),
+    ("XMPPInboundRetry", "0"),
+    ("XMPPInboundRetry", "often"),
+    ("XMPPInboundRetry", "5 0"),
+    ("XMPPInboundRetry", "5 soon"),
 ]
 
 # Good values: accepted by configtest (each on top of the default app).
@@ -95,6 +101,9 @@ GOOD_VALUES = [
     ("XMPPQueueLimit", "1"),
     ("XMPPInboundThreads", "1"),
     ("XMPPInboundThreads", "256"),
+    ("XMPPInboundQueueLimit", "1"),
+    ("XMPPInboundRetry", "1"),
+    ("XMPPInboundRetry", "5 60"),
 ]
 
 

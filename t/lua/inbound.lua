@@ -10,6 +10,9 @@
 --   /empty ...      200, text/plain, empty body
 --   /stanza ...     200, application/xmpp+xml
 --   /sleep N ...    sleep N seconds, then "lua slept: <XMPP_ARG>"
+--   /ms N ...       sleep N milliseconds, then "lua heard: <XMPP_ARG>"
+--   /fail N ...     500 while XMPP_ATTEMPT <= N, then
+--                   "lua heard after failing: <XMPP_ARG>"
 --   /score NAME     "NAME has 42 points"
 --   /bad KIND ...   an answer that cannot be sent as it is (see
 --                   t/cgi-bin/inbound.cgi): utf8, ctrl, two, malformed
@@ -17,7 +20,8 @@
 --                   presence and subscriptions: 204
 
 local VARS = { "XMPP_FROM", "XMPP_TO", "XMPP_KIND", "XMPP_COMMAND",
-               "XMPP_ARG", "XMPP_JID", "XMPP_RESOURCE", "MX_DUMP_DIR" }
+               "XMPP_ARG", "XMPP_JID", "XMPP_RESOURCE", "MX_DUMP_DIR",
+               "XMPP_ATTEMPT", "XMPP_STANZA_ID" }
 
 local function jstr(s)
     if s == nil then
@@ -67,6 +71,8 @@ local function dump(r, body)
     env[#env + 1] = '"CONTENT_TYPE":' .. jstr(r.headers_in["Content-Type"])
     env[#env + 1] = '"CONTENT_LENGTH":' .. jstr(r.headers_in["Content-Length"])
     env[#env + 1] = '"HTTP_USER_AGENT":' .. jstr(r.headers_in["User-Agent"])
+    env[#env + 1] = '"HTTP_X_XMPP_ATTEMPT":' .. jstr(r.headers_in["X-XMPP-Attempt"])
+    env[#env + 1] = '"HTTP_X_XMPP_STANZA_ID":' .. jstr(r.headers_in["X-XMPP-Stanza-Id"])
     env[#env + 1] = '"MX_HANDLER":"lua"'
     parts[#parts + 1] = '"env":{' .. table.concat(env, ",") .. "}"
     parts[#parts + 1] = '"body_hex":' .. jstr(hex(body))
@@ -119,6 +125,19 @@ function handle(r)
             r.content_type = "text/plain; charset=UTF-8"
             r:puts("lua status " .. status .. " for " .. arg)
         end
+        return apache2.OK
+    elseif command == "fail" then
+        -- 500 for the first N tries (XMPP_ATTEMPT), then an answer
+        if tonumber(env["XMPP_ATTEMPT"] or "1") <= tonumber(first) then
+            return 500
+        end
+        r.content_type = "text/plain; charset=UTF-8"
+        r:puts("lua heard after failing: " .. arg)
+        return apache2.OK
+    elseif command == "ms" then
+        r.usleep(math.floor(tonumber(first) * 1000))
+        r.content_type = "text/plain; charset=UTF-8"
+        r:puts("lua heard: " .. arg)
         return apache2.OK
     elseif command == "empty" then
         r.content_type = "text/plain; charset=UTF-8"

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "mx_inbound.h"
+#include "mx_inq.h"
 #include "mx_send.h"
 #include "mx_xmltext.h"
 
@@ -200,6 +201,64 @@ static void test_stanza_problem(void)
     CHECK(mx_stanza_problem("<message><p:x/></message>") != NULL);
 }
 
+/* A record survives encoding: absent fields stay absent, empty ones
+ * empty; a cut or foreign payload is refused. */
+static void test_inrec(void)
+{
+    mx_inrec r = { MX_KIND_MESSAGE, "message/chat/", "message", NULL, "",
+                   "a@b/c", "app@b", "x < y\ny", NULL, NULL,
+                   "<message/>" }, d;
+    size_t len;
+    char *data = mx_inrec_encode(&r, &len);
+
+    CHECK(data != NULL);
+    CHECK(mx_inrec_decode(data, len, &d) == 0);
+    CHECK(d.kind == MX_KIND_MESSAGE);
+    CHECK_STR(d.path, "message/chat/");
+    CHECK(d.type == NULL && d.show == NULL && d.status == NULL);
+    CHECK_STR(d.id, "");
+    CHECK_STR(d.body, "x < y\ny");
+    CHECK_STR(d.stanza, "<message/>");
+    mx_inrec_clear(&d);
+    CHECK(mx_inrec_decode(data, len - 1, &d) == -1 && d.name == NULL);
+    CHECK(mx_inrec_decode("MX1 1\nxx", 9, &d) == -1);
+    free(data);
+}
+
+/* One sender's records run one after the other in order; another's run
+ * beside them; a retry holds up only its own sender; the bound moves
+ * only over records done without a gap. */
+static void test_inq_order(void)
+{
+    mx_inq *q = mx_inq_new(4);
+    int items[5];
+    mx_inq_seq s;
+    long long wake;
+
+    CHECK(mx_inq_add(q, 1, "a@x", &items[0]) == 0);
+    CHECK(mx_inq_add(q, 2, "a@x", &items[1]) == 0);
+    CHECK(mx_inq_add(q, 3, "b@x", &items[2]) == 0);
+    CHECK(mx_inq_add(q, 4, "a@x", &items[3]) == 0);
+    CHECK(!mx_inq_room(q) && mx_inq_add(q, 5, "c@x", &items[4]) == -1);
+    CHECK(mx_inq_pick(q, 0, &s, NULL) == &items[0] && s == 1);
+    CHECK(mx_inq_pick(q, 0, &s, NULL) == &items[2] && s == 3);
+    CHECK(mx_inq_pick(q, 0, &s, &wake) == NULL && wake == 0);
+    CHECK(mx_inq_running(q) == 2);
+    CHECK(mx_inq_done(q, 3) && mx_inq_advance(q) == 0);
+    CHECK(mx_inq_retry(q, 1, 100));
+    CHECK(mx_inq_pick(q, 50, &s, &wake) == NULL && wake == 100);
+    CHECK(mx_inq_pick(q, 100, &s, NULL) == &items[0] && s == 1);
+    CHECK(mx_inq_done(q, 1) && mx_inq_advance(q) == 1);
+    CHECK(mx_inq_pick(q, 100, &s, NULL) == &items[1] && s == 2);
+    CHECK(mx_inq_done(q, 2) && mx_inq_advance(q) == 3);
+    CHECK(!mx_inq_done(q, 2)); /* not twice */
+    CHECK(mx_inq_count(q) == 1 && mx_inq_room(q));
+    CHECK(mx_inq_pick(q, 100, &s, NULL) == &items[3] && s == 4);
+    CHECK(mx_inq_done(q, 4) && mx_inq_advance(q) == 4);
+    CHECK(mx_inq_count(q) == 0);
+    mx_inq_free(q);
+}
+
 int main(void)
 {
     mx_send_init();
@@ -208,5 +267,7 @@ int main(void)
     test_xml_text();
     test_utf8_prefix();
     test_stanza_problem();
+    test_inrec();
+    test_inq_order();
     return UNIT_DONE();
 }

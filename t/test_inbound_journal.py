@@ -1,0 +1,256 @@
+"""Inbound stanzas kept on disk (the inbound journal): a burst waits its
+turn instead of being refused, one sender's messages are posted in order,
+a failing handler is retried, and what a killed holder had kept is posted
+again by the next one with XMPP_ATTEMPT > 1 and the same XMPP_STANZA_ID.
+
+Real Prosody, real httpd, a real slixmpp client; the handler is
+t/lua/inbound.lua (mod_lua: no process per request, so the test's time
+goes to what it checks).  The counts are smaller than issue 11's 2,000:
+one sender's messages run one after the other, so 2,000 x 50 ms is 100 s
+of a single test; the order is the point here, the rate belongs to
+bench/.
+"""
+
+import os
+import signal
+import time
+
+from harness import util
+from test_inbound import (APP, from_app, raw_message, start_app, token,
+                          warm_up)
+
+
+def chat_replies(client, tok, count, since, timeout):
+    return client.wait_messages(
+        count, timeout, lambda m: from_app(m) and m["type"] == "chat"
+        and tok in (m["body"] or ""), since=since)
+
+
+def errors_since(client, since):
+    with client.lock:
+        return [m for m in client.messages[since:]
+                if from_app(m) and m["type"] == "error"]
+
+
+def test_burst_from_one_sender_is_posted_in_order(httpd_factory,
+                                                  xmpp_client):
+    """300 messages sent as fast as the client can, far beyond what the
+    request threads take at once: all posted, none refused, in the order
+    sent (each waits for the one before it), every reply back."""
+    n = 300
+    h, dumps = start_app(httpd_factory, "event", "lua", services="message")
+    alice = xmpp_client("alice", resource="burst-" + token())
+    since = warm_up(alice)
+    tok = token()
+    for i in range(n):
+        alice.send_raw(raw_message(APP, "/ms 5 %s n%04d" % (tok, i),
+                                   mid="b-%s-%04d" % (tok, i)))
+    replies = chat_replies(alice, tok, n, since, 120)
+    assert [m["body"] for m in replies] == [
+        "lua heard: 5 %s n%04d" % (tok, i) for i in range(n)]
+    posted = dumps.wait_token(tok, n, 30)
+    assert [d.env["XMPP_ARG"] for d in posted] == [
+        "5 %s n%04d" % (tok, i) for i in range(n)]
+    assert {d.env["XMPP_ATTEMPT"] for d in posted} == {"1"}
+    assert errors_since(alice, since) == []
+
+
+def test_two_senders_each_in_order_and_side_by_side(httpd_factory,
+                                                    xmpp_client):
+    """Two senders' bursts at once: each sender's messages are posted in
+    its order, and the two run side by side (neither waits for the other
+    to finish)."""
+    n = 60
+    h, dumps = start_app(httpd_factory, "event", "lua", services="message")
+    alice = xmpp_client("alice", resource="burst-" + token())
+    bob = xmpp_client("bob", resource="burst-" + token())
+    warm_up(bob)
+    since = warm_up(alice)
+    tok = token()
+    for i in range(n):
+        alice.send_raw(raw_message(APP, "/ms 50 %s a%03d" % (tok, i)))
+        bob.send_raw(raw_message(APP, "/ms 50 %s b%03d" % (tok, i)))
+    posted = dumps.wait_token(tok, 2 * n, 60)
+    for who in "ab":
+        mine = [d.env["XMPP_ARG"] for d in posted
+                if d.env["XMPP_ARG"].split()[-1].startswith(who)]
+        assert mine == ["50 %s %s%03d" % (tok, who, i) for i in range(n)]
+    first_a = next(d.time for d in posted if " a" in d.env["XMPP_ARG"])
+    first_b = next(d.time for d in posted if " b" in d.env["XMPP_ARG"])
+    last_a = [d.time for d in posted if " a" in d.env["XMPP_ARG"]][-1]
+    last_b = [d.time for d in posted if " b" in d.env["XMPP_ARG"]][-1]
+    # interleaved: each began before the other was over
+    assert first_a < last_b and first_b < last_a
+    assert len(chat_replies(alice, tok, n, since, 30)) == n
+
+
+def test_500_twice_then_200_is_posted_three_times_one_reply(httpd_factory,
+                                                            xmpp_client):
+    h, dumps = start_app(httpd_factory, "event", "lua", services="message",
+                         extra="XMPPInboundRetry 4 6")
+    alice = xmpp_client("alice", resource="retry-" + token())
+    since = warm_up(alice)
+    tok = token()
+    mid = "f-" + tok
+    log_at = h.log_size()
+    alice.send_raw(raw_message(APP, "/fail 2 %s" % tok, mid=mid))
+    (reply,) = chat_replies(alice, tok, 1, since, 30)
+    assert reply["body"] == "lua heard after failing: 2 %s" % tok
+    tries = dumps.with_token(tok)
+    assert [d.env["XMPP_ATTEMPT"] for d in tries] == ["1", "2", "3"]
+    assert {d.env["XMPP_STANZA_ID"] for d in tries} == {mid}
+    h.wait_log(r"XMPP0574: app@localhost: the handler of "
+               r"/_ah/xmpp/message/chat/ answered 500 .*\(try 2\)",
+               since=log_at)
+    time.sleep(1.0)
+    assert len(chat_replies(alice, tok, 1, since, 1)) == 1
+    assert errors_since(alice, since) == []
+
+
+def test_always_500_gives_one_error_after_the_tries(httpd_factory,
+                                                    xmpp_client):
+    h, dumps = start_app(httpd_factory, "event", "lua", services="message",
+                         extra="XMPPInboundRetry 3 3")
+    alice = xmpp_client("alice", resource="retry-" + token())
+    since = warm_up(alice)
+    tok = token()
+    mid = "e-" + tok
+    alice.send_raw(raw_message(APP, "/status 500 %s" % tok, mid=mid))
+    err = alice.wait_message(30, lambda m: from_app(m) and m["id"] == mid,
+                             since=since)
+    assert err["type"] == "error"
+    assert err["error"]["condition"] == "internal-server-error"
+    assert [d.env["XMPP_ATTEMPT"] for d in dumps.with_token(tok)] == [
+        "1", "2", "3"]
+    time.sleep(1.0)
+    assert len(errors_since(alice, since)) == 1
+    assert h.status()["XMPPApp1InboundFailed"] == "1"
+
+
+def test_404_is_not_retried_and_logged(httpd_factory, xmpp_client):
+    h, dumps = start_app(httpd_factory, "event", "lua", services="message")
+    alice = xmpp_client("alice", resource="retry-" + token())
+    since = warm_up(alice)
+    tok = token()
+    mid = "nf-" + tok
+    log_at = h.log_size()
+    alice.send_raw(raw_message(APP, "/status 404 %s" % tok, mid=mid))
+    err = alice.wait_message(15, lambda m: from_app(m) and m["id"] == mid,
+                             since=since)
+    assert err["type"] == "error"
+    h.wait_log(r"XMPP0504: app@localhost: the handler of "
+               r"/_ah/xmpp/message/chat/ answered 404 .*map a handler to "
+               r"that path \(not retried\)", since=log_at)
+    assert len(dumps.with_token(tok)) == 1
+
+
+def test_kill_of_the_holder_mid_burst_loses_nothing(httpd_factory,
+                                                    xmpp_client):
+    """kill -9 of the holder while a burst is being posted: the next
+    holder posts what was kept and not done; every message is posted at
+    least once, and a message posted twice carries XMPP_ATTEMPT 2 the
+    second time, with the same XMPP_STANZA_ID."""
+    n = 150
+    h, dumps = start_app(httpd_factory, "event", "lua", services="message")
+    alice = xmpp_client("alice", resource="kill-" + token())
+    warm_up(alice)
+    tok = token()
+    for i in range(n):
+        alice.send_raw(raw_message(APP, "/ms 20 %s n%04d" % (tok, i),
+                                   mid="k-%s-%04d" % (tok, i)))
+    dumps.wait_token(tok, 30, 30)
+    holder = int(h.status()["XMPPApp1HolderPID"])
+    os.kill(holder, signal.SIGKILL)
+    want = ["20 %s n%04d" % (tok, i) for i in range(n)]
+
+    def all_posted():
+        got = {d.env["XMPP_ARG"] for d in dumps.with_token(tok)}
+        return got >= set(want)
+    util.wait_for(all_posted, 90, 0.2, "every message to be posted")
+    assert int(h.status()["XMPPApp1HolderPID"]) != holder
+    by_arg = {}
+    for d in dumps.with_token(tok):
+        by_arg.setdefault(d.env["XMPP_ARG"], []).append(d)
+    for arg, posts in by_arg.items():
+        ids = {d.env["XMPP_STANZA_ID"] for d in posts}
+        assert ids == {"k-%s-%s" % (tok, arg.split()[-1][1:])}, posts
+        for d in posts[1:]:
+            assert int(d.env["XMPP_ATTEMPT"]) > 1, posts
+    # the new holder took over in order: each message's first post comes
+    # after the one before it was first posted
+    firsts = sorted(by_arg, key=lambda a: by_arg[a][0].time)
+    assert firsts == want
+
+
+def test_offline_backlog_is_all_posted(httpd_factory, xmpp_client):
+    """Messages sent while the app is offline wait in Prosody's offline
+    storage; when the app logs in, the server delivers them all at once:
+    every one is posted, in order, none refused."""
+    n = 150
+    h, dumps = start_app(httpd_factory, "event", "lua", services="message")
+    alice = xmpp_client("alice", resource="off-" + token())
+    warm_up(alice)
+    h.stop()
+    tok = token()
+    since = len(alice.messages)
+    for i in range(n):
+        alice.send_raw(raw_message(APP, "%s n%04d" % (tok, i)))
+    alice.sync()
+    h.start()
+    replies = chat_replies(alice, tok, n, since, 90)
+    assert [m["body"] for m in replies] == [
+        "lua heard: %s n%04d" % (tok, i) for i in range(n)]
+    assert errors_since(alice, since) == []
+
+
+def test_status_shows_the_backlog(httpd_factory, xmpp_client):
+    """While one message's handler sleeps, the 5 sent after it from the
+    same sender wait on disk: /server-status?auto says 1 running and 5
+    waiting, then, once all are answered, none of either."""
+    h, dumps = start_app(httpd_factory, "event", "lua", services="message")
+    alice = xmpp_client("alice", resource="st-" + token())
+    since = warm_up(alice)
+    tok = token()
+    alice.send_message(APP, "/sleep 3 %s sleeper" % tok)
+    dumps.wait_token(tok)
+    for i in range(5):
+        alice.send_message(APP, "%s w%d" % (tok, i))
+    util.wait_for(lambda: (h.status()["XMPPApp1InboundRunning"],
+                           h.status()["XMPPApp1InboundWaiting"])
+                  == ("1", "5"), 10, 0.1, "1 running and 5 waiting")
+    chat_replies(alice, tok, 6, since, 30)
+    util.wait_for(lambda: (h.status()["XMPPApp1InboundRunning"],
+                           h.status()["XMPPApp1InboundWaiting"])
+                  == ("0", "0"), 10, 0.1, "an empty backlog")
+
+
+def test_kill_then_graceful_then_hard_restart_loses_nothing(httpd_factory,
+                                                            xmpp_client):
+    """A burst through a kill -9 of the holder, then a graceful restart,
+    then a hard restart (SIGHUP): every message posted at least once, a
+    repeat always with XMPP_ATTEMPT > 1 and the same stanza id."""
+    n = 120
+    h, dumps = start_app(httpd_factory, "event", "lua", services="message")
+    alice = xmpp_client("alice", resource="rs-" + token())
+    warm_up(alice)
+    tok = token()
+    for i in range(n):
+        alice.send_raw(raw_message(APP, "/ms 30 %s n%04d" % (tok, i),
+                                   mid="r-%s-%04d" % (tok, i)))
+    dumps.wait_token(tok, 20, 30)
+    os.kill(int(h.status()["XMPPApp1HolderPID"]), signal.SIGKILL)
+    dumps.wait_token(tok, 40, 60)
+    h.graceful()
+    dumps.wait_token(tok, 60, 60)
+    h.restart()
+    want = {"30 %s n%04d" % (tok, i) for i in range(n)}
+    util.wait_for(lambda: {d.env["XMPP_ARG"] for d in dumps.with_token(tok)}
+                  >= want, 120, 0.2, "every message to be posted")
+    by_arg = {}
+    for d in dumps.with_token(tok):
+        by_arg.setdefault(d.env["XMPP_ARG"], []).append(d)
+    for arg, posts in by_arg.items():
+        assert {d.env["XMPP_STANZA_ID"] for d in posts} == {
+            "r-%s-%s" % (tok, arg.split()[-1][1:])}, posts
+        for d in posts[1:]:
+            assert int(d.env["XMPP_ATTEMPT"]) > 1, posts
