@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- The handler of bench test 10: 50 ms of work per inbound message (a
 -- slow application), then "re: <body>" as the chat reply.
 function handle(r)

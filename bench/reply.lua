@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- The mod_lua handler of the receiving benchmark: the multipart POST of an
 -- inbound message (or the same bytes from wrk) in, "re: <body>" out as
 -- text/plain, which mod_xmpp sends back as the chat reply.

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- wrk script: the same request over and over (a GET, or a POST of a body
 -- read from a file), counting answers of status 200 that contain EXPECT.
 --   wrk ... -s wrk_req.lua URL -- METHOD PATH EXPECT [CONTENT_TYPE BODY_FILE]

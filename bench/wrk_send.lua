@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- wrk script: POST send_message with a unique body per request.
 --   wrk ... -s wrk_send.lua URL -- PATH JID PREFIX QUOTA STATIC
 -- JID is form-encoded (alice%40localhost). Bodies are "PREFIX <thread>-<n>".

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- An example mod_xmpp bot as a mod_lua handler.
 --
 --   LuaMapHandler "^/_ah/xmpp/message/chat/$" /path/to/examples/bot.lua

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mod_xmpp_inbound: each inbound stanza of an enabled kind becomes a POST
  * to XMPPInboundPath + its path (mod_xmpp_inject runs it), and what the
  * handler answered becomes a reply or an error for the sender.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mod_xmpp_inbound: inbound stanzas become internal requests to the app's
  * handlers under XMPPInboundPath (run by mod_xmpp_inject.h). */
 #ifndef MOD_XMPP_INBOUND_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mod_xmpp_inject: run one request through httpd's ordinary request
  * processing in the app's virtual host (translate, access, fixups,
  * handler, logging), on a connection that has no client and no socket,

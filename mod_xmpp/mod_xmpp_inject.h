@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mod_xmpp_inject: one request run through httpd's ordinary processing
  * on a connection mod_xmpp made (no client, no socket), its answer kept.
  * No libstrophe here: the stanza arrives as plain strings. */

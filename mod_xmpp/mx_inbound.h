@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mx_inbound: what an inbound stanza becomes as a request: its path under
  * XMPPInboundPath, the App Engine command split of a message body, and the
  * multipart/form-data body. Portable: no httpd, no APR. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mx_inq: see mx_inq.h. A ring in journal order; picking scans it once,
  * remembering the senders already blocked by an earlier undone record
  * (by hash first, then by name), so the cost is bounded by the window,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* mx_inq: which kept inbound stanza runs next. A window of journal
  * records in journal order; a record may run when no earlier record of
  * the same sender (bare JID) is still in the window undone, it is not

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Inbound stanzas kept on disk (the inbound journal): a burst waits its
 turn instead of being refused, one sender's messages are posted in order,
 a failing handler is retried, and what a killed holder had kept is posted

@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: Apache-2.0
 -- Dump handler for mod_xmpp's inbound tests, the mod_lua twin of
 -- t/cgi-bin/inbound.cgi.
 --
