@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <libxml/parser.h>
@@ -67,6 +68,18 @@ static void fields_free(char **f, size_t n)
 }
 
 /* ---- a private directory, removed at exit ---- */
+
+/* path made to hold exactly the n bytes at p */
+static void fuzz_put_file(const char *path, const void *p, size_t n)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+    if (fd < 0)
+        abort();
+    if (n && write(fd, p, n) != (ssize_t)n)
+        abort();
+    close(fd);
+}
 
 static char fuzz_dir_path[4096];
 

@@ -20,17 +20,6 @@
 
 static const char SEP[] = "\x01MXSEG\x01\x01";
 
-static void write_file(const char *path, const uint8_t *p, size_t n)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-    if (fd < 0)
-        abort();
-    if (n && write(fd, p, n) != (ssize_t)n)
-        abort();
-    close(fd);
-}
-
 /* The fields between separators: [start, end) of each, up to 3 */
 static size_t split(const uint8_t *data, size_t size, const uint8_t **s,
                     size_t *l)
@@ -125,14 +114,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      * an older segment at 1, the newest */
     if (n >= 2) {
         snprintf(path, sizeof(path), "%s/journal/acked", dir);
-        write_file(path, s[0], l[0]);
+        fuzz_put_file(path, s[0], l[0]);
     }
     if (n == 3 && newest > 1) {
         snprintf(path, sizeof(path), "%s/journal/%020llu.seg", dir, 1ULL);
-        write_file(path, s[1], l[1]);
+        fuzz_put_file(path, s[1], l[1]);
     }
     snprintf(path, sizeof(path), "%s/journal/%020llu.seg", dir, newest);
-    write_file(path, s[n - 1], l[n - 1]);
+    fuzz_put_file(path, s[n - 1], l[n - 1]);
 
     /* the reader over what the disk has, before any recovery, bounded by
      * a limit beyond every record it could hold */

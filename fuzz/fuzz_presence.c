@@ -19,17 +19,6 @@
 #include "mx_jid.h"
 #include "mx_queue.h"
 
-static void put_file(const char *path, const char *p, size_t n)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-    if (fd < 0)
-        abort();
-    if (n && write(fd, p, n) != (ssize_t)n)
-        abort();
-    close(fd);
-}
-
 /* Reference split of "line1\nline2\nrest" (C string) */
 static void ref_split(const char *t, int *avail, char *show, size_t ss,
                       const char **rest)
@@ -67,7 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (mkdir(path, 0700) != 0)
         abort();
     snprintf(path, sizeof(path), "%s/presence/alice@example.org", dir);
-    put_file(path, f[0], lens[0]);
+    fuzz_put_file(path, f[0], lens[0]);
     memset(show, 'X', sizeof(show));
     status = NULL;
     rc = mx_presence_load(dir, "Alice@Example.ORG/phone", &avail, show, ss,
@@ -82,7 +71,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* the roster file: read back as written */
     snprintf(path, sizeof(path), "%s/roster", dir);
-    put_file(path, f[0], lens[0]);
+    fuzz_put_file(path, f[0], lens[0]);
     back = NULL;
     FUZZ_ASSERT(mx_queue_read_file(dir, "roster", &back, &blen) == 0);
     FUZZ_ASSERT(blen == lens[0] && !memcmp(back, f[0], blen)
