@@ -314,12 +314,19 @@ static void test_ids(void)
 static void check_escape_round_trip(const char *s)
 {
     char *text = mx_xml_escape_dup(s, 0), *attr = mx_xml_escape_dup(s, 1);
-    char *doc = malloc(strlen(text) + strlen(attr) + 32);
+    size_t size = (text ? strlen(text) : 0) + (attr ? strlen(attr) : 0) + 32;
+    char *doc = malloc(size);
     xmlDocPtr d;
     xmlChar *got;
 
     CHECK(text && attr && doc);
-    sprintf(doc, "<x a=\"%s\">%s</x>", attr, text);
+    if (!text || !attr || !doc) {
+        free(text);
+        free(attr);
+        free(doc);
+        return;
+    }
+    snprintf(doc, size, "<x a=\"%s\">%s</x>", attr, text);
     d = xmlReadMemory(doc, (int)strlen(doc), NULL, NULL, XML_PARSE_NONET);
     CHECK(d != NULL);
     if (d) {
