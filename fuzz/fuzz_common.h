@@ -165,6 +165,22 @@ static int fuzz_xml_ok(const char *text)
     return doc != NULL;
 }
 
+/* A stanza a builder made: it must parse, strictly, with its root named
+ * name. Returns the document (*root its root element); the input is
+ * printed when it does not parse, to see why. */
+static xmlDocPtr fuzz_stanza_doc(const char *st, const char *name,
+                                 xmlNodePtr *root)
+{
+    xmlDocPtr doc = fuzz_xml_parse(st, strlen(st));
+
+    if (!doc)
+        fprintf(stderr, "not well-formed: %s\n", st);
+    FUZZ_ASSERT(doc != NULL);
+    *root = xmlDocGetRootElement(doc);
+    FUZZ_ASSERT(*root && !strcmp((const char *)(*root)->name, name));
+    return doc;
+}
+
 /* The first element named name below (or at) n, depth first */
 static xmlNodePtr fuzz_xml_find(xmlNodePtr n, const char *name)
 {

@@ -48,12 +48,7 @@ static void check_message(char **f, unsigned sel)
     }
     st = mx_message_stanza(from, to, type, f[F_BODY], raw, ID);
     FUZZ_ASSERT(st != NULL);
-    doc = fuzz_xml_parse(st, strlen(st));
-    if (!doc)
-        fprintf(stderr, "not well-formed: %s\n", st);
-    FUZZ_ASSERT(doc != NULL);
-    root = xmlDocGetRootElement(doc);
-    FUZZ_ASSERT(root && !strcmp((const char *)root->name, "message"));
+    doc = fuzz_stanza_doc(st, "message", &root);
     FUZZ_ASSERT(fuzz_xml_value_is(root, "to", to));
     FUZZ_ASSERT(fuzz_xml_value_is(root, "from", from));
     FUZZ_ASSERT(fuzz_xml_value_is(root, "id", ID));
@@ -84,12 +79,7 @@ static void check_presence(char **f, unsigned sel)
     st = mx_presence_stanza("app@example.org/bot", to, type, show, status,
                             ID);
     FUZZ_ASSERT(st != NULL);
-    doc = fuzz_xml_parse(st, strlen(st));
-    if (!doc)
-        fprintf(stderr, "not well-formed: %s\n", st);
-    FUZZ_ASSERT(doc != NULL);
-    root = xmlDocGetRootElement(doc);
-    FUZZ_ASSERT(root && !strcmp((const char *)root->name, "presence"));
+    doc = fuzz_stanza_doc(st, "presence", &root);
     FUZZ_ASSERT(!to || fuzz_xml_value_is(root, "to", to));
     if (status && *status && !(type && !strcmp(type, "probe"))) {
         el = fuzz_xml_find(root->children, "status");
