@@ -82,74 +82,35 @@ mx_srv_conf *mx_conf(const server_rec *s)
     return ap_get_module_config(s->module_config, &xmpp_module);
 }
 
-const char *mx_conf_resource(const mx_srv_conf *c)
-{
-    return c->resource ? c->resource : MX_DEFAULT_RESOURCE;
-}
+/* The typed getters: the value set, else the default. One line each below
+ * defines mx_conf_<field> as mod_xmpp_config.h declares it. */
+#define MX_GET_STR(field, dflt) \
+    const char *mx_conf_##field(const mx_srv_conf *c) \
+    { \
+        return c->field ? c->field : (dflt); \
+    }
+#define MX_GET_INT(field, dflt) \
+    int mx_conf_##field(const mx_srv_conf *c) \
+    { \
+        return c->field != MX_UNSET ? c->field : (dflt); \
+    }
+
+MX_GET_STR(resource, MX_DEFAULT_RESOURCE)
+MX_GET_STR(inbound_path, MX_DEFAULT_INBOUND_PATH)
+MX_GET_STR(spool_dir, MX_DEFAULT_SPOOL_DIR)
+MX_GET_INT(tls, MX_TLS_REQUIRED)
+MX_GET_INT(tls_verify, 1)
+MX_GET_INT(inbound, MX_DEFAULT_INBOUND)
+MX_GET_INT(dev_mode, 0)
+MX_GET_INT(inbound_threads, MX_DEFAULT_IN_THREADS)
+MX_GET_INT(inbound_queue_limit, MX_DEFAULT_IN_QUEUE_LIMIT)
+MX_GET_INT(inbound_tries, MX_DEFAULT_IN_TRIES)
+MX_GET_INT(inbound_retry_secs, MX_DEFAULT_IN_RETRY_SECS)
+MX_GET_INT(queue_limit, MX_DEFAULT_QUEUE_LIMIT)
 
 int mx_conf_is_component(const mx_srv_conf *c)
 {
     return c->component || c->component_secret_file;
-}
-
-int mx_conf_tls(const mx_srv_conf *c)
-{
-    return c->tls != MX_UNSET ? c->tls : MX_TLS_REQUIRED;
-}
-
-int mx_conf_tls_verify(const mx_srv_conf *c)
-{
-    return c->tls_verify != MX_UNSET ? c->tls_verify : 1;
-}
-
-int mx_conf_inbound(const mx_srv_conf *c)
-{
-    return c->inbound != MX_UNSET ? c->inbound : MX_DEFAULT_INBOUND;
-}
-
-const char *mx_conf_inbound_path(const mx_srv_conf *c)
-{
-    return c->inbound_path ? c->inbound_path : MX_DEFAULT_INBOUND_PATH;
-}
-
-const char *mx_conf_spool_dir(const mx_srv_conf *c)
-{
-    return c->spool_dir ? c->spool_dir : MX_DEFAULT_SPOOL_DIR;
-}
-
-int mx_conf_dev_mode(const mx_srv_conf *c)
-{
-    return c->dev_mode != MX_UNSET ? c->dev_mode : 0;
-}
-
-int mx_conf_inbound_threads(const mx_srv_conf *c)
-{
-    return c->inbound_threads != MX_UNSET ? c->inbound_threads
-                                          : MX_DEFAULT_IN_THREADS;
-}
-
-int mx_conf_inbound_queue_limit(const mx_srv_conf *c)
-{
-    return c->inbound_queue_limit != MX_UNSET ? c->inbound_queue_limit
-                                              : MX_DEFAULT_IN_QUEUE_LIMIT;
-}
-
-int mx_conf_inbound_tries(const mx_srv_conf *c)
-{
-    return c->inbound_tries != MX_UNSET ? c->inbound_tries
-                                        : MX_DEFAULT_IN_TRIES;
-}
-
-int mx_conf_inbound_retry_secs(const mx_srv_conf *c)
-{
-    return c->inbound_retry_secs != MX_UNSET ? c->inbound_retry_secs
-                                             : MX_DEFAULT_IN_RETRY_SECS;
-}
-
-int mx_conf_queue_limit(const mx_srv_conf *c)
-{
-    return c->queue_limit != MX_UNSET ? c->queue_limit
-                                      : MX_DEFAULT_QUEUE_LIMIT;
 }
 
 /* ---- helpers ---- */
@@ -249,21 +210,35 @@ static const char *mx_set_engine(cmd_parms *cmd, void *dc, int flag)
     return NULL;
 }
 
-static const char *mx_set_jid(cmd_parms *cmd, void *dc, const char *arg)
+/* arg as a bare address into *out: a user's, user@domain (user 1), or a
+ * domain alone (user 0). what names it in the messages, give says what to
+ * give instead of an invalid one, give_bare instead of one of the other
+ * form. */
+static const char *set_bare_jid(cmd_parms *cmd, const char *arg, int user,
+                                const char *what, const char *give,
+                                const char *give_bare, const char **out)
 {
     mx_jid_parts parts;
     const char *why = mx_jid_parse(arg, &parts);
 
     if (why)
-        return cmd_err(cmd, apr_pstrcat(cmd->pool, "invalid JID (", why, "):",
-                                        NULL),
-                       arg, "give the app's bare address, user@domain");
-    if (!parts.local || parts.resource)
-        return cmd_err(cmd, "not a bare user address:", arg,
-                       "give user@domain without a resource "
-                       "(the resource is set by XMPPResource)");
-    cmd_conf(cmd)->jid = arg;
+        return cmd_err(cmd, apr_psprintf(cmd->pool, "invalid %s (%s):", what,
+                                         why),
+                       arg, give);
+    if ((parts.local != NULL) != user || parts.resource)
+        return cmd_err(cmd, user ? "not a bare user address:"
+                                 : "not a bare domain:", arg, give_bare);
+    *out = arg;
     return NULL;
+}
+
+static const char *mx_set_jid(cmd_parms *cmd, void *dc, const char *arg)
+{
+    return set_bare_jid(cmd, arg, 1, "JID",
+                        "give the app's bare address, user@domain",
+                        "give user@domain without a resource "
+                        "(the resource is set by XMPPResource)",
+                        &cmd_conf(cmd)->jid);
 }
 
 static const char *mx_set_resource(cmd_parms *cmd, void *dc, const char *arg)
@@ -275,12 +250,6 @@ static const char *mx_set_resource(cmd_parms *cmd, void *dc, const char *arg)
                        "give a non-empty name without control characters");
     cmd_conf(cmd)->resource = arg;
     return NULL;
-}
-
-static const char *mx_set_password_file(cmd_parms *cmd, void *dc,
-                                        const char *arg)
-{
-    return check_file(cmd, arg, &cmd_conf(cmd)->password_file);
 }
 
 static const char *mx_set_server(cmd_parms *cmd, void *dc, const char *arg)
@@ -299,26 +268,11 @@ static const char *mx_set_server(cmd_parms *cmd, void *dc, const char *arg)
  * section names it; every address of it is the app's. */
 static const char *mx_set_component(cmd_parms *cmd, void *dc, const char *arg)
 {
-    mx_jid_parts parts;
-    const char *why = mx_jid_parse(arg, &parts);
-
-    if (why)
-        return cmd_err(cmd, apr_pstrcat(cmd->pool, "invalid domain (", why,
-                                        "):", NULL),
-                       arg, "give the component's domain, e.g. "
-                       "bots.example.org");
-    if (parts.local || parts.resource)
-        return cmd_err(cmd, "not a bare domain:", arg,
-                       "give the component's domain alone, without user@ "
-                       "or /resource");
-    cmd_conf(cmd)->component = arg;
-    return NULL;
-}
-
-static const char *mx_set_component_secret(cmd_parms *cmd, void *dc,
-                                           const char *arg)
-{
-    return check_file(cmd, arg, &cmd_conf(cmd)->component_secret_file);
+    return set_bare_jid(cmd, arg, 0, "domain", "give the component's domain, "
+                        "e.g. bots.example.org",
+                        "give the component's domain alone, without user@ "
+                        "or /resource",
+                        &cmd_conf(cmd)->component);
 }
 
 static const char *mx_set_tls(cmd_parms *cmd, void *dc, const char *arg)
@@ -334,18 +288,6 @@ static const char *mx_set_tls(cmd_parms *cmd, void *dc, const char *arg)
     else
         return cmd_err(cmd, "unknown value", arg,
                        "accepted: required, optional, off");
-    return NULL;
-}
-
-static const char *mx_set_tls_ca_file(cmd_parms *cmd, void *dc,
-                                      const char *arg)
-{
-    return check_file(cmd, arg, &cmd_conf(cmd)->tls_ca_file);
-}
-
-static const char *mx_set_tls_verify(cmd_parms *cmd, void *dc, int flag)
-{
-    cmd_conf(cmd)->tls_verify = flag;
     return NULL;
 }
 
@@ -396,12 +338,6 @@ static const char *mx_set_spool_dir(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
-static const char *mx_set_dev_mode(cmd_parms *cmd, void *dc, int flag)
-{
-    cmd_conf(cmd)->dev_mode = flag;
-    return NULL;
-}
-
 /* A whole number in lo..hi into *out, or the refusal; `what` completes
  * "give ..." in the message. */
 static const char *int_in_range(cmd_parms *cmd, const char *arg, long lo,
@@ -418,42 +354,71 @@ static const char *int_in_range(cmd_parms *cmd, const char *arg, long lo,
     return NULL;
 }
 
-static const char *mx_set_queue_limit(cmd_parms *cmd, void *dc,
-                                      const char *arg)
+/* ---- table-driven setters ----
+ * The command table's cmd_data names the field of mx_srv_conf they write
+ * (its offset, as httpd's ap_set_*_slot do for per-directory records)
+ * and, for numbers, the range accepted. */
+#define MX_SLOT(field) ((void *)APR_OFFSETOF(mx_srv_conf, field))
+
+typedef struct {
+    apr_size_t offset;   /* of an int in mx_srv_conf */
+    long lo, hi;
+    const char *what;    /* completes "give ..." in the refusal */
+} mx_int_rule;
+
+#define MX_INT_RULE(field, lo, hi, what) \
+    ((void *)&(mx_int_rule){ APR_OFFSETOF(mx_srv_conf, field), lo, hi, what })
+
+static void *conf_slot(cmd_parms *cmd, apr_size_t offset)
 {
-    return int_in_range(cmd, arg, 1, 100000000,
-                        "the most items the outbound queue may hold",
-                        &cmd_conf(cmd)->queue_limit);
+    return (char *)cmd_conf(cmd) + offset;
 }
 
-static const char *mx_set_inbound_threads(cmd_parms *cmd, void *dc,
-                                          const char *arg)
+static const char *int_rule(cmd_parms *cmd, const mx_int_rule *r,
+                            const char *arg)
 {
-    return int_in_range(cmd, arg, 1, 256,
-                        "how many inbound requests may run at once",
-                        &cmd_conf(cmd)->inbound_threads);
+    return int_in_range(cmd, arg, r->lo, r->hi, r->what,
+                        conf_slot(cmd, r->offset));
 }
 
-static const char *mx_set_inbound_queue_limit(cmd_parms *cmd, void *dc,
-                                              const char *arg)
+/* cmd_data MX_SLOT(field of a const char *): a readable file */
+static const char *mx_set_file_slot(cmd_parms *cmd, void *dc,
+                                    const char *arg)
 {
-    return int_in_range(cmd, arg, 1, 100000000,
-                        "the most inbound stanzas kept waiting",
-                        &cmd_conf(cmd)->inbound_queue_limit);
+    return check_file(cmd, arg,
+                      conf_slot(cmd, (apr_size_t)(apr_uintptr_t)cmd->info));
 }
+
+/* cmd_data MX_SLOT(field of an int): On 1, Off 0 */
+static const char *mx_set_flag_slot(cmd_parms *cmd, void *dc, int flag)
+{
+    *(int *)conf_slot(cmd, (apr_size_t)(apr_uintptr_t)cmd->info) = flag;
+    return NULL;
+}
+
+/* cmd_data MX_INT_RULE(...): a whole number in the rule's range */
+static const char *mx_set_int_slot(cmd_parms *cmd, void *dc, const char *arg)
+{
+    return int_rule(cmd, cmd->info, arg);
+}
+
+static const mx_int_rule inbound_tries_rule = {
+    APR_OFFSETOF(mx_srv_conf, inbound_tries), 1, 100,
+    "how often a failing inbound request is tried in all"
+};
+static const mx_int_rule inbound_retry_secs_rule = {
+    APR_OFFSETOF(mx_srv_conf, inbound_retry_secs), 1, 86400,
+    "the most seconds from an inbound request's first try to its last"
+};
 
 /* XMPPInboundRetry tries [max-seconds] */
 static const char *mx_set_inbound_retry(cmd_parms *cmd, void *dc,
                                         const char *tries, const char *secs)
 {
-    const char *err = int_in_range(cmd, tries, 1, 100, "how often a "
-                                   "failing inbound request is tried in all",
-                                   &cmd_conf(cmd)->inbound_tries);
+    const char *err = int_rule(cmd, &inbound_tries_rule, tries);
 
     if (!err && secs)
-        err = int_in_range(cmd, secs, 1, 86400, "the most seconds from an "
-                           "inbound request's first try to its last",
-                           &cmd_conf(cmd)->inbound_retry_secs);
+        err = int_rule(cmd, &inbound_retry_secs_rule, secs);
     return err;
 }
 
@@ -465,21 +430,25 @@ const command_rec mx_cmds[] = {
                   "the app's bare address, user@domain (client mode)"),
     AP_INIT_TAKE1(MX_CMD_RESOURCE, mx_set_resource, NULL, RSRC_CONF,
                   "resource of the client connection (default bot)"),
-    AP_INIT_TAKE1(MX_CMD_PASSWORD_FILE, mx_set_password_file, NULL, RSRC_CONF,
+    AP_INIT_TAKE1(MX_CMD_PASSWORD_FILE, mx_set_file_slot,
+                  MX_SLOT(password_file), RSRC_CONF,
                   "file holding the account's password, read at startup"),
     AP_INIT_TAKE1(MX_CMD_SERVER, mx_set_server, NULL, RSRC_CONF,
                   "host[:port] to connect to (default: SRV record of the "
                   "JID's domain; a component: its domain, port 5347)"),
     AP_INIT_TAKE1(MX_CMD_COMPONENT, mx_set_component, NULL, RSRC_CONF,
                   "component mode: the domain the app owns (XEP-0114)"),
-    AP_INIT_TAKE1(MX_CMD_COMPONENT_SECRET, mx_set_component_secret, NULL,
+    AP_INIT_TAKE1(MX_CMD_COMPONENT_SECRET, mx_set_file_slot,
+                  MX_SLOT(component_secret_file),
                   RSRC_CONF, "component mode: file holding the shared "
                   "secret, read at startup"),
     AP_INIT_TAKE1(MX_CMD_TLS, mx_set_tls, NULL, RSRC_CONF,
                   "TLS policy: required (default), optional or off"),
-    AP_INIT_TAKE1(MX_CMD_TLS_CA_FILE, mx_set_tls_ca_file, NULL, RSRC_CONF,
+    AP_INIT_TAKE1(MX_CMD_TLS_CA_FILE, mx_set_file_slot, MX_SLOT(tls_ca_file),
+                  RSRC_CONF,
                   "PEM file of extra trust anchors (e.g. a private CA)"),
-    AP_INIT_FLAG(MX_CMD_TLS_VERIFY, mx_set_tls_verify, NULL, RSRC_CONF,
+    AP_INIT_FLAG(MX_CMD_TLS_VERIFY, mx_set_flag_slot, MX_SLOT(tls_verify),
+                 RSRC_CONF,
                  "Off: accept any server certificate (default On)"),
     AP_INIT_ITERATE(MX_CMD_INBOUND, mx_set_inbound, NULL, RSRC_CONF,
                     "inbound kinds posted to the app: message error "
@@ -488,15 +457,23 @@ const command_rec mx_cmds[] = {
                   "URL prefix of inbound requests (default /_ah/xmpp/)"),
     AP_INIT_TAKE1(MX_CMD_SPOOL_DIR, mx_set_spool_dir, NULL, RSRC_CONF,
                   "directory of the durable outbound queue and the roster"),
-    AP_INIT_FLAG(MX_CMD_DEV_MODE, mx_set_dev_mode, NULL, RSRC_CONF,
+    AP_INIT_FLAG(MX_CMD_DEV_MODE, mx_set_flag_slot, MX_SLOT(dev_mode),
+                 RSRC_CONF,
                  "On: log outbound stanzas instead of sending them"),
-    AP_INIT_TAKE1(MX_CMD_QUEUE_LIMIT, mx_set_queue_limit, NULL, RSRC_CONF,
+    AP_INIT_TAKE1(MX_CMD_QUEUE_LIMIT, mx_set_int_slot,
+                  MX_INT_RULE(queue_limit, 1, 100000000,
+                              "the most items the outbound queue may hold"),
+                  RSRC_CONF,
                   "most items the outbound queue may hold (default 100000)"),
-    AP_INIT_TAKE1(MX_CMD_INBOUND_THREADS, mx_set_inbound_threads, NULL,
+    AP_INIT_TAKE1(MX_CMD_INBOUND_THREADS, mx_set_int_slot,
+                  MX_INT_RULE(inbound_threads, 1, 256, "how many inbound "
+                              "requests may run at once"),
                   RSRC_CONF, "inbound requests run at once by the holding "
                   "child, per app (default 16)"),
-    AP_INIT_TAKE1(MX_CMD_INBOUND_QUEUE_LIMIT, mx_set_inbound_queue_limit,
-                  NULL, RSRC_CONF, "most inbound stanzas kept waiting for "
+    AP_INIT_TAKE1(MX_CMD_INBOUND_QUEUE_LIMIT, mx_set_int_slot,
+                  MX_INT_RULE(inbound_queue_limit, 1, 100000000,
+                              "the most inbound stanzas kept waiting"),
+                  RSRC_CONF, "most inbound stanzas kept waiting for "
                   "their handler (default 100000)"),
     AP_INIT_TAKE12(MX_CMD_INBOUND_RETRY, mx_set_inbound_retry, NULL,
                    RSRC_CONF, "tries of a failing inbound request (5xx, "
