@@ -422,61 +422,62 @@ static const char *mx_set_inbound_retry(cmd_parms *cmd, void *dc,
     return err;
 }
 
+/* ---- the command table ----
+ * What `httpd -L` says of each directive, and what a refused number says
+ * to give instead */
+#define MX_HELP_ENGINE "On: this server or virtual host is an XMPP app with its own connection (default Off)"
+#define MX_HELP_JID "the app's bare address, user@domain (client mode)"
+#define MX_HELP_RESOURCE "resource of the client connection (default bot)"
+#define MX_HELP_PASSWORD_FILE "file holding the account's password, read at startup"
+#define MX_HELP_SERVER "host[:port] to connect to (default: SRV record of the JID's domain; a component: its domain, port 5347)"
+#define MX_HELP_COMPONENT "component mode: the domain the app owns (XEP-0114)"
+#define MX_HELP_COMPONENT_SECRET "component mode: file holding the shared secret, read at startup"
+#define MX_HELP_TLS "TLS policy: required (default), optional or off"
+#define MX_HELP_TLS_CA_FILE "PEM file of extra trust anchors (e.g. a private CA)"
+#define MX_HELP_TLS_VERIFY "Off: accept any server certificate (default On)"
+#define MX_HELP_INBOUND "inbound kinds posted to the app: message error subscribe presence (default message)"
+#define MX_HELP_INBOUND_PATH "URL prefix of inbound requests (default /_ah/xmpp/)"
+#define MX_HELP_SPOOL_DIR "directory of the durable outbound queue and the roster"
+#define MX_HELP_DEV_MODE "On: log outbound stanzas instead of sending them"
+#define MX_HELP_QUEUE_LIMIT "most items the outbound queue may hold (default 100000)"
+#define MX_GIVE_QUEUE_LIMIT "the most items the outbound queue may hold"
+#define MX_HELP_INBOUND_THREADS "inbound requests run at once by the holding child, per app (default 16)"
+#define MX_GIVE_INBOUND_THREADS "how many inbound requests may run at once"
+#define MX_HELP_INBOUND_QUEUE_LIMIT "most inbound stanzas kept waiting for their handler (default 100000)"
+#define MX_GIVE_INBOUND_QUEUE_LIMIT "the most inbound stanzas kept waiting"
+#define MX_HELP_INBOUND_RETRY "tries of a failing inbound request (5xx, timeout) and the most seconds they take (default 5 60)"
+
+/* One line per directive: MX_CMD_<NAME> with MX_HELP_<NAME>, for the
+ * server's record (RSRC_CONF); how, the setter and its cmd_data */
+#define MX_DIRECTIVE(how, name, setter, data) \
+    AP_INIT_##how(MX_CMD_##name, setter, data, RSRC_CONF, MX_HELP_##name)
+/* a readable file, On/Off, a whole number lo..hi into field */
+#define MX_FILE(name, field) \
+    MX_DIRECTIVE(TAKE1, name, mx_set_file_slot, MX_SLOT(field))
+#define MX_FLAG(name, field) \
+    MX_DIRECTIVE(FLAG, name, mx_set_flag_slot, MX_SLOT(field))
+#define MX_INT(name, field, lo, hi) \
+    MX_DIRECTIVE(TAKE1, name, mx_set_int_slot, \
+                 MX_INT_RULE(field, lo, hi, MX_GIVE_##name))
+
 const command_rec mx_cmds[] = {
-    AP_INIT_FLAG(MX_CMD_ENGINE, mx_set_engine, NULL, RSRC_CONF,
-                 "On: this server or virtual host is an XMPP app with its "
-                 "own connection (default Off)"),
-    AP_INIT_TAKE1(MX_CMD_JID, mx_set_jid, NULL, RSRC_CONF,
-                  "the app's bare address, user@domain (client mode)"),
-    AP_INIT_TAKE1(MX_CMD_RESOURCE, mx_set_resource, NULL, RSRC_CONF,
-                  "resource of the client connection (default bot)"),
-    AP_INIT_TAKE1(MX_CMD_PASSWORD_FILE, mx_set_file_slot,
-                  MX_SLOT(password_file), RSRC_CONF,
-                  "file holding the account's password, read at startup"),
-    AP_INIT_TAKE1(MX_CMD_SERVER, mx_set_server, NULL, RSRC_CONF,
-                  "host[:port] to connect to (default: SRV record of the "
-                  "JID's domain; a component: its domain, port 5347)"),
-    AP_INIT_TAKE1(MX_CMD_COMPONENT, mx_set_component, NULL, RSRC_CONF,
-                  "component mode: the domain the app owns (XEP-0114)"),
-    AP_INIT_TAKE1(MX_CMD_COMPONENT_SECRET, mx_set_file_slot,
-                  MX_SLOT(component_secret_file),
-                  RSRC_CONF, "component mode: file holding the shared "
-                  "secret, read at startup"),
-    AP_INIT_TAKE1(MX_CMD_TLS, mx_set_tls, NULL, RSRC_CONF,
-                  "TLS policy: required (default), optional or off"),
-    AP_INIT_TAKE1(MX_CMD_TLS_CA_FILE, mx_set_file_slot, MX_SLOT(tls_ca_file),
-                  RSRC_CONF,
-                  "PEM file of extra trust anchors (e.g. a private CA)"),
-    AP_INIT_FLAG(MX_CMD_TLS_VERIFY, mx_set_flag_slot, MX_SLOT(tls_verify),
-                 RSRC_CONF,
-                 "Off: accept any server certificate (default On)"),
-    AP_INIT_ITERATE(MX_CMD_INBOUND, mx_set_inbound, NULL, RSRC_CONF,
-                    "inbound kinds posted to the app: message error "
-                    "subscribe presence (default message)"),
-    AP_INIT_TAKE1(MX_CMD_INBOUND_PATH, mx_set_inbound_path, NULL, RSRC_CONF,
-                  "URL prefix of inbound requests (default /_ah/xmpp/)"),
-    AP_INIT_TAKE1(MX_CMD_SPOOL_DIR, mx_set_spool_dir, NULL, RSRC_CONF,
-                  "directory of the durable outbound queue and the roster"),
-    AP_INIT_FLAG(MX_CMD_DEV_MODE, mx_set_flag_slot, MX_SLOT(dev_mode),
-                 RSRC_CONF,
-                 "On: log outbound stanzas instead of sending them"),
-    AP_INIT_TAKE1(MX_CMD_QUEUE_LIMIT, mx_set_int_slot,
-                  MX_INT_RULE(queue_limit, 1, 100000000,
-                              "the most items the outbound queue may hold"),
-                  RSRC_CONF,
-                  "most items the outbound queue may hold (default 100000)"),
-    AP_INIT_TAKE1(MX_CMD_INBOUND_THREADS, mx_set_int_slot,
-                  MX_INT_RULE(inbound_threads, 1, 256, "how many inbound "
-                              "requests may run at once"),
-                  RSRC_CONF, "inbound requests run at once by the holding "
-                  "child, per app (default 16)"),
-    AP_INIT_TAKE1(MX_CMD_INBOUND_QUEUE_LIMIT, mx_set_int_slot,
-                  MX_INT_RULE(inbound_queue_limit, 1, 100000000,
-                              "the most inbound stanzas kept waiting"),
-                  RSRC_CONF, "most inbound stanzas kept waiting for "
-                  "their handler (default 100000)"),
-    AP_INIT_TAKE12(MX_CMD_INBOUND_RETRY, mx_set_inbound_retry, NULL,
-                   RSRC_CONF, "tries of a failing inbound request (5xx, "
-                   "timeout) and the most seconds they take (default 5 60)"),
+    MX_DIRECTIVE(FLAG, ENGINE, mx_set_engine, NULL),
+    MX_DIRECTIVE(TAKE1, JID, mx_set_jid, NULL),
+    MX_DIRECTIVE(TAKE1, RESOURCE, mx_set_resource, NULL),
+    MX_FILE(PASSWORD_FILE, password_file),
+    MX_DIRECTIVE(TAKE1, SERVER, mx_set_server, NULL),
+    MX_DIRECTIVE(TAKE1, COMPONENT, mx_set_component, NULL),
+    MX_FILE(COMPONENT_SECRET, component_secret_file),
+    MX_DIRECTIVE(TAKE1, TLS, mx_set_tls, NULL),
+    MX_FILE(TLS_CA_FILE, tls_ca_file),
+    MX_FLAG(TLS_VERIFY, tls_verify),
+    MX_DIRECTIVE(ITERATE, INBOUND, mx_set_inbound, NULL),
+    MX_DIRECTIVE(TAKE1, INBOUND_PATH, mx_set_inbound_path, NULL),
+    MX_DIRECTIVE(TAKE1, SPOOL_DIR, mx_set_spool_dir, NULL),
+    MX_FLAG(DEV_MODE, dev_mode),
+    MX_INT(QUEUE_LIMIT, queue_limit, 1, 100000000),
+    MX_INT(INBOUND_THREADS, inbound_threads, 1, 256),
+    MX_INT(INBOUND_QUEUE_LIMIT, inbound_queue_limit, 1, 100000000),
+    MX_DIRECTIVE(TAKE12, INBOUND_RETRY, mx_set_inbound_retry, NULL),
     { NULL }
 };
