@@ -37,6 +37,24 @@ static void sender_of(const mx_app *app, mx_sender *snd)
     snd->sync = 1;
 }
 
+/* What an operation for an app works with (an optional function's or
+ * the handler's) */
+typedef struct {
+    mx_app *app;
+    mx_sender snd;
+    mx_result res;
+    mx_status st;        /* a single recipient's status */
+} opt_call;
+
+/* c for app (NULL: c->app NULL, nothing else set) */
+static void call_of(mx_app *app, opt_call *c)
+{
+    c->app = app;
+    c->st = MX_OTHER_ERROR;
+    if (app)
+        sender_of(app, &c->snd);
+}
+
 static const char *error_text(apr_pool_t *p, const mx_result *res)
 {
     return apr_pstrcat(p, mx_err_name(res->err), ": ", res->why, NULL);
@@ -59,18 +77,37 @@ static void log_refused(const mx_app *app, const mx_status *st, size_t n,
 
 /* ---- optional functions ---- */
 
-/* What every send function answers: a refusal as App Engine's error name
- * and reason, else the statuses (OTHER_ERRORs logged). */
+
+/* How every optional function starts: *error cleared, the app of s and
+ * its sender in c. 0 when s is not an app. */
+static int opt_begin(server_rec *s, opt_call *c, const char **error)
+{
+    *error = NULL;
+    call_of(mx_app_of(s), c);
+    return c->app != NULL;
+}
+
+/* 1 with the refusal (App Engine's error name and reason) in *error when
+ * the operation refused the request, else 0 */
+static int opt_refused(apr_pool_t *p, const mx_result *res,
+                       const char **error)
+{
+    if (res->err == MX_OK)
+        return 0;
+    *error = error_text(p, res);
+    return 1;
+}
+
+/* What every send function answers: a refusal, else the statuses
+ * (OTHER_ERRORs logged). */
 static apr_status_t opt_result(apr_pool_t *p, const mx_app *app,
                                const mx_result *res, const mx_status *st,
                                int n, int *statuses, const char **error)
 {
     int i;
 
-    if (res->err != MX_OK) {
-        *error = error_text(p, res);
+    if (opt_refused(p, res, error))
         return APR_EINVAL;
-    }
     log_refused(app, st, (size_t)n, res);
     for (i = 0; i < n; i++)
         statuses[i] = (int)st[i];
@@ -84,41 +121,56 @@ static apr_status_t mod_xmpp_send_message(server_rec *s, apr_pool_t *p,
                                           const char *type, int raw_xml,
                                           int *statuses, const char **error)
 {
-    mx_app *app = mx_app_of(s);
-    mx_sender snd;
-    mx_result res;
+    opt_call c;
     mx_status *st;
 
-    *error = NULL;
-    if (!app)
+    if (!opt_begin(s, &c, error))
         return APR_ENOENT;
     if (njids < 1) {
         *error = "InvalidJidError: no recipient";
         return APR_EINVAL;
     }
-    sender_of(app, &snd);
     st = apr_pcalloc(p, sizeof(*st) * njids);
-    mx_op_send_message(&snd, jids, (size_t)njids, body, from_jid, type,
-                       raw_xml, st, &res);
-    return opt_result(p, app, &res, st, njids, statuses, error);
+    mx_op_send_message(&c.snd, jids, (size_t)njids, body, from_jid, type,
+                       raw_xml, st, &c.res);
+    return opt_result(p, c.app, &c.res, st, njids, statuses, error);
+}
+
+/* One recipient: an invitation (only jid and from_jid count) or a
+ * presence */
+typedef struct {
+    int invite;
+    const char *jid, *from_jid, *status_text, *type, *show;
+} one_send;
+
+static void send_one(opt_call *c, const one_send *o)
+{
+    if (o->invite)
+        mx_op_send_invite(&c->snd, o->jid, o->from_jid, &c->st, &c->res);
+    else
+        mx_op_send_presence(&c->snd, o->jid, o->status_text, o->from_jid,
+                            o->type, o->show, &c->st, &c->res);
+}
+
+static apr_status_t opt_send_one(server_rec *s, apr_pool_t *p,
+                                 const one_send *o, int *status,
+                                 const char **error)
+{
+    opt_call c;
+
+    if (!opt_begin(s, &c, error))
+        return APR_ENOENT;
+    send_one(&c, o);
+    return opt_result(p, c.app, &c.res, &c.st, 1, status, error);
 }
 
 static apr_status_t mod_xmpp_send_invite(server_rec *s, apr_pool_t *p,
-                                         const char *jid,
-                                         const char *from_jid, int *status,
-                                         const char **error)
+                                         const char *jid, const char *from_jid,
+                                         int *status, const char **error)
 {
-    mx_app *app = mx_app_of(s);
-    mx_sender snd;
-    mx_result res;
-    mx_status st = MX_OTHER_ERROR;
+    one_send o = { 1, jid, from_jid, NULL, NULL, NULL };
 
-    *error = NULL;
-    if (!app)
-        return APR_ENOENT;
-    sender_of(app, &snd);
-    mx_op_send_invite(&snd, jid, from_jid, &st, &res);
-    return opt_result(p, app, &res, &st, 1, status, error);
+    return opt_send_one(s, p, &o, status, error);
 }
 
 static apr_status_t mod_xmpp_send_presence(server_rec *s, apr_pool_t *p,
@@ -129,18 +181,9 @@ static apr_status_t mod_xmpp_send_presence(server_rec *s, apr_pool_t *p,
                                            const char *show, int *status,
                                            const char **error)
 {
-    mx_app *app = mx_app_of(s);
-    mx_sender snd;
-    mx_result res;
-    mx_status st = MX_OTHER_ERROR;
+    one_send o = { 0, jid, from_jid, status_text, type, show };
 
-    *error = NULL;
-    if (!app)
-        return APR_ENOENT;
-    sender_of(app, &snd);
-    mx_op_send_presence(&snd, jid, status_text, from_jid, type, show, &st,
-                        &res);
-    return opt_result(p, app, &res, &st, 1, status, error);
+    return opt_send_one(s, p, &o, status, error);
 }
 
 static apr_status_t mod_xmpp_get_presence(server_rec *s, apr_pool_t *p,
@@ -149,21 +192,15 @@ static apr_status_t mod_xmpp_get_presence(server_rec *s, apr_pool_t *p,
                                           int *available, const char **show,
                                           const char **error)
 {
-    mx_app *app = mx_app_of(s);
-    mx_sender snd;
-    mx_result res;
+    opt_call c;
     char buf[16];
 
-    *error = NULL;
-    if (!app)
+    if (!opt_begin(s, &c, error))
         return APR_ENOENT;
-    sender_of(app, &snd);
-    mx_op_get_presence(&snd, jid, from_jid, available, buf, sizeof(buf),
-                       &res);
-    if (res.err != MX_OK) {
-        *error = error_text(p, &res);
+    mx_op_get_presence(&c.snd, jid, from_jid, available, buf, sizeof(buf),
+                       &c.res);
+    if (opt_refused(p, &c.res, error))
         return APR_EINVAL;
-    }
     *show = apr_pstrdup(p, buf);
     return APR_SUCCESS;
 }
@@ -176,29 +213,25 @@ static apr_status_t mod_xmpp_get_presences(server_rec *s, apr_pool_t *p,
                                            const char **show, int *valid,
                                            const char **error)
 {
-    mx_app *app = mx_app_of(s);
-    mx_sender snd;
-    mx_result res;
+    opt_call c;
     char buf[16];
     int i;
 
-    *error = NULL;
-    if (!app)
+    if (!opt_begin(s, &c, error))
         return APR_ENOENT;
-    sender_of(app, &snd);
-    if (mx_check_from(from_jid, snd.app_jid, snd.app_resource) != MX_OK) {
+    if (mx_check_from(from_jid, c.snd.app_jid, c.snd.app_resource)
+        != MX_OK) {
         *error = apr_psprintf(p, "InvalidJidError: '%s' is not one of the "
                               "app's own addresses", from_jid);
         return APR_EINVAL;
     }
     for (i = 0; i < n; i++) {
-        mx_op_get_presence(&snd, jids[i], from_jid, &available[i], buf,
-                           sizeof(buf), &res);
-        valid[i] = res.err == MX_OK;
-        if (res.err != MX_OK && res.err != MX_ERR_INVALID_JID) {
-            *error = error_text(p, &res);
+        mx_op_get_presence(&c.snd, jids[i], from_jid, &available[i], buf,
+                           sizeof(buf), &c.res);
+        valid[i] = c.res.err == MX_OK;
+        if (c.res.err != MX_ERR_INVALID_JID
+            && opt_refused(p, &c.res, error))
             return APR_EINVAL;
-        }
         show[i] = apr_pstrdup(p, buf);
     }
     return APR_SUCCESS;
@@ -262,6 +295,7 @@ const char *mx_cross_site(request_rec *r)
 typedef struct {
     apr_array_header_t *jids;   /* const char *, in order */
     apr_table_t *args;          /* the other parameters, last one wins */
+    const char *op;             /* send_message, ... */
 } api_params;
 
 static void add_param(api_params *ap, const char *name, const char *value)
@@ -361,20 +395,18 @@ static int send_statuses(request_rec *r, const char *const *jids,
                                            "statuses", ss));
 }
 
-static int api_result(request_rec *r, mx_app *app, const mx_result *res,
+static int api_result(request_rec *r, const opt_call *c,
                       const char *const *jids, const mx_status *st, size_t n)
 {
-    if (res->err != MX_OK)
-        return send_error(r, HTTP_BAD_REQUEST, mx_err_name(res->err),
-                          res->why);
-    log_refused(app, st, n, res);
+    if (c->res.err != MX_OK)
+        return send_error(r, HTTP_BAD_REQUEST, mx_err_name(c->res.err),
+                          c->res.why);
+    log_refused(c->app, st, n, &c->res);
     return send_statuses(r, jids, st, n);
 }
 
-static int api_send_message(request_rec *r, mx_app *app, api_params *ap)
+static int api_send_message(request_rec *r, opt_call *c, api_params *ap)
 {
-    mx_sender snd;
-    mx_result res;
     mx_status *st;
     const char *raw = apr_table_get(ap->args, "raw_xml");
     size_t n = (size_t)ap->jids->nelts;
@@ -385,17 +417,15 @@ static int api_send_message(request_rec *r, mx_app *app, api_params *ap)
     if (n > MX_API_MAX_JIDS)
         return send_error(r, HTTP_BAD_REQUEST, "InvalidJidError",
                           "too many recipients in one call (at most 1000)");
-    sender_of(app, &snd);
     st = apr_pcalloc(r->pool, sizeof(*st) * n);
-    mx_op_send_message(&snd, (const char *const *)ap->jids->elts, n,
+    mx_op_send_message(&c->snd, (const char *const *)ap->jids->elts, n,
                        apr_table_get(ap->args, "body"),
                        apr_table_get(ap->args, "from_jid"),
                        apr_table_get(ap->args, "message_type"),
                        raw && (!strcasecmp(raw, "true") || !strcmp(raw, "1")
                                || !strcasecmp(raw, "on")),
-                       st, &res);
-    return api_result(r, app, &res, (const char *const *)ap->jids->elts, st,
-                      n);
+                       st, &c->res);
+    return api_result(r, c, (const char *const *)ap->jids->elts, st, n);
 }
 
 static const char *single_jid(api_params *ap)
@@ -404,71 +434,48 @@ static const char *single_jid(api_params *ap)
                                 : NULL;
 }
 
-static int api_send_invite(request_rec *r, mx_app *app, api_params *ap)
+/* send_invite and send_presence (exactly one jid: see api_ops) */
+static int api_send_one(request_rec *r, opt_call *c, api_params *ap)
 {
-    mx_sender snd;
-    mx_result res;
-    mx_status st = MX_OTHER_ERROR;
-    const char *jid = single_jid(ap);
+    one_send o = { !strcmp(ap->op, "send_invite"), single_jid(ap),
+                   apr_table_get(ap->args, "from_jid"),
+                   apr_table_get(ap->args, "status"),
+                   apr_table_get(ap->args, "presence_type"),
+                   apr_table_get(ap->args, "presence_show") };
 
-    if (!jid)
-        return send_error(r, HTTP_BAD_REQUEST, "InvalidJidError",
-                          "give exactly one jid parameter");
-    sender_of(app, &snd);
-    mx_op_send_invite(&snd, jid, apr_table_get(ap->args, "from_jid"), &st,
-                      &res);
-    return api_result(r, app, &res, &jid, &st, 1);
-}
-
-static int api_send_presence(request_rec *r, mx_app *app, api_params *ap)
-{
-    mx_sender snd;
-    mx_result res;
-    mx_status st = MX_OTHER_ERROR;
-    const char *jid = single_jid(ap);
-
-    if (!jid)
-        return send_error(r, HTTP_BAD_REQUEST, "InvalidJidError",
-                          "give exactly one jid parameter (or subscribers)");
-    sender_of(app, &snd);
-    mx_op_send_presence(&snd, jid, apr_table_get(ap->args, "status"),
-                        apr_table_get(ap->args, "from_jid"),
-                        apr_table_get(ap->args, "presence_type"),
-                        apr_table_get(ap->args, "presence_show"), &st, &res);
-    return api_result(r, app, &res, &jid, &st, 1);
+    send_one(c, &o);
+    return api_result(r, c, &o.jid, &c->st, 1);
 }
 
 /* Several jids (App Engine's get_presence with a list): an answer each,
  * in order, {"jid", "valid", "available", "show"}; an invalid JID is
  * valid false rather than the 400 it is alone.  A from_jid that is not
  * the app's is still a 400: it concerns every JID. */
-static int api_get_presences(request_rec *r, mx_app *app, api_params *ap)
+static int api_get_presences(request_rec *r, opt_call *c, api_params *ap)
 {
     json_t *js = json_array(), *ps = json_array();
-    mx_sender snd;
-    mx_result res;
+    mx_result *res = &c->res;
     int i, available;
     char show[16];
     const char *from = apr_table_get(ap->args, "from_jid");
 
-    sender_of(app, &snd);
     for (i = 0; i < ap->jids->nelts; i++) {
         const char *jid = APR_ARRAY_IDX(ap->jids, i, const char *);
 
-        mx_op_get_presence(&snd, jid, from, &available, show, sizeof(show),
-                           &res);
-        if (res.err != MX_OK && (res.err != MX_ERR_INVALID_JID
-                                 || mx_check_from(from, snd.app_jid,
-                                                  snd.app_resource)
-                                    != MX_OK)) {
+        mx_op_get_presence(&c->snd, jid, from, &available, show,
+                           sizeof(show), res);
+        if (res->err != MX_OK && (res->err != MX_ERR_INVALID_JID
+                                  || mx_check_from(from, c->snd.app_jid,
+                                                   c->snd.app_resource)
+                                     != MX_OK)) {
             json_decref(js);
             json_decref(ps);
-            return send_error(r, HTTP_BAD_REQUEST, mx_err_name(res.err),
-                              res.why);
+            return send_error(r, HTTP_BAD_REQUEST, mx_err_name(res->err),
+                              res->why);
         }
         json_array_append_new(js, json_string(jid));
         json_array_append_new(ps, json_pack("{s:s, s:b, s:b, s:s}", "jid",
-                                            jid, "valid", res.err == MX_OK,
+                                            jid, "valid", res->err == MX_OK,
                                             "available", available,
                                             "show", show));
     }
@@ -476,25 +483,22 @@ static int api_get_presences(request_rec *r, mx_app *app, api_params *ap)
                                            "presences", ps));
 }
 
-static int api_get_presence(request_rec *r, mx_app *app, api_params *ap)
+static int api_get_presence(request_rec *r, opt_call *c, api_params *ap)
 {
-    mx_sender snd;
-    mx_result res;
     int available = 0;
     char show[16];
     const char *jid = single_jid(ap);
 
     if (ap->jids->nelts > 1)
-        return api_get_presences(r, app, ap);
+        return api_get_presences(r, c, ap);
     if (!jid)
         return send_error(r, HTTP_BAD_REQUEST, "InvalidJidError",
                           "give at least one jid parameter");
-    sender_of(app, &snd);
-    mx_op_get_presence(&snd, jid, apr_table_get(ap->args, "from_jid"),
-                       &available, show, sizeof(show), &res);
-    if (res.err != MX_OK)
-        return send_error(r, HTTP_BAD_REQUEST, mx_err_name(res.err),
-                          res.why);
+    mx_op_get_presence(&c->snd, jid, apr_table_get(ap->args, "from_jid"),
+                       &available, show, sizeof(show), &c->res);
+    if (c->res.err != MX_OK)
+        return send_error(r, HTTP_BAD_REQUEST, mx_err_name(c->res.err),
+                          c->res.why);
     return send_json(r, HTTP_OK, json_pack("{s:s, s:b, s:s}", "jid", jid,
                                            "available", available,
                                            "show", show));
@@ -503,13 +507,15 @@ static int api_get_presence(request_rec *r, mx_app *app, api_params *ap)
 static const struct {
     const char *name;
     int post_only;
-    int (*fn)(request_rec *r, mx_app *app, api_params *ap);
+    const char *one_jid;   /* the refusal unless exactly one jid, or NULL */
+    int (*fn)(request_rec *r, opt_call *c, api_params *ap);
 } api_ops[] = {
-    { "send_message", 1, api_send_message },
-    { "send_invite", 1, api_send_invite },
-    { "send_presence", 1, api_send_presence },
-    { "get_presence", 0, api_get_presence },
-    { NULL, 0, NULL }
+    { "send_message", 1, NULL, api_send_message },
+    { "send_invite", 1, "give exactly one jid parameter", api_send_one },
+    { "send_presence", 1, "give exactly one jid parameter (or subscribers)",
+      api_send_one },
+    { "get_presence", 0, NULL, api_get_presence },
+    { NULL, 0, NULL, NULL }
 };
 
 /* Parameters come from the query string and a urlencoded body only.
@@ -561,6 +567,7 @@ static int api_handler(request_rec *r)
 {
     const char *op;
     api_params ap;
+    opt_call c;
     mx_app *app;
     int i, rc;
 
@@ -586,11 +593,16 @@ static int api_handler(request_rec *r)
         return rc;
     ap.jids = apr_array_make(r->pool, 4, sizeof(const char *));
     ap.args = apr_table_make(r->pool, 8);
+    ap.op = op;
     parse_query(r, &ap);
     if (r->method_number == M_POST
         && (rc = mx_read_form(r, MX_API_MAX_BODY, add_body_param, &ap)) != OK)
         return rc;
-    return api_ops[i].fn(r, app, &ap);
+    if (api_ops[i].one_jid && ap.jids->nelts != 1)
+        return send_error(r, HTTP_BAD_REQUEST, "InvalidJidError",
+                          api_ops[i].one_jid);
+    call_of(app, &c);
+    return api_ops[i].fn(r, &c, &ap);
 }
 
 /* ---- the environment of CGI scripts ---- */

@@ -108,19 +108,43 @@ static int has_control(const char *p, size_t len, int space)
     return 0;
 }
 
+/* The first checks of a localpart or a resource, and their reasons */
+typedef struct {
+    int space;              /* spaces are refused too */
+    const char *empty, *too_long, *control;
+} part_rule;
+
+static const part_rule local_rule = {
+    1, "empty localpart", "localpart longer than 1023 bytes",
+    "localpart contains a space or control character"
+};
+static const part_rule resource_rule = {
+    0, "empty resource", "resource longer than 1023 bytes",
+    "resource contains a control character"
+};
+
+/* Not empty, at most MX_JID_PART_MAX bytes, no control character */
+static const char *check_part(const char *p, size_t len, const part_rule *r)
+{
+    if (len == 0)
+        return r->empty;
+    if (len > MX_JID_PART_MAX)
+        return r->too_long;
+    if (has_control(p, len, r->space))
+        return r->control;
+    return NULL;
+}
+
 /* localpart: RFC 7622 forbids these in addition to spaces and controls;
  * nodeprep (what servers apply) decides about the rest of Unicode */
 static const char *check_local(const char *p, size_t len)
 {
     static const char forbidden[] = "\"&'/:<>@";
+    const char *why = check_part(p, len, &local_rule);
     size_t i;
 
-    if (len == 0)
-        return "empty localpart";
-    if (len > MX_JID_PART_MAX)
-        return "localpart longer than 1023 bytes";
-    if (has_control(p, len, 1))
-        return "localpart contains a space or control character";
+    if (why)
+        return why;
     for (i = 0; i < len; i++)
         if (memchr(forbidden, p[i], sizeof(forbidden) - 1))
             return "localpart contains one of \" & ' / : < > @";
@@ -210,12 +234,10 @@ static const char *check_domain(const char *p, size_t len)
  * the rest of Unicode */
 static const char *check_resource(const char *p, size_t len)
 {
-    if (len == 0)
-        return "empty resource";
-    if (len > MX_JID_PART_MAX)
-        return "resource longer than 1023 bytes";
-    if (has_control(p, len, 0))
-        return "resource contains a control character";
+    const char *why = check_part(p, len, &resource_rule);
+
+    if (why)
+        return why;
     if (!mx_utf8_valid_xml(p, len))
         return "resource is not valid UTF-8";
     return prep_check(p, len, "Resourceprep",

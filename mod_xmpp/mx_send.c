@@ -2,6 +2,7 @@
 /* mx_send: see mx_send.h */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -412,6 +413,18 @@ static void sb_str(sbuf *b, const char *s)
     sb_put(b, s, strlen(s));
 }
 
+/* The strings up to a NULL, one after the other */
+static void sb_cat(sbuf *b, ...)
+{
+    va_list ap;
+    const char *s;
+
+    va_start(ap, b);
+    while ((s = va_arg(ap, const char *)))
+        sb_str(b, s);
+    va_end(ap);
+}
+
 /* Escape for text and attribute values alike, by mx_xml_ref's rules;
  * runs that need none are copied at once. */
 static void sb_esc(sbuf *b, const char *s, int attr)
@@ -432,9 +445,7 @@ static void sb_attr(sbuf *b, const char *name, const char *value)
 {
     if (!value)
         return;
-    sb_str(b, " ");
-    sb_str(b, name);
-    sb_str(b, "=\"");
+    sb_cat(b, " ", name, "=\"", NULL);
     sb_esc(b, value, 1);
     sb_str(b, "\"");
 }
@@ -443,22 +454,16 @@ static void sb_elem(sbuf *b, const char *name, const char *text)
 {
     if (!text || !*text)
         return;
-    sb_str(b, "<");
-    sb_str(b, name);
-    sb_str(b, ">");
+    sb_cat(b, "<", name, ">", NULL);
     sb_esc(b, text, 0);
-    sb_str(b, "</");
-    sb_str(b, name);
-    sb_str(b, ">");
+    sb_cat(b, "</", name, ">", NULL);
 }
 
 /* Opens <name xmlns="jabber:client" from to type id (no '>' yet). */
 static void sb_open(sbuf *b, const char *name, const char *from,
                     const char *to, const char *type, const char *id)
 {
-    sb_str(b, "<");
-    sb_str(b, name);
-    sb_str(b, " xmlns=\"jabber:client\"");
+    sb_cat(b, "<", name, " xmlns=\"jabber:client\"", NULL);
     sb_attr(b, "from", from);
     sb_attr(b, "to", to);
     sb_attr(b, "type", type);

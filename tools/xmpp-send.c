@@ -274,10 +274,18 @@ static void resolve_queue(const options *o, sender *s)
 
 /* ---- results ---- */
 
-static mx_sender ops_sender(const sender *s)
+/* What mx_ops needs from the queue and the app (both checked) */
+static mx_sender resolve_sender(const options *o)
 {
-    mx_sender snd = { s->queue, s->app_jid, s->resource, 1 };
+    sender s;
+    mx_sender snd;
 
+    resolve_queue(o, &s);
+    resolve_app(o, &s);
+    snd.queue_dir = s.queue;
+    snd.app_jid = s.app_jid;
+    snd.app_resource = s.resource;
+    snd.sync = 1;
     return snd;
 }
 
@@ -392,16 +400,13 @@ static int cmd_message(const options *o)
     mx_status *st = calloc(o->nwords + 1, sizeof(*st));
     mx_sender snd;
     mx_result res;
-    sender s;
     int rv;
 
     if (!st) {
         fputs("xmpp-send: out of memory\n", stderr);
         exit(EXIT_USAGE);
     }
-    resolve_queue(o, &s);
-    resolve_app(o, &s);
-    snd = ops_sender(&s);
+    snd = resolve_sender(o);
     mx_op_send_message(&snd, jids, o->nwords, body, o->from, o->type,
                        o->raw_xml, st, &res);
     rv = report(&res, jids, st, o->nwords);
@@ -410,35 +415,22 @@ static int cmd_message(const options *o)
     return rv;
 }
 
-static int cmd_invite(const options *o)
+/* invite and presence: one recipient */
+static int cmd_one(const options *o, int invite)
 {
     const char *jid = o->words[0];
     mx_status st = MX_OTHER_ERROR;
     mx_sender snd;
     mx_result res;
-    sender s;
 
-    check_single_jid(jid);
-    resolve_queue(o, &s);
-    resolve_app(o, &s);
-    snd = ops_sender(&s);
-    mx_op_send_invite(&snd, jid, o->from, &st, &res);
-    return report(&res, &jid, &st, 1);
-}
-
-static int cmd_presence(const options *o)
-{
-    const char *jid = o->words[0];
-    mx_status st = MX_OTHER_ERROR;
-    mx_sender snd;
-    mx_result res;
-    sender s;
-
-    resolve_queue(o, &s);
-    resolve_app(o, &s);
-    snd = ops_sender(&s);
-    mx_op_send_presence(&snd, jid, o->status, o->from, o->type, o->show,
-                        &st, &res);
+    if (invite)
+        check_single_jid(jid);
+    snd = resolve_sender(o);
+    if (invite)
+        mx_op_send_invite(&snd, jid, o->from, &st, &res);
+    else
+        mx_op_send_presence(&snd, jid, o->status, o->from, o->type, o->show,
+                            &st, &res);
     return report(&res, &jid, &st, 1);
 }
 
@@ -523,10 +515,8 @@ int main(int argc, char **argv)
         mx_send_init();
     if (strcmp(o.cmd, "message") == 0)
         rv = cmd_message(&o);
-    else if (strcmp(o.cmd, "invite") == 0)
-        rv = cmd_invite(&o);
-    else if (strcmp(o.cmd, "presence") == 0)
-        rv = cmd_presence(&o);
+    else if (strcmp(o.cmd, "invite") == 0 || strcmp(o.cmd, "presence") == 0)
+        rv = cmd_one(&o, strcmp(o.cmd, "invite") == 0);
     else
         rv = cmd_get_presence(&o);
     free(o.words);
