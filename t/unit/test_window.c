@@ -3,10 +3,12 @@
  * server's acknowledgements (XEP-0198 h, ping barriers) cover, under
  * acks lost, duplicated, out of range, h wrapping at 2^32, stream
  * errors, reconnects, set-aside records and barriers answered to other
- * hosts. And mx_log, which the window logs through. */
+ * hosts. And mx_log, which the window logs through, and mx_batch, the
+ * queue thread's group commit. */
 #include <stdlib.h>
 
 #include "unit.h"
+#include "mx_batch.h"
 #include "mx_log.h"
 #include "mx_window.h"
 
@@ -445,8 +447,49 @@ static void test_log_set(void)
     CHECK_STR(log_last, "XMPP0000: here 1");
 }
 
+static void test_batch(void)
+{
+    /* L: this process's answer, S: a sender's, R: refused by the checks */
+    mx_batch_req r[6];
+    int sync = -1;
+    size_t i;
+
+    memset(r, 0, sizeof(r));
+    r[0].local = 1;         /* L */
+    r[1].refused = 1;       /* R */
+    r[3].local = 1;         /* S at 2, L at 3, S at 4, S at 5 */
+    /* limit 10 with 7 queued: L and S fit (8, 9), then the limit: the L
+     * at 3 is still taken, the senders after it are FULL */
+    CHECK(mx_batch_plan(r, 6, 7, 10, &sync) == 3);
+    CHECK(sync == 1);
+    CHECK(r[0].verdict == MX_BATCH_TAKEN && r[1].verdict == MX_BATCH_REFUSED);
+    CHECK(r[2].verdict == MX_BATCH_TAKEN && r[3].verdict == MX_BATCH_TAKEN);
+    CHECK(r[4].verdict == MX_BATCH_FULL && r[5].verdict == MX_BATCH_FULL);
+    mx_batch_number(r, 6, 100);
+    CHECK(r[0].record == 100 && r[2].record == 101 && r[3].record == 102);
+    CHECK(r[1].record == 0 && r[4].record == 0 && r[5].record == 0);
+    /* room for all */
+    CHECK(mx_batch_plan(r, 6, 0, 10, &sync) == 5);
+    for (i = 0; i < 6; i++)
+        CHECK(r[i].verdict == (i == 1 ? MX_BATCH_REFUSED : MX_BATCH_TAKEN));
+    /* the queue already full: only this process's answers go in, and a
+     * batch of only those is not synced */
+    CHECK(mx_batch_plan(r, 6, 10, 10, &sync) == 2);
+    CHECK(sync == 0);
+    CHECK(r[0].verdict == MX_BATCH_TAKEN && r[3].verdict == MX_BATCH_TAKEN);
+    CHECK(r[2].verdict == MX_BATCH_FULL);
+    /* a batch of refusals takes nothing and needs no sync */
+    for (i = 0; i < 6; i++) {
+        r[i].local = 0;
+        r[i].refused = 1;
+    }
+    CHECK(mx_batch_plan(r, 6, 0, 10, &sync) == 0 && sync == 0);
+    CHECK(mx_batch_plan(r, 0, 0, 10, &sync) == 0 && sync == 0);
+}
+
 int main(void)
 {
+    test_batch();
     test_log_set();
     test_sm_acks();
     test_wrap();
