@@ -29,6 +29,7 @@
 #include "mod_xmpp_holder.h"
 #include "mod_xmpp_inject.h"
 #include "mod_xmpp_status.h"
+#include "mod_xmpp_store.h"
 
 /* ---- start-up ---- */
 
@@ -530,6 +531,7 @@ static void mx_child_init(apr_pool_t *pchild, server_rec *s)
     if (!mx_apps || mx_apps->nelts == 0)
         return;
     mx_inject_child_init(pchild);
+    mx_store_child_init(pchild);
     mx_holder_child_init(pchild, s);
 }
 
@@ -545,6 +547,7 @@ static void mx_register_hooks(apr_pool_t *p)
     mx_api_register_hooks(p);
     mx_inject_register_hooks(p);
     mx_console_register_hooks(p);
+    mx_store_register_hooks(p);
 }
 
 AP_DECLARE_MODULE(xmpp) = {

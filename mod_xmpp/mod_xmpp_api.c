@@ -21,6 +21,7 @@
 #include "mod_xmpp_api.h"
 #include "mod_xmpp_app.h"
 #include "mod_xmpp_inject.h"
+#include "mod_xmpp_store.h"
 #include "mx_ops.h"
 #include "mx_send.h"
 
@@ -35,6 +36,37 @@ static void sender_of(const mx_app *app, mx_sender *snd)
     snd->app_jid = app->jid;
     snd->app_resource = mx_conf_resource(app->conf);
     snd->sync = 1;
+    snd->presence = NULL;
+    snd->presence_ud = NULL;
+}
+
+/* get_presence from the store several hosts share (XMPPStateStore dbd):
+ * r when there is a request (its connection), else p and the server */
+typedef struct {
+    mx_app *app;
+    request_rec *r;
+    apr_pool_t *p;
+} store_ctx;
+
+static int store_presence(void *ud, const char *from_jid, const char *jid,
+                          int *available, char *show, size_t showsize)
+{
+    store_ctx *sc = ud;
+
+    return mx_store_presence_get(sc->app, sc->r, sc->p, from_jid, jid,
+                                 available, show, showsize);
+}
+
+static void presence_of(mx_sender *snd, store_ctx *sc, mx_app *app,
+                        request_rec *r, apr_pool_t *p)
+{
+    if (!mx_store_shared(app))
+        return;
+    sc->app = app;
+    sc->r = r;
+    sc->p = r ? r->pool : p;
+    snd->presence = store_presence;
+    snd->presence_ud = sc;
 }
 
 /* What an operation for an app works with (an optional function's or
@@ -194,9 +226,11 @@ static apr_status_t mod_xmpp_get_presence(server_rec *s, apr_pool_t *p,
 {
     opt_call c;
     char buf[16];
+    store_ctx sc;
 
     if (!opt_begin(s, &c, error))
         return APR_ENOENT;
+    presence_of(&c.snd, &sc, c.app, NULL, p);
     mx_op_get_presence(&c.snd, jid, from_jid, available, buf, sizeof(buf),
                        &c.res);
     if (opt_refused(p, &c.res, error))
@@ -216,9 +250,11 @@ static apr_status_t mod_xmpp_get_presences(server_rec *s, apr_pool_t *p,
     opt_call c;
     char buf[16];
     int i;
+    store_ctx sc;
 
     if (!opt_begin(s, &c, error))
         return APR_ENOENT;
+    presence_of(&c.snd, &sc, c.app, NULL, p);
     if (mx_check_from(from_jid, c.snd.app_jid, c.snd.app_resource)
         != MX_OK) {
         *error = apr_psprintf(p, "InvalidJidError: '%s' is not one of the "
@@ -458,7 +494,9 @@ static int api_get_presences(request_rec *r, opt_call *c, api_params *ap)
     int i, available;
     char show[16];
     const char *from = apr_table_get(ap->args, "from_jid");
+    store_ctx sc;
 
+    presence_of(&c->snd, &sc, c->app, r, NULL);
     for (i = 0; i < ap->jids->nelts; i++) {
         const char *jid = APR_ARRAY_IDX(ap->jids, i, const char *);
 
@@ -485,6 +523,7 @@ static int api_get_presences(request_rec *r, opt_call *c, api_params *ap)
 
 static int api_get_presence(request_rec *r, opt_call *c, api_params *ap)
 {
+    store_ctx sc;
     int available = 0;
     char show[16];
     const char *jid = single_jid(ap);
@@ -494,6 +533,7 @@ static int api_get_presence(request_rec *r, opt_call *c, api_params *ap)
     if (!jid)
         return send_error(r, HTTP_BAD_REQUEST, "InvalidJidError",
                           "give at least one jid parameter");
+    presence_of(&c->snd, &sc, c->app, r, NULL);
     mx_op_get_presence(&c->snd, jid, apr_table_get(ap->args, "from_jid"),
                        &available, show, sizeof(show), &c->res);
     if (c->res.err != MX_OK)

@@ -4,8 +4,13 @@
  * One flat table, "address\ncontact" -> entry, in memory (bounded by
  * MX_CROSTER_MAX, keys and entries malloc'd and freed, so churn does not
  * grow it), and one file per address on disk, rewritten durably on every
- * change: the file is the truth after a restart or a kill -9, and the
- * holder's outbound side reads it for send_presence to "subscribers". */
+ * change: the file is the truth after a restart or a kill -9; the
+ * holder's outbound side asks the table (mx_store_subscribers) for
+ * send_presence to "subscribers".
+ *
+ * With XMPPStateStore dbd (several hosts) nothing of it is in memory:
+ * every decision reads the shared store (mod_xmpp_store.h), since another
+ * host may have changed a subscription or received a presence since. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +21,7 @@
 #include "http_log.h"
 
 #include "mod_xmpp_component.h"
+#include "mod_xmpp_store.h"
 #include "mx_jid.h"
 #include "mx_queue.h"
 #include "mx_addr_roster.h"
@@ -39,6 +45,7 @@ struct mx_croster {
     apr_pool_t *scratch;         /* cleared after every batch of sends */
     apr_hash_t *entries;         /* "address\ncontact" (malloc'd) -> entry */
     apr_time_t full_logged;
+    int shared;                  /* the state is in the shared store */
 };
 
 /* ---- keys ---- */
@@ -256,17 +263,46 @@ static void send_available(mx_croster *cr, const char *addr, const char *to,
     send_presence(cr, full, to, type);
 }
 
+/* Shared store: 1 when the pair is kept or there is room for it, 0 when
+ * full (logged), -1 when the store cannot tell (logged). */
+static int shared_room(mx_croster *cr, const char *addr, const char *contact)
+{
+    int bits;
+    long n;
+
+    if (mx_store_sub_get(cr->app, cr->scratch, addr, contact, &bits) != 0)
+        return -1;
+    if (bits)
+        return 1;
+    if (mx_store_sub_count(cr->app, cr->scratch, &n) != 0)
+        return -1;
+    if (n < MX_CROSTER_MAX)
+        return 1;
+    log_full(cr, addr, contact);
+    return 0;
+}
+
 static void on_subscribe(mx_croster *cr, const char *addr,
                          const char *contact)
 {
-    mx_centry *e = get_or_add(cr, addr, contact);
+    mx_centry *e = NULL;
+    int room = 0;
 
-    if (!e) { /* full: a clear no rather than silence */
+    if (cr->shared) {
+        /* the store cannot be read: no answer, the contact asks again */
+        if ((room = shared_room(cr, addr, contact)) < 0
+            || (room > 0 && mx_store_sub_change(cr->app, cr->scratch, addr,
+                                                contact, MX_ADDR_FROM, 1)))
+            return;
+    }
+    else if ((e = get_or_add(cr, addr, contact)) != NULL) {
+        e->bits |= MX_ADDR_FROM;
+        save(cr, addr);
+    }
+    if (cr->shared ? !room : !e) { /* full: a clear no, not silence */
         send_presence(cr, addr, contact, "unsubscribed");
         return;
     }
-    e->bits |= MX_ADDR_FROM;
-    save(cr, addr);
     /* App Engine accepted every subscription, and asked back, so that
      * both sides see each other */
     send_presence(cr, addr, contact, "subscribed");
@@ -281,9 +317,15 @@ static void on_subscribe(mx_croster *cr, const char *addr,
 static void change(mx_croster *cr, const char *addr, const char *contact,
                    int bit, int set)
 {
-    mx_centry *e = set ? get_or_add(cr, addr, contact)
-                       : find(cr, addr, contact);
+    mx_centry *e;
 
+    if (cr->shared) {
+        if (!set || shared_room(cr, addr, contact) > 0)
+            mx_store_sub_change(cr->app, cr->scratch, addr, contact, bit,
+                                set);
+        return;
+    }
+    e = set ? get_or_add(cr, addr, contact) : find(cr, addr, contact);
     if (!e || !!(e->bits & bit) == set)
         return;
     e->bits = set ? e->bits | bit : e->bits & ~bit;
@@ -326,9 +368,26 @@ static char *child_text(xmpp_stanza_t *st, const char *name)
 static void store(mx_croster *cr, xmpp_stanza_t *st, const char *addr,
                   const char *contact, const char *from, int available)
 {
-    mx_centry *e = find(cr, addr, contact);
+    mx_centry *e = NULL;
     char dir[4096], *show, *status;
+    int bits = 0;
 
+    if (cr->shared) {
+        /* every resource is a row: whichever host gets its presence */
+        if (mx_store_sub_get(cr->app, cr->scratch, addr, contact, &bits)
+            || !bits)
+            return;
+        show = available ? child_text(st, "show") : NULL;
+        status = available ? child_text(st, "status") : NULL;
+        mx_store_presence_put(cr->app, cr->scratch, addr, contact, from,
+                              available, show, status);
+        if (show)
+            xmpp_free(cr->ctx, show);
+        if (status)
+            xmpp_free(cr->ctx, status);
+        return;
+    }
+    e = find(cr, addr, contact);
     if (!e || (track(e, from, available) > 0 && !available)
         || mx_addr_roster_dir(cr->app->dir, addr, dir, sizeof(dir)) != 0)
         return; /* unknown, or another resource is still online */
@@ -375,11 +434,34 @@ void mx_croster_on_presence(mx_croster *cr, xmpp_stanza_t *st)
 
 /* Presence (type NULL: available) from each address to its subscribers,
  * or (probe) to the contacts it is subscribed to. */
+typedef struct {
+    mx_croster *cr;
+    int bit;
+    const char *type;
+} to_all_ud;
+
+static void to_one(const char *addr, const char *contact, void *ud)
+{
+    to_all_ud *t = ud;
+
+    if (t->bit == MX_ADDR_TO)
+        send_presence(t->cr, addr, contact, t->type);
+    else
+        send_available(t->cr, addr, contact, t->type);
+}
+
 static void to_all(mx_croster *cr, int bit, const char *type)
 {
     apr_hash_index_t *hi;
     char addr[MX_ADDR_MAX];
 
+    if (cr->shared) {
+        to_all_ud t = { cr, bit, type };
+
+        mx_store_sub_all(cr->app, cr->scratch, bit, to_one, &t);
+        apr_pool_clear(cr->scratch);
+        return;
+    }
     for (hi = apr_hash_first(NULL, cr->entries); hi; hi = apr_hash_next(hi)) {
         const char *k = apr_hash_this_key(hi);
         mx_centry *e = apr_hash_this_val(hi);
@@ -419,8 +501,26 @@ void mx_croster_on_login(mx_croster *cr, xmpp_ctx_t *ctx, mx_out *out)
 
 void mx_croster_on_close(mx_croster *cr)
 {
-    if (cr->out)
+    /* with a shared store the other hosts still answer for the addresses:
+     * one host stopping is no reason to tell the subscribers they went */
+    if (cr->out && !cr->shared)
         to_all(cr, MX_ADDR_FROM, "unavailable");
+}
+
+/* The subscribers of addr, from memory (spool backend) */
+static void each_subscriber(void *local, const char *addr,
+                            mx_store_contact_fn *fn, void *ud)
+{
+    mx_croster *cr = local;
+    apr_hash_index_t *hi;
+
+    for (hi = apr_hash_first(NULL, cr->entries); hi; hi = apr_hash_next(hi)) {
+        const char *k = apr_hash_this_key(hi);
+        mx_centry *e = apr_hash_this_val(hi);
+
+        if ((e->bits & MX_ADDR_FROM) && key_is_of(k, addr))
+            fn(addr, key_contact(k), ud);
+    }
 }
 
 mx_croster *mx_croster_create(mx_app *app)
@@ -433,6 +533,10 @@ mx_croster *mx_croster_create(mx_app *app)
     apr_pool_create_unmanaged_ex(&cr->pool, NULL, NULL);
     apr_pool_create(&cr->scratch, cr->pool);
     cr->entries = apr_hash_make(cr->pool);
-    load(cr);
+    cr->shared = mx_store_shared(app);
+    if (!cr->shared) {
+        load(cr);
+        mx_store_set_local(app, each_subscriber, cr);
+    }
     return cr;
 }

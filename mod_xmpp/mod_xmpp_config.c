@@ -6,6 +6,7 @@
  * what it accepts. */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "apr_strings.h"
@@ -38,6 +39,7 @@ void *mx_create_srv_conf(apr_pool_t *p, server_rec *s)
     c->inbound_queue_limit = MX_UNSET;
     c->inbound_tries = MX_UNSET;
     c->inbound_retry_secs = MX_UNSET;
+    c->state_store = MX_UNSET;
     return c;
 }
 
@@ -74,6 +76,7 @@ void *mx_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     MX_MERGE_INT(inbound_queue_limit);
     MX_MERGE_INT(inbound_tries);
     MX_MERGE_INT(inbound_retry_secs);
+    MX_MERGE_INT(state_store);
     return c;
 }
 
@@ -422,6 +425,26 @@ static const char *mx_set_inbound_retry(cmd_parms *cmd, void *dc,
     return err;
 }
 
+/* XMPPStateStore spool|dbd */
+static const char *mx_set_state_store(cmd_parms *cmd, void *dc,
+                                      const char *arg)
+{
+    if (!strcasecmp(arg, "spool"))
+        cmd_conf(cmd)->state_store = MX_STORE_SPOOL;
+    else if (!strcasecmp(arg, "dbd"))
+        cmd_conf(cmd)->state_store = MX_STORE_DBD;
+    else
+        return cmd_err(cmd, "invalid store", arg, "give spool (files in "
+                       MX_CMD_SPOOL_DIR ", one host) or dbd (mod_dbd's "
+                       "DBDriver and DBDParams, shared by several hosts)");
+    return NULL;
+}
+
+int mx_conf_state_store(const mx_srv_conf *c)
+{
+    return c->state_store == MX_UNSET ? MX_STORE_SPOOL : c->state_store;
+}
+
 /* ---- the command table ----
  * What `httpd -L` says of each directive, and what a refused number says
  * to give instead */
@@ -445,6 +468,7 @@ static const char *mx_set_inbound_retry(cmd_parms *cmd, void *dc,
 #define MX_GIVE_INBOUND_THREADS "how many inbound requests may run at once"
 #define MX_HELP_INBOUND_QUEUE_LIMIT "most inbound stanzas kept waiting for their handler (default 100000)"
 #define MX_GIVE_INBOUND_QUEUE_LIMIT "the most inbound stanzas kept waiting"
+#define MX_HELP_STATE_STORE "where subscriptions and contacts' presence live: spool (default, one host) or dbd (mod_dbd, shared by hosts)"
 #define MX_HELP_INBOUND_RETRY "tries of a failing inbound request (5xx, timeout) and the most seconds they take (default 5 60)"
 
 /* One line per directive: MX_CMD_<NAME> with MX_HELP_<NAME>, for the
@@ -479,5 +503,6 @@ const command_rec mx_cmds[] = {
     MX_INT(INBOUND_THREADS, inbound_threads, 1, 256),
     MX_INT(INBOUND_QUEUE_LIMIT, inbound_queue_limit, 1, 100000000),
     MX_DIRECTIVE(TAKE12, INBOUND_RETRY, mx_set_inbound_retry, NULL),
+    MX_DIRECTIVE(TAKE1, STATE_STORE, mx_set_state_store, NULL),
     { NULL }
 };

@@ -25,6 +25,7 @@
 #define MX_CMD_INBOUND_THREADS "XMPPInboundThreads"
 #define MX_CMD_INBOUND_QUEUE_LIMIT "XMPPInboundQueueLimit"
 #define MX_CMD_INBOUND_RETRY "XMPPInboundRetry"
+#define MX_CMD_STATE_STORE    "XMPPStateStore"
 
 #define MX_UNSET (-1)
 
@@ -47,6 +48,10 @@ typedef enum { MX_TLS_REQUIRED = 0, MX_TLS_OPTIONAL, MX_TLS_OFF } mx_tls_policy;
 #define MX_DEFAULT_IN_TRIES     5
 #define MX_DEFAULT_IN_RETRY_SECS 60
 
+/* XMPPStateStore: where subscriptions and contacts' presence live */
+#define MX_STORE_SPOOL 0        /* files in the spool: one host (default) */
+#define MX_STORE_DBD   1        /* mod_dbd: shared by several hosts */
+
 typedef struct mx_srv_conf {
     int engine;                  /* not inherited: see mx_merge_srv_conf */
     const char *jid;             /* bare user@domain */
@@ -68,6 +73,7 @@ typedef struct mx_srv_conf {
     int inbound_queue_limit;     /* stanzas kept waiting on disk */
     int inbound_tries;           /* of a failing handler, in all */
     int inbound_retry_secs;      /* from the first try to the last */
+    int state_store;             /* MX_STORE_* */
     const char *defined_in;      /* "file:line" of XMPPEngine On, for messages */
 } mx_srv_conf;
 
@@ -90,6 +96,7 @@ int mx_conf_inbound_threads(const mx_srv_conf *c);
 int mx_conf_inbound_queue_limit(const mx_srv_conf *c);
 int mx_conf_inbound_tries(const mx_srv_conf *c);
 int mx_conf_inbound_retry_secs(const mx_srv_conf *c);
+int mx_conf_state_store(const mx_srv_conf *c);
 
 /* 1 when c is in component mode (XMPPComponent or its secret set) */
 int mx_conf_is_component(const mx_srv_conf *c);

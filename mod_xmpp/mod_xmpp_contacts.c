@@ -4,7 +4,9 @@
  * The XMPP server keeps the roster, so it survives restarts of httpd and
  * of the holder: at login we fetch it and follow its pushes. Subscribers
  * (subscription "from" or "both") are written to <spool>/roster, one bare
- * JID a line, for the holder's "subscribers" sends. Presence is stored per
+ * JID a line, read back when the holder starts (a "subscribers" send
+ * queued before it may go before the server's roster arrives); the sends
+ * themselves ask the table in memory (mx_store_subscribers). Presence is stored per
  * contact in <spool>/presence/ (mx_presence), where get_presence in any
  * process reads it.
  *
@@ -25,6 +27,8 @@
 
 #include "mod_xmpp_component.h"
 #include "mod_xmpp_contacts.h"
+#include "mod_xmpp_store.h"
+#include "mx_queue.h"
 #include "mx_file.h"
 #include "mx_jid.h"
 #include "mx_presence.h"
@@ -377,6 +381,52 @@ void mx_contacts_on_login(mx_contacts *ct, xmpp_ctx_t *ctx,
     xmpp_stanza_release(iq);
 }
 
+/* ---- subscribers, for the outbound side ---- */
+
+typedef struct {
+    mx_store_contact_fn *fn;
+    void *ud;
+    const char *addr;
+} each_ud;
+
+static void one_subscriber(const char *bare, unsigned int sub, void *ud)
+{
+    each_ud *e = ud;
+
+    if (sub & MX_SUB_FROM)
+        e->fn(e->addr, bare, e->ud);
+}
+
+static void each_subscriber(void *local, const char *addr,
+                            mx_store_contact_fn *fn, void *ud)
+{
+    mx_contacts *ct = local;
+    each_ud e = { fn, ud, addr };
+
+    mx_roster_each(ct->roster, one_subscriber, &e);
+}
+
+/* The subscribers of the last session until the server's roster comes:
+ * the file is the holder's own, still every line is checked. */
+static void load_roster(mx_contacts *ct)
+{
+    char *text = NULL, *line, *next;
+    char bare[BARE_SIZE];
+    size_t len;
+
+    if (mx_queue_read_file(ct->app->dir, "roster", &text, &len) != 0)
+        return; /* nobody subscribed yet */
+    for (line = text; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        if (mx_jid_bare_prep(line, bare, sizeof(bare)) >= 0
+            && !strcmp(bare, line))
+            mx_roster_set(ct->roster, bare, MX_SUB_FROM);
+    }
+    free(text);
+}
+
 mx_contacts *mx_contacts_create(mx_app *app)
 {
     mx_contacts *ct = calloc(1, sizeof(*ct));
@@ -391,6 +441,10 @@ mx_contacts *mx_contacts_create(mx_app *app)
         mx_roster_destroy(ct->roster);
         free(ct);
         return NULL;
+    }
+    if (!app->component) {
+        load_roster(ct);
+        mx_store_set_local(app, each_subscriber, ct);
     }
     return ct;
 }

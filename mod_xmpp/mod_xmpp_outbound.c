@@ -37,6 +37,7 @@
 #include "mx_queue.h"
 #include "mx_addr_roster.h"
 #include "mx_window.h"
+#include "mod_xmpp_store.h"
 
 APLOG_USE_MODULE(xmpp);
 
@@ -257,20 +258,27 @@ static void ask_ack(mx_out *o)
 static void between(const char *s, const char *start, const char *end,
                     char *buf, size_t size);
 
-/* A component's subscribers are per address: the roster the module
- * keeps for the bare form of the stanza's from (mx_addr_roster.h). */
-static int read_subscribers(mx_out *o, const char *stanza, char **roster)
-{
-    char from[3100], dir[4096];
-    size_t len;
+/* A component's subscribers are per address: those of the bare form of
+ * the stanza's from; a client's are the account's. One lookup for both
+ * backends (mod_xmpp_store.h): the holder's memory, or the shared store. */
+typedef struct {
+    mx_out *o;
+    const char *rest;        /* the stanza after "<presence" */
+} subscriber_ud;
 
-    if (!o->app->component)
-        return mx_queue_read_file(o->app->dir, "roster", roster, &len);
-    between(stanza, " from=\"", "\"", from, sizeof(from));
-    if (mx_addr_roster_dir(o->app->dir, *from ? from : o->app->jid, dir,
-                      sizeof(dir)) != 0)
-        return -1;
-    return mx_queue_read_file(dir, "roster", roster, &len);
+static void send_to_subscriber(const char *addr, const char *contact,
+                               void *ud)
+{
+    subscriber_ud *su = ud;
+    char *copy;
+
+    /* outside bytes when from the store: a valid JID, escaped, so that
+     * no row can change the stanza */
+    if (!mx_jid_valid(contact))
+        return;
+    copy = apr_psprintf(su->o->scratch, "<presence to=\"%s\"%s",
+                        ap_escape_html(su->o->scratch, contact), su->rest);
+    send_counted(su->o, copy, strlen(copy));
 }
 
 /* 1 when a "subscribers" item's stanza is a presence element, so that a
@@ -284,32 +292,18 @@ static int is_presence(const char *stanza, size_t len)
            && (stanza[n] == ' ' || stanza[n] == '/' || stanza[n] == '>');
 }
 
-/* Send one subscriber copy per line of the roster file. The file is the
- * holder's own, but a line goes into an attribute: only a valid JID, and
- * escaped, so no line can change the stanza. */
+/* Send one copy of the presence to every subscriber of its from. */
 static void send_to_subscribers(mx_out *o, const char *stanza)
 {
-    char *roster = NULL, *line, *last;
-    const char *rest, *contact;
+    char from[3100];
+    subscriber_ud su = { o, stanza + strlen("<presence") }; /* is_presence */
 
-    if (read_subscribers(o, stanza, &roster) != 0)
-        return; /* nobody subscribed yet */
-    rest = stanza + strlen("<presence"); /* is_presence() said so */
-    for (line = apr_strtok(roster, "\r\n", &last); line;
-         line = apr_strtok(NULL, "\r\n", &last)) {
-        char *copy;
-
-        contact = line;
-        if (o->app->component
-            && !(mx_addr_roster_line(line, &contact) & MX_ADDR_FROM))
-            continue; /* only the address is subscribed to it */
-        if (!mx_jid_valid(contact))
-            continue;
-        copy = apr_psprintf(o->scratch, "<presence to=\"%s\"%s",
-                            ap_escape_html(o->scratch, contact), rest);
-        send_counted(o, copy, strlen(copy));
-    }
-    free(roster);
+    if (o->app->component)
+        between(stanza, " from=\"", "\"", from, sizeof(from));
+    else
+        from[0] = '\0';
+    mx_store_subscribers(o->app, o->scratch, *from ? from : NULL,
+                         send_to_subscriber, &su);
 }
 
 /* Copy what follows `start` in s up to `end` (or nothing) into buf. */

@@ -223,7 +223,10 @@ void mx_op_get_presence(const mx_sender *s, const char *jid,
         return;
     }
     /* a contact never seen is unavailable, as App Engine answered */
-    if (!strchr(s->app_jid, '@'))
+    if (s->presence) /* a store that cannot be read says so in its log */
+        s->presence(s->presence_ud, from_jid, jid, available, show,
+                    showsize);
+    else if (!strchr(s->app_jid, '@'))
         component_presence(s, jid, from_jid, available, show, showsize);
     else
         mx_presence_load(s->queue_dir, jid, available, show, showsize, NULL);

@@ -23,6 +23,13 @@ typedef struct {
     const char *app_jid;     /* bare */
     const char *app_resource;
     int sync;                /* fsync each item (durability); 1 normally */
+    /* get_presence from elsewhere than the spool's files (a store shared
+     * by several hosts): NULL for the files. Called with the checked
+     * from_jid (or NULL) and jid; sets *available and show (unavailable
+     * when unknown, or when the store cannot be read: it logs that). */
+    int (*presence)(void *ud, const char *from_jid, const char *jid,
+                    int *available, char *show, size_t showsize);
+    void *presence_ud;
 } mx_sender;
 
 /* Outcome of one operation: err is MX_OK unless the call as a whole was

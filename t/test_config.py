@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from harness.httpd import HttpdStartError
+from harness.httpd import MODULES_DIR, HttpdStartError
 
 T_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(T_DIR)
@@ -79,6 +79,8 @@ BAD_VALUES = [
     ("XMPPInboundRetry", "often"),
     ("XMPPInboundRetry", "5 0"),
     ("XMPPInboundRetry", "5 soon"),
+    ("XMPPStateStore", "files"),
+    ("XMPPStateStore", '""'),
 ]
 
 # Good values: accepted by configtest (each on top of the default app).
@@ -104,6 +106,7 @@ GOOD_VALUES = [
     ("XMPPInboundQueueLimit", "1"),
     ("XMPPInboundRetry", "1"),
     ("XMPPInboundRetry", "5 60"),
+    ("XMPPStateStore", "spool"),
 ]
 
 
@@ -356,3 +359,68 @@ def test_password_file_readable_by_others_warns(httpd_factory, prosody):
 def test_private_password_file_does_not_warn(httpd_factory):
     h = httpd_factory(start=True)
     assert not _lines(h.error_log(), r"readable by every user"), h.error_log()
+
+
+# ------------------------------------------------------------ shared store
+
+DBD_LOAD = "LoadModule dbd_module %s/mod_dbd.so\n" % MODULES_DIR
+
+
+def _component_store(h, prosody, extra=""):
+    from test_component import component_conf
+    conf = component_conf(h, prosody, XMPPStateStore="dbd")
+    h.write_config(app_conf=conf, extra_conf=extra)
+
+
+def test_state_store_dbd_in_client_mode_is_refused(httpd_factory):
+    """In client mode the XMPP server is what the hosts share."""
+    h = httpd_factory(app_conf={"XMPPStateStore": "dbd"})
+    _configtest_refuses(h, r"XMPPStateStore dbd is for component mode")
+
+
+def test_state_store_dbd_without_mod_dbd_is_refused(httpd_factory,
+                                                     prosody):
+    h = httpd_factory()
+    _component_store(h, prosody)
+    _configtest_refuses(h, r"XMPPStateStore dbd needs mod_dbd: add "
+                        r"LoadModule dbd_module")
+    out = _start_fails(h)
+    _one_clear_line(out, r"XMPPStateStore dbd needs mod_dbd")
+
+
+def test_state_store_dbd_without_dbdriver_is_refused(httpd_factory,
+                                                      prosody):
+    h = httpd_factory()
+    _component_store(h, prosody, DBD_LOAD)
+    _configtest_refuses(h, r"XMPPStateStore dbd needs mod_dbd's DBDriver")
+
+
+def test_state_store_dbd_with_a_driver_is_accepted(httpd_factory, prosody):
+    h = httpd_factory()
+    _component_store(h, prosody, DBD_LOAD + "DBDriver sqlite3\n"
+                     "DBDParams %s/state.sqlite\n" % h.directory)
+    rc, out = h.configtest()
+    assert rc == 0 and "Syntax OK" in out, out
+
+
+def test_state_store_dbd_with_the_driver_in_its_vhost(httpd_factory,
+                                                      prosody):
+    """The DBDriver of the app's own <VirtualHost> counts; another
+    vhost's does not."""
+    from test_component import component_conf
+    h = httpd_factory()
+    conf = component_conf(h, prosody, XMPPStateStore="dbd",
+                          XMPPSpoolDir=h.spool_dir)
+    body = "".join("    %s %s\n" % (k, v) for k, v in conf.items()
+                   if v is not None)
+    other = ("<VirtualHost 127.0.0.1:%d>\n    ServerName other.example\n"
+             "    DBDriver sqlite3\n    DBDParams %s/o.sqlite\n"
+             "</VirtualHost>\n" % (h.port, h.directory))
+    app = ("<VirtualHost 127.0.0.1:%d>\n    ServerName app.example\n"
+           "    XMPPEngine On\n%s%%s</VirtualHost>\n" % (h.port, body))
+    h.write_config(app_conf="", extra_conf=DBD_LOAD + other + app % "")
+    _configtest_refuses(h, r"XMPPStateStore dbd needs mod_dbd's DBDriver")
+    h.write_config(app_conf="", extra_conf=DBD_LOAD + other + app % (
+        "    DBDriver sqlite3\n    DBDParams %s/a.sqlite\n" % h.directory))
+    rc, out = h.configtest()
+    assert rc == 0 and "Syntax OK" in out, out
