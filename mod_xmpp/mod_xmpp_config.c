@@ -28,7 +28,6 @@ void *mx_create_srv_conf(apr_pool_t *p, server_rec *s)
     mx_srv_conf *c = apr_pcalloc(p, sizeof(*c));
 
     c->engine = MX_UNSET;
-    c->server_port = MX_UNSET;
     c->tls = MX_UNSET;
     c->tls_verify = MX_UNSET;
     c->inbound = MX_UNSET;
@@ -60,8 +59,7 @@ void *mx_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     c->component = add->component;
     c->component_secret_file = add->component_secret_file;
     MX_MERGE_PTR(resource);
-    MX_MERGE_PTR(server_host);
-    MX_MERGE_INT(server_port);
+    MX_MERGE_PTR(servers);
     MX_MERGE_INT(tls);
     MX_MERGE_PTR(tls_ca_file);
     MX_MERGE_INT(tls_verify);
@@ -283,15 +281,39 @@ static const char *mx_set_password_file(cmd_parms *cmd, void *dc,
     return check_file(cmd, arg, &cmd_conf(cmd)->password_file);
 }
 
-static const char *mx_set_server(cmd_parms *cmd, void *dc, const char *arg)
+/* XMPPServer host[:port] [host[:port]...]: the addresses are tried in
+ * turn (the nodes of a cluster); a later line replaces an earlier one. */
+static const char *mx_set_server(cmd_parms *cmd, void *dc, const char *args)
 {
-    mx_srv_conf *c = cmd_conf(cmd);
-    const char *why = mx_parse_server(cmd->pool, arg, &c->server_host,
-                                      &c->server_port);
+    apr_array_header_t *list = apr_array_make(cmd->pool, 2,
+                                              sizeof(mx_server_addr));
+    const char *word;
 
-    if (why)
-        return cmd_err(cmd, apr_pstrcat(cmd->pool, why, " in", NULL), arg,
-                       "give host, host:port or [IPv6]:port");
+    while (apr_isspace(*args))
+        args++;
+    while (*args) { /* ap_getword_conf skips the spaces after a word */
+        mx_server_addr *a;
+        const char *why;
+
+        word = ap_getword_conf(cmd->temp_pool, &args);
+
+        if (list->nelts == MX_MAX_SERVERS)
+            return apr_psprintf(cmd->pool, "%s: more than %d addresses; "
+                                "give at most %d", cmd->cmd->name,
+                                MX_MAX_SERVERS, MX_MAX_SERVERS);
+        a = apr_array_push(list);
+        why = mx_parse_server(cmd->pool, apr_pstrdup(cmd->pool, word),
+                              &a->host, &a->port);
+        if (why)
+            return cmd_err(cmd, apr_pstrcat(cmd->pool, why, " in", NULL),
+                           word, "give host, host:port or [IPv6]:port, "
+                           "several separated by spaces");
+    }
+    if (list->nelts == 0)
+        return apr_psprintf(cmd->pool, "%s needs at least one address: "
+                            "host, host:port or [IPv6]:port",
+                            cmd->cmd->name);
+    cmd_conf(cmd)->servers = list;
     return NULL;
 }
 
@@ -467,9 +489,10 @@ const command_rec mx_cmds[] = {
                   "resource of the client connection (default bot)"),
     AP_INIT_TAKE1(MX_CMD_PASSWORD_FILE, mx_set_password_file, NULL, RSRC_CONF,
                   "file holding the account's password, read at startup"),
-    AP_INIT_TAKE1(MX_CMD_SERVER, mx_set_server, NULL, RSRC_CONF,
-                  "host[:port] to connect to (default: SRV record of the "
-                  "JID's domain; a component: its domain, port 5347)"),
+    AP_INIT_RAW_ARGS(MX_CMD_SERVER, mx_set_server, NULL, RSRC_CONF,
+                     "host[:port]... to connect to, tried in turn "
+                     "(default: SRV record of the JID's domain; a "
+                     "component: its domain, port 5347)"),
     AP_INIT_TAKE1(MX_CMD_COMPONENT, mx_set_component, NULL, RSRC_CONF,
                   "component mode: the domain the app owns (XEP-0114)"),
     AP_INIT_TAKE1(MX_CMD_COMPONENT_SECRET, mx_set_component_secret, NULL,

@@ -52,6 +52,10 @@ BAD_VALUES = [
     ("XMPPServer", "::1:5222"),
     ("XMPPServer", "[::1"),
     ("XMPPServer", '""'),
+    ("XMPPServer", "127.0.0.1:5347 host:0"),
+    ("XMPPServer", '127.0.0.1:5347 "" 127.0.0.1:5348'),
+    ("XMPPServer", "node1:5347 [::1"),
+    ("XMPPServer", " ".join("n%d:5347" % i for i in range(17))),
     ("XMPPComponent", "user@bots.example.org"),
     ("XMPPComponent", "bots.example.org/res"),
     ("XMPPComponent", '"bad domain"'),
@@ -89,6 +93,9 @@ GOOD_VALUES = [
     ("XMPPServer", "127.0.0.1:5222"),
     ("XMPPServer", "[::1]:5222"),
     ("XMPPServer", "[::1]"),
+    ("XMPPServer", "127.0.0.1:5347 127.0.0.1:5348"),
+    ("XMPPServer", "[::1]:5347   node2.example.org  [::1]"),
+    ("XMPPServer", " ".join("n%d:5347" % i for i in range(16))),
     ("XMPPTLS", "optional"),
     ("XMPPTLS", "off"),
     ("XMPPTLS", "Required"),
@@ -356,3 +363,12 @@ def test_password_file_readable_by_others_warns(httpd_factory, prosody):
 def test_private_password_file_does_not_warn(httpd_factory):
     h = httpd_factory(start=True)
     assert not _lines(h.error_log(), r"readable by every user"), h.error_log()
+
+
+def test_bad_server_among_several_is_named(h):
+    """With several XMPPServer addresses the refusal names the bad one."""
+    rc, out = h.configtest(h.render_config(
+        extra_conf="XMPPServer 127.0.0.1:5347 node2:99999\n"))
+    assert rc != 0
+    assert "XMPPServer" in out and "node2:99999" in out, out
+    assert "several separated by spaces" in out, out

@@ -173,6 +173,11 @@ class EjabberdServer:
             "  mod_stream_mgmt: {}",
             "  mod_http_api: {}",
             "  mod_admin_extra: {}",
+        ] + ([
+            # a cluster's users may be offline while the hosts deliver
+            # what was queued during an outage: keep it for them
+            "  mod_offline: {}",
+        ] if self.cluster is not None else []) + [
             "",
         ]), 0o640)
         if self.cluster is None:
