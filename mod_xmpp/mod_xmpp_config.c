@@ -281,33 +281,47 @@ static const char *mx_set_password_file(cmd_parms *cmd, void *dc,
     return check_file(cmd, arg, &cmd_conf(cmd)->password_file);
 }
 
+/* One XMPPServer address onto list; NULL when fine */
+static const char *add_server(cmd_parms *cmd, apr_array_header_t *list,
+                              const char *word)
+{
+    mx_server_addr *a;
+    const char *why;
+
+    if (list->nelts == MX_MAX_SERVERS)
+        return apr_psprintf(cmd->pool, "%s: more than %d addresses; give "
+                            "at most %d", cmd->cmd->name, MX_MAX_SERVERS,
+                            MX_MAX_SERVERS);
+    a = apr_array_push(list);
+    why = mx_parse_server(cmd->pool, apr_pstrdup(cmd->pool, word), &a->host,
+                          &a->port);
+    if (why)
+        return cmd_err(cmd, apr_pstrcat(cmd->pool, why, " in", NULL), word,
+                       "give host, host:port or [IPv6]:port, several "
+                       "separated by spaces");
+    return NULL;
+}
+
 /* XMPPServer host[:port] [host[:port]...]: the addresses are tried in
- * turn (the nodes of a cluster); a later line replaces an earlier one. */
+ * turn (the nodes of a cluster); a later line replaces an earlier one.
+ * A quoted argument may hold several, separated by spaces. */
 static const char *mx_set_server(cmd_parms *cmd, void *dc, const char *args)
 {
     apr_array_header_t *list = apr_array_make(cmd->pool, 2,
                                               sizeof(mx_server_addr));
-    const char *word;
+    const char *err;
+    char *word, *token, *last;
 
     while (apr_isspace(*args))
         args++;
     while (*args) { /* ap_getword_conf skips the spaces after a word */
-        mx_server_addr *a;
-        const char *why;
-
         word = ap_getword_conf(cmd->temp_pool, &args);
-
-        if (list->nelts == MX_MAX_SERVERS)
-            return apr_psprintf(cmd->pool, "%s: more than %d addresses; "
-                                "give at most %d", cmd->cmd->name,
-                                MX_MAX_SERVERS, MX_MAX_SERVERS);
-        a = apr_array_push(list);
-        why = mx_parse_server(cmd->pool, apr_pstrdup(cmd->pool, word),
-                              &a->host, &a->port);
-        if (why)
-            return cmd_err(cmd, apr_pstrcat(cmd->pool, why, " in", NULL),
-                           word, "give host, host:port or [IPv6]:port, "
-                           "several separated by spaces");
+        if (!*word && (err = add_server(cmd, list, word)))
+            return err; /* "" */
+        for (token = apr_strtok(word, " \t", &last); token;
+             token = apr_strtok(NULL, " \t", &last))
+            if ((err = add_server(cmd, list, token)))
+                return err;
     }
     if (list->nelts == 0)
         return apr_psprintf(cmd->pool, "%s needs at least one address: "
