@@ -252,9 +252,11 @@ def test_host_stopped_killed_and_back(host, whole, users):
     wait_state(b, "connected")
     wait_serving(b, "B", whole, users, ON_NODE2)
 
-    # kill -9 of B's holder child while users on node 2 send
+    # kill -9 of B's holder child while users on node 2 send, then of all
+    # of B's processes
+    traffic = {}
     for victim in ("holder", "all"):
-        t = Traffic(whole, "kill-" + victim)
+        t = traffic[victim] = Traffic(whole, "kill-" + victim)
         stop = threading.Event()
         killed = {}
 
@@ -290,15 +292,25 @@ def test_host_stopped_killed_and_back(host, whole, users):
         after = t.missing(users, since=killed["at"])
         got = t.answers(users)
         print("\nkill -9 of B's %s: %d questions from node-2 users, %d "
-              "answered (%s), %d lost in the moment of the kill, %d of them "
-              "sent after it" % (victim, len(t.sent), len(got),
-                                 served_by(got), len(lost), len(after)))
+              "answered (%s), %d unanswered from the moment of the kill, "
+              "%d of them sent after it" % (
+                  victim, len(t.sent), len(got), served_by(got), len(lost),
+                  len(after)))
         assert not after, "lost though sent after the kill: %s" % after
 
-    # B started again (its journal and spool as it left them) takes its
-    # share again
+    # B started again (its journal and spool as it left them) answers
+    # what its journal kept, and takes its share again
+    pending = traffic["all"].missing(users)
     b.start()
     wait_state(b, "connected")
+    try:
+        traffic["all"].wait_all(users, 30)
+    except TimeoutError:
+        pass
+    gone = traffic["all"].missing(users)
+    print("B started again: %d of the %d unanswered answered from its "
+          "journal, %d lost (they were in B's socket)" % (
+              len(pending) - len(gone), len(pending), len(gone)))
     wait_serving(b, "B", whole, users, ON_NODE2)
     assert a.running
 
