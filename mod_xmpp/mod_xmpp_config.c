@@ -29,7 +29,6 @@ void *mx_create_srv_conf(apr_pool_t *p, server_rec *s)
     mx_srv_conf *c = apr_pcalloc(p, sizeof(*c));
 
     c->engine = MX_UNSET;
-    c->server_port = MX_UNSET;
     c->tls = MX_UNSET;
     c->tls_verify = MX_UNSET;
     c->inbound = MX_UNSET;
@@ -62,8 +61,7 @@ void *mx_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     c->component = add->component;
     c->component_secret_file = add->component_secret_file;
     MX_MERGE_PTR(resource);
-    MX_MERGE_PTR(server_host);
-    MX_MERGE_INT(server_port);
+    MX_MERGE_PTR(servers);
     MX_MERGE_INT(tls);
     MX_MERGE_PTR(tls_ca_file);
     MX_MERGE_INT(tls_verify);
@@ -255,15 +253,53 @@ static const char *mx_set_resource(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
-static const char *mx_set_server(cmd_parms *cmd, void *dc, const char *arg)
+/* One XMPPServer address onto list; NULL when fine */
+static const char *add_server(cmd_parms *cmd, apr_array_header_t *list,
+                              const char *word)
 {
-    mx_srv_conf *c = cmd_conf(cmd);
-    const char *why = mx_parse_server(cmd->pool, arg, &c->server_host,
-                                      &c->server_port);
+    mx_server_addr *a;
+    const char *why;
 
+    if (list->nelts == MX_MAX_SERVERS)
+        return apr_psprintf(cmd->pool, "%s: more than %d addresses; give "
+                            "at most %d", cmd->cmd->name, MX_MAX_SERVERS,
+                            MX_MAX_SERVERS);
+    a = apr_array_push(list);
+    why = mx_parse_server(cmd->pool, apr_pstrdup(cmd->pool, word), &a->host,
+                          &a->port);
     if (why)
-        return cmd_err(cmd, apr_pstrcat(cmd->pool, why, " in", NULL), arg,
-                       "give host, host:port or [IPv6]:port");
+        return cmd_err(cmd, apr_pstrcat(cmd->pool, why, " in", NULL), word,
+                       "give host, host:port or [IPv6]:port, several "
+                       "separated by spaces");
+    return NULL;
+}
+
+/* XMPPServer host[:port] [host[:port]...]: the addresses are tried in
+ * turn (the nodes of a cluster); a later line replaces an earlier one.
+ * A quoted argument may hold several, separated by spaces. */
+static const char *mx_set_server(cmd_parms *cmd, void *dc, const char *args)
+{
+    apr_array_header_t *list = apr_array_make(cmd->pool, 2,
+                                              sizeof(mx_server_addr));
+    const char *err;
+    char *word, *token, *last;
+
+    while (apr_isspace(*args))
+        args++;
+    while (*args) { /* ap_getword_conf skips the spaces after a word */
+        word = ap_getword_conf(cmd->temp_pool, &args);
+        if (!*word && (err = add_server(cmd, list, word)))
+            return err; /* "" */
+        for (token = apr_strtok(word, " \t", &last); token;
+             token = apr_strtok(NULL, " \t", &last))
+            if ((err = add_server(cmd, list, token)))
+                return err;
+    }
+    if (list->nelts == 0)
+        return apr_psprintf(cmd->pool, "%s needs at least one address: "
+                            "host, host:port or [IPv6]:port",
+                            cmd->cmd->name);
+    cmd_conf(cmd)->servers = list;
     return NULL;
 }
 
@@ -452,7 +488,7 @@ int mx_conf_state_store(const mx_srv_conf *c)
 #define MX_HELP_JID "the app's bare address, user@domain (client mode)"
 #define MX_HELP_RESOURCE "resource of the client connection (default bot)"
 #define MX_HELP_PASSWORD_FILE "file holding the account's password, read at startup"
-#define MX_HELP_SERVER "host[:port] to connect to (default: SRV record of the JID's domain; a component: its domain, port 5347)"
+#define MX_HELP_SERVER "host[:port]... to connect to, tried in turn (default: SRV record of the JID's domain; a component: its domain, port 5347)"
 #define MX_HELP_COMPONENT "component mode: the domain the app owns (XEP-0114)"
 #define MX_HELP_COMPONENT_SECRET "component mode: file holding the shared secret, read at startup"
 #define MX_HELP_TLS "TLS policy: required (default), optional or off"
@@ -489,7 +525,7 @@ const command_rec mx_cmds[] = {
     MX_DIRECTIVE(TAKE1, JID, mx_set_jid, NULL),
     MX_DIRECTIVE(TAKE1, RESOURCE, mx_set_resource, NULL),
     MX_FILE(PASSWORD_FILE, password_file),
-    MX_DIRECTIVE(TAKE1, SERVER, mx_set_server, NULL),
+    MX_DIRECTIVE(RAW_ARGS, SERVER, mx_set_server, NULL),
     MX_DIRECTIVE(TAKE1, COMPONENT, mx_set_component, NULL),
     MX_FILE(COMPONENT_SECRET, component_secret_file),
     MX_DIRECTIVE(TAKE1, TLS, mx_set_tls, NULL),

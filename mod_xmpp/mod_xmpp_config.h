@@ -52,6 +52,14 @@ typedef enum { MX_TLS_REQUIRED = 0, MX_TLS_OPTIONAL, MX_TLS_OFF } mx_tls_policy;
 #define MX_STORE_SPOOL 0        /* files in the spool: one host (default) */
 #define MX_STORE_DBD   1        /* mod_dbd: shared by several hosts */
 
+/* One XMPPServer address; port 0: the mode's default */
+typedef struct mx_server_addr {
+    const char *host;
+    int port;
+} mx_server_addr;
+
+#define MX_MAX_SERVERS 16        /* addresses one XMPPServer line may list */
+
 typedef struct mx_srv_conf {
     int engine;                  /* not inherited: see mx_merge_srv_conf */
     const char *jid;             /* bare user@domain */
@@ -59,8 +67,8 @@ typedef struct mx_srv_conf {
     const char *password_file;
     const char *component;       /* component mode: the domain it owns */
     const char *component_secret_file;
-    const char *server_host;     /* NULL: SRV record / JID domain */
-    int server_port;             /* 0: default for the mode */
+    apr_array_header_t *servers; /* of mx_server_addr, tried in turn;
+                                  * NULL: SRV record / JID domain */
     int tls;                     /* mx_tls_policy */
     const char *tls_ca_file;
     int tls_verify;

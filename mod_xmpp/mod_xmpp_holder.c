@@ -56,9 +56,12 @@ APLOG_USE_MODULE(xmpp);
 #define MX_CLOSE_END_MS    1000  /* wait for the server's </stream> */
 #define MX_JOIN_MS         4000  /* child exit waits this long for a thread */
 #define MX_STABLE_SECS     10    /* a session this long resets the backoff */
+#define MX_NEXT_SERVER_MS  100   /* pause before the next XMPPServer address */
 #define MX_KEEPALIVE_IDLE  60
 #define MX_KEEPALIVE_INTVL 20
 #define MX_KEEPALIVE_CNT   3
+#define MX_WHITESPACE_SECS 30    /* a space to the server when this long... */
+#define MX_USER_TIMEOUT_MS 30000 /* ...unacknowledged this long: dead path */
 
 typedef struct mx_holder {
     mx_app *app;
@@ -86,7 +89,10 @@ typedef struct mx_holder {
     int cert_failed;
     int ever_logged_in;
     apr_time_t login_time; /* of the current conn */
-    unsigned int failures; /* consecutive failed attempts */
+    apr_time_t last_space; /* whitespace keepalive last sent */
+    unsigned int failures; /* consecutive failed rounds of attempts */
+    int server;            /* index of the XMPPServer address in use */
+    int round_failed;      /* addresses failed in a row in this round */
     char lib_error[256];   /* libstrophe's last error line */
     char error[256];       /* why the current conn ended */
 } mx_holder;
@@ -170,6 +176,7 @@ static int mx_sockopt(xmpp_conn_t *conn, void *sockp)
     int *fdp = sockp, fd = *fdp, on = 1;
     int idle = MX_KEEPALIVE_IDLE, intvl = MX_KEEPALIVE_INTVL;
     int cnt = MX_KEEPALIVE_CNT;
+    unsigned int user_timeout = MX_USER_TIMEOUT_MS;
 
     if (fd >= FD_SETSIZE) {
         int low = fcntl(fd, F_DUPFD_CLOEXEC, 3);
@@ -194,6 +201,11 @@ static int mx_sockopt(xmpp_conn_t *conn, void *sockp)
     setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
     setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
     setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+    /* what we write (the whitespace keepalive included) and the server's
+     * kernel does not acknowledge within this time ends the connection:
+     * a dead path or machine is noticed, not waited on for minutes */
+    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout,
+               sizeof(user_timeout));
     /* stanzas are small and a reply waits on them: no Nagle delay */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
     if (current)
@@ -500,20 +512,50 @@ static int connect_component(mx_holder *h, const char *host, int port)
     return 0;
 }
 
+/* The XMPPServer addresses; 1 when none is configured */
+static int server_count(const mx_app *app)
+{
+    const apr_array_header_t *list = app->conf->servers;
+
+    return list && list->nelts > 0 ? list->nelts : 1;
+}
+
+/* Where attempt goes: the address in use, or the mode's default */
+static void server_addr(const mx_holder *h, const char **host, int *port)
+{
+    const apr_array_header_t *list = h->app->conf->servers;
+    const mx_server_addr *a = NULL;
+
+    if (list && list->nelts > 0)
+        a = &APR_ARRAY_IDX(list, h->server % list->nelts, mx_server_addr);
+    *host = a ? a->host : NULL;
+    *port = a && a->port > 0 ? a->port : 0;
+    /* a component connects where it is told, by default to its own
+     * domain, as a client does without an SRV record */
+    if (h->app->component) {
+        *host = *host ? *host : h->app->jid;
+        *port = *port ? *port : MX_COMPONENT_PORT;
+    }
+}
+
+/* host:port as people write it ([v6]:port) */
+static void format_server(char *buf, apr_size_t len, const char *host,
+                          int port)
+{
+    apr_snprintf(buf, len, strchr(host ? host : "", ':') ? "[%s]:%d"
+                                                          : "%s:%d",
+                 host ? host : "(SRV)", port ? port : MX_CLIENT_PORT);
+}
+
 /* Start one connection attempt. 0 when under way. */
 static int start_connection(mx_holder *h)
 {
     mx_app *app = h->app;
     mx_srv_conf *c = app->conf;
-    const char *host = c->server_host;
-    int port = c->server_port > 0 ? c->server_port : 0;
+    const char *host;
+    int port;
 
-    /* a component connects where it is told, by default to its own
-     * domain, as a client does without an SRV record */
-    if (app->component) {
-        host = host ? host : app->jid;
-        port = port ? port : MX_COMPONENT_PORT;
-    }
+    server_addr(h, &host, &port);
     h->logged_in = h->ended = h->auth_failed = h->cert_failed = 0;
     h->sm_offered = app->component ? 0 : -1;
     h->tls_demanded = h->stream_error = 0;
@@ -534,8 +576,8 @@ static int start_connection(mx_holder *h)
 
     mx_shared_count(app->shared->attempts, 1);
     mx_shared_begin(app->shared);
-    apr_snprintf(app->shared->server, sizeof(app->shared->server), "%s:%d",
-                 host ? host : "(SRV)", port ? port : MX_CLIENT_PORT);
+    format_server(app->shared->server, sizeof(app->shared->server), host,
+                  port);
     mx_shared_end(app->shared);
     publish_state(h, MX_ST_CONNECTING, NULL);
     if (app->component)
@@ -570,23 +612,56 @@ static void end_connection(mx_holder *h)
     h->sock = -1;
 }
 
+/* After a failed attempt or a lost session: with several XMPPServer
+ * addresses the next one is tried at once, until every address has
+ * failed in a row; then (and with one address, after every failure) the
+ * usual backoff, counted in such rounds. A session that lasted starts
+ * the count over; one that ended at once (another client taking the
+ * resource, a server that kicks us) counts as a failure, so that such a
+ * fight does not loop fast. */
 static void backoff(mx_holder *h)
 {
     unsigned int rnd, ms;
+    int n = server_count(h->app);
+    char was[160], next[160];
+    const char *host;
+    int port;
 
-    /* a session that lasted starts the backoff over; one that ended at
-     * once (another client taking the resource, a server that kicks us)
-     * counts as a failure, so that such a fight does not loop fast */
     if (h->logged_in && apr_time_now() - h->login_time
-                        > apr_time_from_sec(MX_STABLE_SECS))
+                        > apr_time_from_sec(MX_STABLE_SECS)) {
         h->failures = 0;
+        h->round_failed = 0;
+    }
+    h->round_failed++;
+    if (n > 1) {
+        server_addr(h, &host, &port);
+        format_server(was, sizeof(was), host, port);
+        h->server = (h->server + 1) % n;
+        server_addr(h, &host, &port);
+        format_server(next, sizeof(next), host, port);
+        if (h->round_failed < n) {
+            publish_state(h, MX_ST_BACKOFF, h->error);
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, h->app->s,
+                         MX_LOG_TAG "0110: %s: %s: %s; trying %s next",
+                         h->app->jid, was, h->error, next);
+            nap(h, MX_NEXT_SERVER_MS);
+            return;
+        }
+    }
+    h->round_failed = 0;
     h->failures++;
     apr_generate_random_bytes((unsigned char *)&rnd, sizeof(rnd));
     ms = mx_backoff_ms(h->failures, rnd);
     publish_state(h, MX_ST_BACKOFF, h->error);
-    ap_log_error(APLOG_MARK, APLOG_ERR, 0, h->app->s,
-                 MX_LOG_TAG "0104: %s: %s; retrying in %u.%us", h->app->jid,
-                 h->error, ms / 1000, (ms % 1000) / 100);
+    if (n > 1)
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, h->app->s,
+                     MX_LOG_TAG "0111: %s: %s: %s; every XMPPServer address "
+                     "failed in a row, trying %s in %u.%us", h->app->jid,
+                     was, h->error, next, ms / 1000, (ms % 1000) / 100);
+    else
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, h->app->s,
+                     MX_LOG_TAG "0104: %s: %s; retrying in %u.%us",
+                     h->app->jid, h->error, ms / 1000, (ms % 1000) / 100);
     nap(h, ms);
 }
 
@@ -631,12 +706,25 @@ static void run_once(mx_holder *h, unsigned int ms)
  * slice bounds how late timers (the idle ack request, stopping) run. */
 static void run_session(mx_holder *h)
 {
+    apr_time_t now;
+
+    h->last_space = apr_time_now();
     while (!h->ended && !stopping(h)) {
         run_once(h, MX_RUN_ONCE_MS);
         mx_inbound_flush(h->inbound);
         ack_quickly(h);
-        if (h->logged_in)
-            mx_out_pump(h->out);
+        if (!h->logged_in)
+            continue;
+        mx_out_pump(h->out);
+        /* whitespace keepalive (RFC 6120 4.6.1), in both modes: a write
+         * every MX_WHITESPACE_SECS, so that with TCP_USER_TIMEOUT a
+         * server or path that died without closing the connection is
+         * noticed within about a minute, even when nothing is sent */
+        now = apr_time_now();
+        if (now - h->last_space > apr_time_from_sec(MX_WHITESPACE_SECS)) {
+            xmpp_send_raw(h->conn, " ", 1);
+            h->last_space = now;
+        }
     }
 }
 

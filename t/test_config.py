@@ -52,6 +52,11 @@ BAD_VALUES = [
     ("XMPPServer", "::1:5222"),
     ("XMPPServer", "[::1"),
     ("XMPPServer", '""'),
+    ("XMPPServer", "127.0.0.1:5347 host:0"),
+    ("XMPPServer", '127.0.0.1:5347 "" 127.0.0.1:5348'),
+    ("XMPPServer", "node1:5347 [::1"),
+    ("XMPPServer", '"node1:5347 node2:0"'),
+    ("XMPPServer", " ".join("n%d:5347" % i for i in range(17))),
     ("XMPPComponent", "user@bots.example.org"),
     ("XMPPComponent", "bots.example.org/res"),
     ("XMPPComponent", '"bad domain"'),
@@ -91,6 +96,10 @@ GOOD_VALUES = [
     ("XMPPServer", "127.0.0.1:5222"),
     ("XMPPServer", "[::1]:5222"),
     ("XMPPServer", "[::1]"),
+    ("XMPPServer", "127.0.0.1:5347 127.0.0.1:5348"),
+    ("XMPPServer", '"127.0.0.1:5347 127.0.0.1:5348"'),
+    ("XMPPServer", "[::1]:5347   node2.example.org  [::1]"),
+    ("XMPPServer", " ".join("n%d:5347" % i for i in range(16))),
     ("XMPPTLS", "optional"),
     ("XMPPTLS", "off"),
     ("XMPPTLS", "Required"),
@@ -424,3 +433,12 @@ def test_state_store_dbd_with_the_driver_in_its_vhost(httpd_factory,
         "    DBDriver sqlite3\n    DBDParams %s/a.sqlite\n" % h.directory))
     rc, out = h.configtest()
     assert rc == 0 and "Syntax OK" in out, out
+
+
+def test_bad_server_among_several_is_named(h):
+    """With several XMPPServer addresses the refusal names the bad one."""
+    rc, out = h.configtest(h.render_config(
+        extra_conf="XMPPServer 127.0.0.1:5347 node2:99999\n"))
+    assert rc != 0
+    assert "XMPPServer" in out and "node2:99999" in out, out
+    assert "several separated by spaces" in out, out

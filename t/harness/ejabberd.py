@@ -1,13 +1,26 @@
 # SPDX-License-Identifier: Apache-2.0
 """A private ejabberd (Debian's package, not the system service) on
 loopback, with one external component (XEP-0114) domain, for component
-mode against the server scale-out runs on.
+mode against the server scale-out runs on; and a cluster of such nodes
+(EjabberdCluster) for scale-out.
 
-It runs in the foreground of `ejabberdctl foreground` with its own config,
-spool and logs in a temporary directory owned by `ejabberd` (ejabberdctl
-switches to that user when run as root), its own node name and cookie,
-and a fixed Erlang distribution port (ERL_DIST_PORT), so that no epmd is
-started and nothing is shared with another Erlang node.
+A node runs in the foreground of `ejabberdctl foreground` with its own
+config, spool and logs in a temporary directory owned by `ejabberd`
+(ejabberdctl switches to that user when run as root), its own node name
+and cookie.  A single node uses a fixed Erlang distribution port
+(ERL_DIST_PORT), so that no epmd is started and nothing is shared with
+another Erlang node.  That cannot make a cluster: with ERL_DIST_PORT every
+node is assumed to listen on the same port.  A cluster therefore runs its
+own epmd (started and stopped here, by PID) on a private loopback port
+(ERL_EPMD_PORT, ERL_EPMD_ADDRESS=127.0.0.1); its nodes use it with
+`-start_epmd false` and listen for distribution on 127.0.0.1
+(INET_DIST_INTERFACE) on a port the kernel picks (a fixed one,
+FIREWALL_WINDOW, would be wanted by every ejabberdctl command as well).
+
+The component listener comes from conf/ejabberd-scaleout.yml, the
+snippet the README documents, copied into the node's directory and
+included with its macros defined: the tests run the configuration users
+are told to use.
 """
 
 import os
@@ -20,12 +33,21 @@ from . import util
 from .certs import PrivateCA
 
 EJABBERDCTL = "/usr/sbin/ejabberdctl"
+EPMD = "/usr/bin/epmd"
 RUN_AS = "ejabberd"
 DEFAULT_USERS = ("alice", "bob")
+SCALEOUT_SNIPPET = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))), "conf", "ejabberd-scaleout.yml")
+SNIPPET_DOMAIN = "bots.example.org"
 
 
 def available():
     return os.path.exists(EJABBERDCTL) and util.user_exists(RUN_AS)
+
+
+def cluster_available():
+    return available() and os.path.exists(EPMD)
 
 
 def descendants(pid):
@@ -38,27 +60,51 @@ def descendants(pid):
     return out
 
 
+def _comm(pid):
+    try:
+        with open("/proc/%d/comm" % pid) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
 class EjabberdServer:
     """Attributes like ProsodyServer's: domain, port, component_domain,
-    component_port, component_secret, ca_file, directory."""
+    component_port, component_secret, ca_file, directory; http_port is
+    mod_http_api's listener (its send_message is a baseline).
 
-    def __init__(self, users=DEFAULT_USERS, domain="localhost"):
+    With `cluster` (an EjabberdCluster) the node shares the cluster's
+    epmd, cookie, component domain and secret, CA and user passwords."""
+
+    def __init__(self, users=DEFAULT_USERS, domain="localhost",
+                 cluster=None, name=None):
+        self.cluster = cluster
         self.domain = domain
-        self.component_domain = "component." + domain
         self.directory = util.make_tempdir("mx-ejabberd-")
         self.spool = os.path.join(self.directory, "spool")
         self.logs = os.path.join(self.directory, "logs")
         self.port = util.free_port()
         self.component_port = util.free_port()
+        self.http_port = util.free_port()
         self.dist_port = util.free_port()
-        self.component_secret = secrets.token_urlsafe(18)
-        self.node = "mx%d@localhost" % self.port
-        self._users = users
-        self._passwords = {}
+        self.node = "%s@localhost" % (name or "mx%d" % self.port)
         self._popen = None
         for d in (self.spool, self.logs):
             os.mkdir(d, 0o750)
-        ca = PrivateCA(self.directory, hostname=domain)
+        if cluster is None:
+            self.component_domain = "component." + domain
+            self.component_secret = secrets.token_urlsafe(18)
+            self.cookie = secrets.token_hex(12)
+            self._users = users
+            self._passwords = {}
+            ca = PrivateCA(self.directory, hostname=domain)
+        else:
+            self.component_domain = cluster.component_domain
+            self.component_secret = cluster.component_secret
+            self.cookie = cluster.cookie
+            self._users = ()      # registered once, through the first node
+            self._passwords = cluster.passwords
+            ca = cluster.ca
         self.ca_file = ca.ca_cert
         pem = os.path.join(self.directory, "server.pem")
         with open(pem, "w") as f:
@@ -68,6 +114,14 @@ class EjabberdServer:
         util.chown(self.directory, RUN_AS, recursive=True)
 
     def _write_config(self, pem):
+        # the snippet as shipped, but for the domain its comment says to
+        # replace (ejabberd has no macros in keys)
+        with open(SCALEOUT_SNIPPET) as f:
+            snippet = f.read()
+        assert SNIPPET_DOMAIN + ":" in snippet, SCALEOUT_SNIPPET
+        util.write_file(os.path.join(self.directory, "scaleout.yml"),
+                        snippet.replace(SNIPPET_DOMAIN + ":",
+                                        self.component_domain + ":"), 0o640)
         util.write_file(os.path.join(self.directory, "ejabberd.yml"), "\n".join([
             "# Generated by the mod_xmpp test harness; loopback only.",
             "hosts:",
@@ -77,39 +131,69 @@ class EjabberdServer:
             "certfiles:",
             '  - "%s"' % pem,
             "auth_password_format: scram",
-            "s2s_access: none",
+            "define_macro:",
+            '  MX_COMPONENT_IP: "127.0.0.1"',
+            "  MX_COMPONENT_PORT: %d" % self.component_port,
+            '  MX_COMPONENT_SECRET: "%s"' % self.component_secret,
+            'include_config_file: "%s"'
+            % os.path.join(self.directory, "scaleout.yml"),
             "listen:",
             "  - port: %d" % self.port,
             '    ip: "127.0.0.1"',
             "    module: ejabberd_c2s",
             "    starttls_required: true",
-            "  - port: %d" % self.component_port,
+            "  - port: %d" % self.http_port,
             '    ip: "127.0.0.1"',
-            "    module: ejabberd_service",
-            "    hosts:",
-            "      %s:" % self.component_domain,
-            '        password: "%s"' % self.component_secret,
+            "    module: ejabberd_http",
+            "    request_handlers:",
+            "      /api: mod_http_api",
             "acl:",
             "  local:",
             '    user_regexp: ""',
+            "  loopback:",
+            "    ip:",
+            "      - 127.0.0.0/8",
             "access_rules:",
             "  c2s:",
             "    allow: all",
             "  local:",
             "    allow: local",
+            "api_permissions:",
+            '  "loopback":',
+            "    from:",
+            "      - ejabberd_ctl",
+            "      - mod_http_api",
+            "    who:",
+            "      acl: loopback",
+            '    what: "*"',
             "modules:",
             "  mod_roster: {}",
             "  mod_ping: {}",
             "  mod_disco: {}",
             "  mod_stream_mgmt: {}",
+            "  mod_http_api: {}",
+            "  mod_admin_extra: {}",
+        ] + ([
+            # a cluster's users may be offline while the hosts deliver
+            # what was queued during an outage: keep it for them
+            "  mod_offline: {}",
+        ] if self.cluster is not None else []) + [
             "",
         ]), 0o640)
+        if self.cluster is None:
+            dist = ["ERL_DIST_PORT=%d" % self.dist_port]
+        else:
+            # the cluster's own epmd; the node's distribution port is
+            # the kernel's choice (on 127.0.0.1), registered there: a
+            # fixed one would be taken by every ejabberdctl command too
+            dist = ["export ERL_EPMD_PORT=%d" % self.cluster.epmd_port,
+                    "ERL_EPMD_ADDRESS=127.0.0.1"]
         util.write_file(os.path.join(self.directory, "ejabberdctl.cfg"), "\n".join([
             "ERLANG_NODE=%s" % self.node,
-            "INET_DIST_INTERFACE=127.0.0.1",
-            "ERL_DIST_PORT=%d" % self.dist_port,
-            'ERL_OPTIONS="-setcookie %s -env ERL_CRASH_DUMP_BYTES 0"'
-            % secrets.token_hex(12),
+            "INET_DIST_INTERFACE=127.0.0.1"] + dist + [
+            'ERL_OPTIONS="-setcookie %s -env ERL_CRASH_DUMP_BYTES 0%s"'
+            % (self.cookie, "" if self.cluster is None
+               else " -start_epmd false"),
             "EJABBERD_BYPASS_WARNINGS=true",
             "",
         ]), 0o640)
@@ -157,11 +241,25 @@ class EjabberdServer:
             return util.port_open(self.port) and \
                 util.port_open(self.component_port)
         util.wait_for(up, timeout, 0.2, "ejabberd to listen")
-        for user in self._users:
+        self.register(*self._users)
+
+    def register(self, *users):
+        """Register users not registered yet (random passwords)."""
+        for user in users:
             if user not in self._passwords:
-                self._passwords[user] = secrets.token_urlsafe(18)
-                self.ctl("register", user, self.domain,
-                         self._passwords[user])
+                password = secrets.token_urlsafe(18)
+                self.ctl("register", user, self.domain, password)
+                self._passwords[user] = password
+
+    @property
+    def beam_pid(self):
+        """PID of the Erlang VM (beam.smp) below ejabberdctl, or None."""
+        if self._popen is None:
+            return None
+        for pid in descendants(self._popen.pid):
+            if _comm(pid).startswith("beam"):
+                return pid
+        return None
 
     def stop(self, timeout=60.0):
         """ejabberdctl stop, then wait for the foreground process; what
@@ -171,11 +269,12 @@ class EjabberdServer:
             return True
         below = descendants(self._popen.pid)
         clean = True
-        try:
-            self.ctl("stop", timeout=timeout)
-            self._popen.wait(timeout)
-        except (RuntimeError, subprocess.TimeoutExpired):
-            clean = False
+        if self._popen.poll() is None:
+            try:
+                self.ctl("stop", timeout=timeout)
+                self._popen.wait(timeout)
+            except (RuntimeError, subprocess.TimeoutExpired):
+                clean = False
         for pid in [self._popen.pid] + below:
             if util.pid_alive(pid):
                 util.stop_pid(pid, None, 5.0, signal.SIGKILL)
@@ -183,6 +282,22 @@ class EjabberdServer:
         self._popen.wait(10)
         self._popen = None
         return clean
+
+    def kill(self):
+        """kill -9 of the Erlang VM (the node dies as in a crash: its
+        sockets are closed by the kernel), then of what is left of the
+        processes we started."""
+        if self._popen is None:
+            return
+        below = descendants(self._popen.pid)
+        beam = self.beam_pid
+        if beam:
+            util.signal_pid(beam, signal.SIGKILL)
+        for pid in [self._popen.pid] + below:
+            if util.pid_alive(pid):
+                util.stop_pid(pid, None, 5.0, signal.SIGKILL)
+        self._popen.wait(10)
+        self._popen = None
 
     def cleanup(self):
         self.stop()
@@ -193,3 +308,123 @@ class EjabberdServer:
 
     def password(self, user):
         return self._passwords[user]
+
+    # ---------------------------------------------------------------- cluster
+
+    def join_cluster(self, other, timeout=90.0):
+        """Make this (running) node join other's cluster; ejabberd
+        restarts its applications meanwhile: wait until it listens again
+        and both see each other."""
+        self.ctl("join_cluster", other.node, timeout=timeout)
+        util.wait_for(lambda: util.port_open(self.port)
+                      and util.port_open(self.component_port),
+                      timeout, 0.2, "ejabberd to listen after join_cluster")
+        util.wait_for(lambda: set(self.cluster_nodes()) >= {self.node,
+                                                            other.node},
+                      timeout, 0.5, "%s to list %s" % (self.node,
+                                                       other.node))
+
+    def cluster_nodes(self):
+        """The running nodes this node's database is shared with."""
+        try:
+            out = self.ctl("list_cluster", timeout=30)
+        except (RuntimeError, subprocess.TimeoutExpired):
+            return []
+        return [w.strip("'") for w in out.split()]
+
+
+class EjabberdCluster:
+    """Two (or more) ejabberd nodes on loopback in one cluster, each with
+    its own c2s, component and HTTP API listeners (node.port,
+    node.component_port, node.http_port), one component domain and
+    secret, one CA, users registered once (replicated).
+
+    The cluster's epmd is started here and stopped by PID; nodes are
+    started, stopped (ejabberdctl stop), killed (kill -9 of the VM) and
+    started again one by one; a node started again rejoins by itself
+    (its database remembers the cluster)."""
+
+    def __init__(self, nodes=2, users=DEFAULT_USERS, domain="localhost"):
+        self.domain = domain
+        self.component_domain = "component." + domain
+        self.component_secret = secrets.token_urlsafe(18)
+        self.cookie = secrets.token_hex(12)
+        self.passwords = {}
+        self.users = tuple(users)
+        self.directory = util.make_tempdir("mx-ejcluster-")
+        self.ca = PrivateCA(self.directory, hostname=domain)
+        self.ca_file = self.ca.ca_cert
+        self.epmd_port = util.free_port()
+        self._epmd = None
+        tag = "mx%d" % self.epmd_port
+        self.nodes = [EjabberdServer(domain=domain, cluster=self,
+                                     name="%sn%d" % (tag, i + 1))
+                      for i in range(nodes)]
+
+    def __getitem__(self, i):
+        return self.nodes[i]
+
+    def start_epmd(self, timeout=15.0):
+        if self._epmd is not None and self._epmd.poll() is None:
+            return
+        log = open(os.path.join(self.directory, "epmd.log"), "ab")
+        try:
+            self._epmd = subprocess.Popen(
+                [EPMD, "-port", str(self.epmd_port), "-address",
+                 "127.0.0.1"], stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True,
+                env=dict(os.environ, ERL_EPMD_ADDRESS="127.0.0.1",
+                         ERL_EPMD_PORT=str(self.epmd_port)))
+        finally:
+            log.close()
+        util.wait_for(lambda: util.port_open(self.epmd_port), timeout, 0.1,
+                      "epmd to listen")
+
+    def start(self, timeout=90.0):
+        """epmd, every node, the others joining the first; users."""
+        self.start_epmd()
+        first = self.nodes[0]
+        first.start(timeout)
+        first.register(*self.users)
+        for node in self.nodes[1:]:
+            node.start(timeout)
+            node.join_cluster(first, timeout)
+
+    def register(self, *users):
+        for node in self.nodes:
+            if node.running:
+                node.register(*users)
+                return
+        raise RuntimeError("no node of the cluster is running")
+
+    def jid(self, user):
+        return "%s@%s" % (user, self.domain)
+
+    def password(self, user):
+        return self.passwords[user]
+
+    def wait_cluster(self, timeout=60.0):
+        """Until every running node lists every running node."""
+        def joined():
+            up = {n.node for n in self.nodes if n.running}
+            return all(set(n.cluster_nodes()) >= up
+                       for n in self.nodes if n.running)
+        util.wait_for(joined, timeout, 0.5, "the cluster to be whole")
+
+    def stop(self, timeout=60.0):
+        """Every node, then epmd.  False if anything had to be killed."""
+        clean = True
+        for node in reversed(self.nodes):
+            clean = node.stop(timeout) and clean
+        if self._epmd is not None:
+            if self._epmd.poll() is None:
+                clean = util.stop_pid(self._epmd.pid, self._epmd, 10.0) \
+                    and clean
+            self._epmd = None
+        return clean
+
+    def cleanup(self):
+        self.stop()
+        for node in self.nodes:
+            shutil.rmtree(node.directory, ignore_errors=True)
+        shutil.rmtree(self.directory, ignore_errors=True)
