@@ -1106,10 +1106,10 @@ static void publish_counts(mx_inbound *in)
 {
     mx_shared *sh = in->app->shared;
 
-    __atomic_store_n(&sh->in_running, mx_inq_running(in->window),
+    __atomic_store_n(&sh->in_running, mx_inq_count(in->window).running,
                      __ATOMIC_RELAXED);
     __atomic_store_n(&sh->in_waiting, kept_backlog(in)
-                     - mx_inq_running(in->window), __ATOMIC_RELAXED);
+                     - mx_inq_count(in->window).running, __ATOMIC_RELAXED);
 }
 
 static void *worker_main(void *data)

@@ -292,20 +292,31 @@ mx_inq_seq mx_inq_rescan(mx_inq *q)
     return start;
 }
 
-/* The deferral of record seq, or NULL */
-static deferral *find_deferral(mx_inq *q, mx_inq_seq seq)
+/* The place of record seq in n elements of size bytes sorted by their
+ * number, which is their first member (entry and deferral): the first
+ * whose number is not below seq. */
+static size_t place_of(const void *base, size_t n, size_t size,
+                       mx_inq_seq seq)
 {
-    size_t lo = 0, hi = q->nd, mid;
+    size_t lo = 0, hi = n, mid;
 
     while (lo < hi) {
         mid = lo + (hi - lo) / 2;
-        if (q->d[mid].seq < seq)
+        if (*(const mx_inq_seq *)((const char *)base + mid * size) < seq)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return lo < q->nd && q->d[lo].seq == seq && !q->d[lo].gone
-           ? &q->d[lo] : NULL;
+    return lo;
+}
+
+/* The deferral of record seq, or NULL */
+static deferral *find_deferral(mx_inq *q, mx_inq_seq seq)
+{
+    size_t i = place_of(q->d, q->nd, sizeof(*q->d), seq);
+
+    return i < q->nd && q->d[i].seq == seq && !q->d[i].gone
+           ? &q->d[i] : NULL;
 }
 
 int mx_inq_wanted(mx_inq *q, mx_inq_seq seq)
@@ -413,18 +424,11 @@ void *mx_inq_pick(mx_inq *q, long long now, mx_inq_seq *seq,
  * waits for an earlier one), or WAITING until at */
 static int finish(mx_inq *q, mx_inq_seq seq, int done, long long at)
 {
-    size_t lo = 0, hi = q->n, mid;
+    size_t lo = place_of(q->e, q->n, sizeof(*q->e), seq);
     entry *e;
     sender *s;
     uint64_t h;
 
-    while (lo < hi) {
-        mid = lo + (hi - lo) / 2;
-        if (q->e[mid].seq < seq)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
     if (lo == q->n || q->e[lo].seq != seq || q->e[lo].state != RUNNING)
         return 0;
     e = &q->e[lo];
@@ -477,17 +481,9 @@ mx_inq_seq mx_inq_advance(mx_inq *q)
     return bound;
 }
 
-size_t mx_inq_count(const mx_inq *q)
+mx_inq_counts mx_inq_count(const mx_inq *q)
 {
-    return q->n;
-}
+    mx_inq_counts c = { q->n, q->running, q->nd };
 
-size_t mx_inq_running(const mx_inq *q)
-{
-    return q->running;
-}
-
-size_t mx_inq_deferred(const mx_inq *q)
-{
-    return q->nd;
+    return c;
 }

@@ -79,8 +79,9 @@ int mx_inq_retry(mx_inq *q, mx_inq_seq seq, long long at);
 mx_inq_seq mx_inq_advance(mx_inq *q);
 
 /* Records in the window (undone), running, and deferred (not in it) */
-size_t mx_inq_count(const mx_inq *q);
-size_t mx_inq_running(const mx_inq *q);
-size_t mx_inq_deferred(const mx_inq *q);
+typedef struct {
+    size_t window, running, deferred;
+} mx_inq_counts;
+mx_inq_counts mx_inq_count(const mx_inq *q);
 
 #endif

@@ -243,7 +243,7 @@ static void test_inq_order(void)
     CHECK(mx_inq_pick(q, 0, &s, NULL) == &items[0] && s == 1);
     CHECK(mx_inq_pick(q, 0, &s, NULL) == &items[2] && s == 3);
     CHECK(mx_inq_pick(q, 0, &s, &wake) == NULL && wake == 0);
-    CHECK(mx_inq_running(q) == 2);
+    CHECK(mx_inq_count(q).running == 2);
     CHECK(mx_inq_done(q, 3) && mx_inq_advance(q) == 0);
     CHECK(mx_inq_retry(q, 1, 100));
     CHECK(mx_inq_pick(q, 50, &s, &wake) == NULL && wake == 100);
@@ -252,10 +252,10 @@ static void test_inq_order(void)
     CHECK(mx_inq_pick(q, 100, &s, NULL) == &items[1] && s == 2);
     CHECK(mx_inq_done(q, 2) && mx_inq_advance(q) == 3);
     CHECK(!mx_inq_done(q, 2)); /* not twice */
-    CHECK(mx_inq_count(q) == 1 && mx_inq_room(q));
+    CHECK(mx_inq_count(q).window == 1 && mx_inq_room(q));
     CHECK(mx_inq_pick(q, 100, &s, NULL) == &items[3] && s == 4);
     CHECK(mx_inq_done(q, 4) && mx_inq_advance(q) == 4);
-    CHECK(mx_inq_count(q) == 0);
+    CHECK(mx_inq_count(q).window == 0);
     mx_inq_free(q);
 }
 
@@ -275,7 +275,7 @@ static void test_inq_fair(void)
     CHECK(mx_inq_offer(q, 2, "a@x", &items[2]) == 1);
     for (i = 3; i <= 6; i++) /* a is at its cap: deferred */
         CHECK(mx_inq_offer(q, (mx_inq_seq)i, "a@x", &items[i]) == 0);
-    CHECK(mx_inq_deferred(q) == 4 && mx_inq_count(q) == 2);
+    CHECK(mx_inq_count(q).deferred == 4 && mx_inq_count(q).window == 2);
     CHECK(mx_inq_offer(q, 7, "b@x", &items[7]) == 1);
     CHECK(mx_inq_offer(q, 8, "b@x", &items[8]) == 1);
     CHECK(mx_inq_offer(q, 9, "c@x", &items[9]) == 1);
@@ -303,7 +303,7 @@ static void test_inq_fair(void)
         if (w == 1)
             i += mx_inq_readd(q, r, "a@x", &items[r]);
     mx_inq_rescan_end(q);
-    CHECK(i == 2 && r == 5 && mx_inq_deferred(q) == 3);
+    CHECK(i == 2 && r == 5 && mx_inq_count(q).deferred == 3);
     CHECK(mx_inq_wanted(q, 5) == -1); /* no rescan running */
     CHECK(mx_inq_pick(q, 0, &s, NULL) == &items[3] && s == 3);
     CHECK(mx_inq_done(q, 3) && mx_inq_advance(q) == 3);
@@ -317,12 +317,12 @@ static void test_inq_fair(void)
     CHECK(mx_inq_wanted(q, 10) == 1);
     CHECK(mx_inq_readd(q, 10, "a@x", &items[10]) == 1);
     mx_inq_rescan_end(q);
-    CHECK(mx_inq_deferred(q) == 0 && mx_inq_advance(q) == 5);
+    CHECK(mx_inq_count(q).deferred == 0 && mx_inq_advance(q) == 5);
     CHECK(mx_inq_pick(q, 0, &s, NULL) == &items[6] && s == 6);
     CHECK(mx_inq_done(q, 6) && mx_inq_advance(q) == 9);
     CHECK(mx_inq_pick(q, 0, &s, NULL) == &items[10] && s == 10);
     CHECK(mx_inq_done(q, 10) && mx_inq_advance(q) == 10);
-    CHECK(mx_inq_count(q) == 0 && mx_inq_room(q));
+    CHECK(mx_inq_count(q).window == 0 && mx_inq_room(q));
     mx_inq_free(q);
 }
 
