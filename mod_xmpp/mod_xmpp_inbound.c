@@ -931,7 +931,8 @@ static void window_rescan(mx_inbound *in)
             if (!ir) {
                 ap_log_error(APLOG_MARK, APLOG_ERR, 0, in->app->s, MX_LOG_TAG
                              "0579: %s: out of memory for inbound journal "
-                             "record %llu; skipped", in->app->jid, seq);
+                             "record %" APR_UINT64_T_FMT "; skipped",
+                             in->app->jid, (apr_uint64_t)seq);
                 mx_inq_readd(in->window, seq, NULL, NULL);
             }
         }
@@ -955,8 +956,9 @@ static void window_fill(mx_inbound *in)
         rc = mx_jreader_next(in->jr, limit, &data, &len, &seq);
         if (rc == -1 && errno == EILSEQ)
             ap_log_error(APLOG_MARK, APLOG_ERR, 0, in->app->s, MX_LOG_TAG
-                         "0573: %s: inbound journal record %llu is damaged "
-                         "and skipped", in->app->jid, seq);
+                         "0573: %s: inbound journal record %" APR_UINT64_T_FMT
+                         " is damaged and skipped", in->app->jid,
+                         (apr_uint64_t)seq);
         if (rc != 1)
             return;
         ir = inreq_from_record(in, data, len, seq);
@@ -964,8 +966,9 @@ static void window_fill(mx_inbound *in)
         if (!ir) {
             /* skipped: a later record's bound covers it */
             ap_log_error(APLOG_MARK, APLOG_ERR, 0, in->app->s, MX_LOG_TAG
-                         "0577: %s: inbound journal record %llu is not a "
-                         "stanza (or no memory); skipped", in->app->jid, seq);
+                         "0577: %s: inbound journal record %" APR_UINT64_T_FMT
+                         " is not a stanza (or no memory); skipped",
+                         in->app->jid, (apr_uint64_t)seq);
             continue;
         }
         rc = mx_inq_offer(in->window, seq, sender_key(ir, bare, sizeof(bare)),
@@ -1200,9 +1203,10 @@ static int kept_start(mx_inbound *in)
     in->active = in->nworkers;
     if (in->recovered - 1 > in->done)
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, in->app->s, MX_LOG_TAG
-                     "0576: %s: %llu inbound stanzas kept by an earlier "
-                     "holder are posted again (XMPP_ATTEMPT 2)", in->app->jid,
-                     in->recovered - 1 - in->done);
+                     "0576: %s: %" APR_UINT64_T_FMT " inbound stanzas kept by "
+                     "an earlier holder are posted again (XMPP_ATTEMPT 2)",
+                     in->app->jid,
+                     (apr_uint64_t)(in->recovered - 1 - in->done));
     return 0;
 }
 

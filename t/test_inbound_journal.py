@@ -352,20 +352,20 @@ def test_kill_then_graceful_then_hard_restart_loses_nothing(httpd_factory,
     alice = xmpp_client("alice", resource="rs-" + token())
     warm_up(alice)
     tok = token()
+    base = dump_count(dumps)
     for i in range(n):
         alice.send_raw(raw_message(APP, "/ms 10 %s n%04d" % (tok, i),
                                    mid="r-%s-%04d" % (tok, i)))
-    base = dump_count(dumps)
 
     def posted(k):
         util.wait_for(lambda: dump_count(dumps) >= k, 300, 0.2,
                       "%d requests" % k)
-    posted(300)
+    posted(base + 300)
     holder = int(h.status()["XMPPApp1HolderPID"])
     os.kill(holder, signal.SIGKILL)
-    posted(800)
+    posted(base + 800)
     h.graceful()
-    posted(1300)
+    posted(base + 1300)
     h.restart()
     posted(base + n)
     want = {"10 %s n%04d" % (tok, i) for i in range(n)}
