@@ -51,10 +51,10 @@ PROFILES = {
     # n_inmem: inbound messages of test 9; n_burst: the burst of test 10
     "quick": dict(n_send=500, api_secs=3, hf_warmup=5, hf_runs=40,
                   n_mem=10000, n_in=300, n_lat=60, lat_secs=3, repeat=1,
-                  n_inmem=20000, n_burst=200),
+                  n_inmem=20000, n_burst=200, n_burst_many=400),
     "full": dict(n_send=2000, api_secs=10, hf_warmup=20, hf_runs=200,
                  n_mem=100000, n_in=2000, lat_secs=5, n_lat=300, repeat=2,
-                 n_inmem=200000, n_burst=2000),
+                 n_inmem=200000, n_burst=2000, n_burst_many=10000),
 }
 
 WRK_THREADS = 2
@@ -63,6 +63,10 @@ SEND_CONNS = 8       # test 1: "a few concurrent HTTP clients"
 WRK_CONNS_HIGH = 64  # tests 3, 5, 6 again: enough in flight to fill the cores
 QUEUE_LIMIT = 1000000  # XMPPQueueLimit of the bench's app
 APP_JID = "app@localhost"
+# the several-sender mode of tests 5, 6 and 10: as many raw_client
+# senders in parallel, each with its own window
+SENDERS = ("s1", "s2", "s3", "s4")
+ECHO_JID = "carol@localhost/echo"
 COMPONENT_TO = "bench@component.localhost"  # an address of test 8's app
 
 # Every wait below has a bound; these are the longest.
@@ -327,7 +331,7 @@ class Bench:
         self.args = args
         self.p = dict(PROFILES["quick" if args.quick else "full"])
         for key in ("repeat", "n_send", "n_mem", "n_in", "n_inmem",
-                    "n_burst"):
+                    "n_burst", "n_burst_many"):
             if getattr(args, key, None):
                 self.p[key] = getattr(args, key)
         self.report = Report()
@@ -366,7 +370,8 @@ class Bench:
         self.module_mtime = os.path.getmtime(so)
 
     def start_prosody(self):
-        self.prosody = ProsodyServer(users=("app", "alice", "bob", "carol"))
+        self.prosody = ProsodyServer(users=("app", "alice", "bob", "carol")
+                                     + SENDERS)
         # The harness logs every stanza (debug level) for the tests; that
         # would be most of what Prosody does here. Same file, same owner.
         with open(self.prosody.config_file, "r+") as f:
@@ -964,6 +969,62 @@ class Bench:
         d["rate"] = d["replies"] / max(1e-6, d["last"] - d["first"])
         return d
 
+    def converse_many(self, n, window, tag, to=APP_JID, users=SENDERS):
+        """converse from several senders at once, n messages each: the
+        replies of all over the time from the first send to the last
+        answer."""
+        cls = []
+        for i, user in enumerate(users):
+            cls.append(self.client(
+                "converse", user, "--to", to, "--count", n, "--window",
+                window, "--prefix", "%s%d" % (tag, i), "--idle", 20,
+                "--timeout", 600))
+        for cl in cls:
+            cl.wait_line("READY", LOGIN_S)
+        ds = [{k: float(v) for k, v in kv(cl.wait_line("DONE", 660)).items()}
+              for cl in cls]
+        out = {k: sum(d[k] for d in ds)
+               for k in ("sent", "replies", "errors")}
+        out["first"] = min(d["first"] for d in ds)
+        out["last"] = max(d["last"] for d in ds)
+        out["rate"] = out["replies"] / max(1e-6, out["last"] - out["first"])
+        return out
+
+    def echo_rate_many(self):
+        """XMPP alone with several senders: the same senders and windows
+        to one C echo client (one bot) through the same Prosody."""
+        if getattr(self, "_echo_rate_many", None) is None:
+            echo = self.client("echo", "carol", "--timeout", 600,
+                               resource="echo")
+            echo.wait_line("READY", LOGIN_S)
+            try:
+                self.converse(50, 4, self.tag("ewarm"), to=ECHO_JID)
+                d = self.converse_many(self.p["n_in"] // len(SENDERS),
+                                       WRK_CONNS, self.tag("erm"),
+                                       to=ECHO_JID)
+            finally:
+                echo.stop()
+            self._echo_rate_many = d["rate"]
+        return self._echo_rate_many
+
+    def sync_p50(self, h, n=200):
+        """fdatasync of a 1 KiB append in the app's spool directory, ms
+        (p50, p99): a kept stanza is posted once its batch is synced, so
+        this bounds what the inbound journal adds to a round trip."""
+        path = os.path.join(self.queue_dir(h), "bench-sync-probe")
+        vals = []
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            for _ in range(n):
+                os.write(fd, b"x" * 1024)
+                t = time.perf_counter()
+                os.fdatasync(fd)
+                vals.append((time.perf_counter() - t) * 1000)
+        finally:
+            os.close(fd)
+            os.unlink(path)
+        return pct(vals, 50), pct(vals, 99)
+
     def test_inbound(self, kind, number, goal):
         r = self.report
         n = self.p["n_in"]
@@ -983,7 +1044,8 @@ class Bench:
                    "body to the same handler (/bench-direct/, Require local)"
                    % (WRK_THREADS, WRK_CONNS, self.p["api_secs"]))
             self.converse(min(50, n), 4, self.tag("warm"))
-            mxs, wrks, ceilings, highs = [], [], [], []
+            mxs, wrks, ceilings, highs, manys = [], [], [], [], []
+            seq_bounds = []
             for i in range(self.p["repeat"]):
                 with CpuMeter() as cpu_w, \
                         CpuAccount({"httpd": h.child_pids}) as acct_w:
@@ -995,8 +1057,16 @@ class Bench:
                         CpuAccount({"httpd": h.child_pids,
                                     "Prosody": lambda: [self.prosody.pid]}) \
                         as acct_m:
+                    log_from = len(h.access_log())
                     d = self.converse(n, WRK_CONNS, self.tag("in"))
                 self.wait_drained(h, 60)
+                # one sender's messages are posted one after the other:
+                # its rate cannot pass 1 / (the request's own time)
+                took = [int(l.rsplit(" ", 1)[1]) / 1000
+                        for l in h.access_log()[log_from:].splitlines()
+                        if '"POST /_ah/xmpp/message/chat/ ' in l]
+                if took:
+                    seq_bounds.append(1000 / statistics.mean(took))
                 mxs.append(d["rate"])
                 wrks.append(w["rate"])
                 r.line("run %d: mod_xmpp %.0f replies/s (%d/%d replies, %d "
@@ -1013,6 +1083,15 @@ class Bench:
                 dh = self.converse(n, WRK_CONNS_HIGH, self.tag("inh"))
                 self.wait_drained(h, 60)
                 highs.append((wh["rate"], dh["rate"]))
+                # several senders, each with its own window
+                dm = self.converse_many(n // len(SENDERS), WRK_CONNS,
+                                        self.tag("inm"))
+                self.wait_drained(h, 60)
+                manys.append(dm["rate"])
+                r.line("       %d senders (window %d each): mod_xmpp %.0f "
+                       "replies/s (%d/%d replies, %d error answers)"
+                       % (len(SENDERS), WRK_CONNS, dm["rate"], dm["replies"],
+                          dm["sent"], dm["errors"]))
                 r.line("       with %d in flight: mod_xmpp %.0f replies/s "
                        "(%d/%d replies, %d error answers); wrk -c%d %.0f "
                        "req/s: %.2fx"
@@ -1041,9 +1120,12 @@ class Bench:
                        "%.2fx wrk"
                        % (hm, hw, pm, cm, os.cpu_count(), hw, pm, cm, ceil,
                           ceil / w["rate"]))
+            alone = self.echo_rate()
+            alone_many = self.echo_rate_many()
             r.line("   XMPP alone: the same client and window to a C echo "
                    "client through the same Prosody: %.0f msg/s (what any "
-                   "bot on this Prosody can reach)" % self.echo_rate())
+                   "bot on this Prosody can reach); %d senders: %.0f msg/s"
+                   % (alone, len(SENDERS), alone_many))
             r.row("messages/s answered (median of %d)" % len(mxs),
                   statistics.median(mxs),
                   statistics.median(wrks), "wrk direct to handler", "msg/s",
@@ -1053,6 +1135,21 @@ class Bench:
                   statistics.median(m for w_, m in highs),
                   statistics.median(w_ for w_, m in highs),
                   "wrk -c%d" % WRK_CONNS_HIGH, "msg/s", goal=goal)
+            r.row("1 sender, window %d (median)" % WRK_CONNS,
+                  statistics.median(mxs), alone, "XMPP alone, 1 sender",
+                  "msg/s", goal=0.9)
+            r.row("%d senders, window %d each (median)"
+                  % (len(SENDERS), WRK_CONNS), statistics.median(manys),
+                  alone_many, "XMPP alone, %d senders" % len(SENDERS),
+                  "msg/s", goal=0.9)
+            if seq_bounds:
+                b = statistics.median(seq_bounds)
+                r.line("bound of the order per sender: one request at a time "
+                       "per sender, each taking %.3f ms inside httpd (access "
+                       "log %%D, mean): at most %.0f msg/s for 1 sender "
+                       "(%.2fx XMPP alone), %.0f for %d (%.2fx)"
+                       % (1000 / b, b, b / alone, b * len(SENDERS),
+                          len(SENDERS), b * len(SENDERS) / alone_many))
             if ceilings:
                 r.line("bound on these cores at %d in flight, were mod_xmpp's "
                        "own work free (median): %.2fx wrk; Prosody, the "
@@ -1243,6 +1340,13 @@ class Bench:
             p["rtt"][0] - hw[0] - p["echo"][0],
             p["rtt"][1] - hw[1] - p["echo"][1]))
         r.line("(handler: the larger of the 2nd and 3rd rows)")
+        sp = self.sync_p50(h)
+        r.line("%-46s %9.2f %9.2f" % (
+            "fdatasync of the spool (inbound journal)", sp[0], sp[1]))
+        r.line("(no switch turns the inbound journal off: a kept stanza is "
+               "posted once its batch is synced, so the journal adds at "
+               "least this fdatasync, plus a thread hand-over, to the p50; "
+               "goal: at most 0.3 ms more than without it)")
         r.line("(%d replies, %d handler log lines; the difference of p99s is "
                "only indicative)" % (len(rtt), len(handler)))
 
@@ -1279,6 +1383,27 @@ class Bench:
                   note="%d messages" % n)
             r.row("burst: holder VmRSS growth", (rss - base) / 1024,
                   unit="MiB", note="%d messages waiting on disk" % n)
+            # the same from several senders at once: they drain in
+            # parallel (one request at a time per sender)
+            m = self.p["n_burst_many"]
+            each = max(1, m // len(SENDERS))
+            base = proc_mem(holder)[0]
+            t0 = time.monotonic()
+            d = self.converse_many(each, each, self.tag("burstm"))
+            drain = time.monotonic() - t0
+            rss, hwm = proc_mem(holder)
+            r.line("%d senders x %d: %d/%d replies, %d error answers "
+                   "(refused), drained in %.1f s (%.1f s at 50 ms each in "
+                   "order per sender); holder VmRSS %.1f -> %.1f MiB, VmHWM "
+                   "%.1f MiB" % (len(SENDERS), each, d["replies"], d["sent"],
+                                 d["errors"], drain, each * 0.05,
+                                 base / 1024, rss / 1024, hwm / 1024))
+            r.row("burst of %d senders: error answers" % len(SENDERS),
+                  d["errors"], unit="refused",
+                  note="%d messages" % (each * len(SENDERS)))
+            r.row("burst of %d senders: holder VmRSS growth"
+                  % len(SENDERS), (rss - base) / 1024, unit="MiB",
+                  note="%d messages waiting on disk" % (each * len(SENDERS)))
         finally:
             self.stop_httpd(h)
 
@@ -1375,6 +1500,8 @@ def main():
     ap.add_argument("--n-in", type=int, help="inbound messages of tests 5/6")
     ap.add_argument("--n-inmem", type=int, help="inbound messages of test 9")
     ap.add_argument("--n-burst", type=int, help="the burst of test 10")
+    ap.add_argument("--n-burst-many", type=int, help="test 10's burst from "
+                    "%d senders at once (all of them together)" % len(SENDERS))
     ap.add_argument("--build", action="store_true",
                     help="run make first (default: only when not built)")
     ap.add_argument("--no-diagnostic", action="store_true",

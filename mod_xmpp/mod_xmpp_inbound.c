@@ -52,14 +52,24 @@ extern module AP_MODULE_DECLARE_DATA xmpp_module;
  * and a directory read): after a crash, what was done since is posted
  * again, which XMPP_ATTEMPT tells */
 #define MX_IN_ACKED_MS    100
+/* a stanza on its way to the committer: not handled until it has a turn */
+#define MX_IN_UNKEPT      (~(apr_uint64_t)0)
 
 /* A stanza given to a request thread, by its number in the session */
 typedef struct {
     apr_uint32_t seq;
     int running;
     apr_uint64_t ticket;         /* its answer's, in the queue thread */
-    mx_seq rec;                  /* its inbound journal record, or 0 */
+    apr_uint64_t kept;           /* its turn in the committer, or 0 */
 } mx_pending;
+
+/* A stanza handed to the committer thread, to be appended */
+typedef struct {
+    char *data;                  /* its record */
+    size_t len;
+    struct mx_inreq *ir;         /* for an error answer if it fails */
+    apr_uint64_t turn;
+} mx_tocommit;
 
 struct mx_inbound {
     mx_app *app;
@@ -79,11 +89,24 @@ struct mx_inbound {
     size_t npend, cappend;
     int kept;                    /* a stanza left unhandled (stopping) */
     apr_uint32_t kept_seq;
-    /* The inbound journal (<spool>/<app>/inbound/journal/): a stanza is
-     * appended there by the holder thread and counts as handled once
-     * synced; workers post from it. NULL: posted directly (threads). */
+    /* The inbound journal (<spool>/<app>/inbound/journal/): the holder
+     * thread hands a stanza to the committer thread, which appends a
+     * whole batch and makes it durable with one fdatasync (group
+     * commit), off the XMPP thread; the stanza counts as handled once
+     * its batch is durable; workers post from the journal. NULL: posted
+     * directly (threads). Only the committer touches jw. */
     mx_journal *jw;
-    int dirty;                   /* appended since the last sync */
+    pthread_t committer;
+    int has_committer;
+    pthread_mutex_t c_lock;
+    pthread_cond_t c_cond;       /* the committer has work, or must end */
+    pthread_cond_t c_room;       /* the committer took a batch */
+    mx_tocommit *c_items, *c_batch;
+    size_t c_n;
+    apr_uint64_t c_turns;        /* under c_lock: the last turn given */
+    apr_uint64_t c_taken;        /* atomic: turns taken by the committer */
+    apr_uint64_t c_durable;      /* atomic: turns up to it are durable
+                                  * (or were answered with an error) */
     mx_seq durable;              /* records below it are synced */
     mx_seq recovered;            /* below it: kept by an earlier holder */
     mx_seq done;                 /* every record up to it is done */
@@ -102,6 +125,7 @@ struct mx_inbound {
     pthread_cond_t run_cond;
     mx_inq *window;
     mx_jreader *jr;
+    mx_jreader *jr2;             /* reads deferred records again */
     pthread_t *workers;
     int nworkers;
     volatile int active;         /* workers not yet ended */
@@ -357,15 +381,13 @@ static void handle(mx_inreq *ir, apr_thread_t *t)
     answer_or_error(ir);
 }
 
-static void keep_sync(mx_inbound *in);
-
 /* ---- what the server is told we handled ---- */
 
 /* Stanza seq of this session went to a request thread (running), or was
  * answered at once (its answer's ticket). Untracked when out of memory:
  * then it counts as handled, as everything did before. */
 static void pending_add(mx_inbound *in, apr_uint32_t seq, int running,
-                        apr_uint64_t ticket, mx_seq rec)
+                        apr_uint64_t ticket, apr_uint64_t kept)
 {
     mx_pending *grown;
 
@@ -381,13 +403,31 @@ static void pending_add(mx_inbound *in, apr_uint32_t seq, int running,
     if (in->npend < in->cappend) {
         in->pend[in->npend].seq = seq;
         in->pend[in->npend].running = running;
-        in->pend[in->npend].rec = rec;
+        in->pend[in->npend].kept = kept;
         in->pend[in->npend++].ticket = ticket;
     }
     pthread_mutex_unlock(&in->ack_lock);
 }
 
-/* The request of ir is over; its answer (if any) has ticket. */
+/* Stanza seq of this session is the committer's turn (unless it was
+ * answered already) */
+static void pending_kept(mx_inbound *in, apr_uint32_t seq, apr_uint64_t turn)
+{
+    size_t i;
+
+    pthread_mutex_lock(&in->ack_lock);
+    for (i = in->npend; i > 0; i--) {
+        if (in->pend[i - 1].seq == seq) {
+            if (in->pend[i - 1].kept == MX_IN_UNKEPT)
+                in->pend[i - 1].kept = turn;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&in->ack_lock);
+}
+
+/* The request of ir is over (or its stanza could not be kept); its
+ * answer (if any) has ticket. */
 static void pending_done(mx_inbound *in, apr_uint32_t gen, apr_uint32_t seq,
                          apr_uint64_t ticket)
 {
@@ -397,6 +437,7 @@ static void pending_done(mx_inbound *in, apr_uint32_t gen, apr_uint32_t seq,
     for (i = 0; gen == in->gen && i < in->npend; i++) {
         if (in->pend[i].seq == seq) {
             in->pend[i].running = 0;
+            in->pend[i].kept = 0;
             in->pend[i].ticket = ticket;
             break;
         }
@@ -409,16 +450,18 @@ apr_uint32_t mx_inbound_handled(void *data, apr_uint32_t received)
     mx_inbound *in = data;
     apr_uint64_t stored = in->queue ? mx_qserver_stored(in->queue)
                                     : ~(apr_uint64_t)0;
+    apr_uint64_t durable = __atomic_load_n(&in->c_durable,
+                                           __ATOMIC_ACQUIRE);
     apr_uint32_t h = received;
     size_t i = 0;
 
-    keep_sync(in); /* what the server is told of must be on disk */
+    /* what the server is told of must be on disk: its batch synced */
     pthread_mutex_lock(&in->ack_lock);
     while (i < in->npend) {
         mx_pending *pd = &in->pend[i];
 
         if (pd->running || pd->ticket > stored
-            || (pd->rec && pd->rec >= in->durable)) {
+            || (pd->kept && pd->kept > durable)) {
             if ((apr_int32_t)(pd->seq - 1 - h) < 0)
                 h = pd->seq - 1;
             i++;
@@ -582,6 +625,11 @@ static void bounce_stopping(mx_inbound *in, xmpp_stanza_t *st)
 /* ---- kept stanzas: the inbound journal ---- */
 
 #define MX_IN_WINDOW     256      /* kept stanzas in memory, at most */
+/* of them, one sender's (fairness: a sender whose handler hangs takes
+ * no more places); the rest of its backlog is read again from disk */
+#define MX_IN_PER_SENDER 32
+/* deferred records remembered (16 bytes each); beyond, reading waits */
+#define MX_IN_DEFERRED   65536
 #define MX_IN_IDLE_MS    200      /* a worker looks again after this */
 
 /* The stanza's own id when it can go in a header as it is; else one made
@@ -599,56 +647,25 @@ static void set_stanza_id(mx_inject *q, mx_seq rec)
         snprintf(q->stanza_id, sizeof(q->stanza_id), "mx-%llu", rec);
 }
 
-/* Holder thread: make what was appended durable. It then counts as
- * handled, and the workers may post it. */
-static void keep_sync(mx_inbound *in)
-{
-    char err[256];
-
-    if (!in->jw || !in->dirty)
-        return;
-    if (mx_journal_sync(in->jw, err, sizeof(err)) != 0) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, in->app->s, MX_LOG_TAG "0570: "
-                     "%s: cannot sync the inbound journal: %s; stanzas "
-                     "stay unacknowledged", in->app->jid, err);
-        return;
-    }
-    in->dirty = 0;
-    pthread_mutex_lock(&in->run_lock);
-    __atomic_store_n(&in->durable, mx_journal_next(in->jw), __ATOMIC_RELEASE);
-    pthread_cond_broadcast(&in->run_cond);
-    pthread_mutex_unlock(&in->run_lock);
-}
+#define MX_IN_COMMIT_MAX 4096     /* stanzas waiting for the committer */
 
 static void dones_settle(mx_inbound *in);
+static apr_uint64_t resource_constraint(mx_inreq *ir);
 
 void mx_inbound_flush(mx_inbound *in)
 {
-    mx_seq done;
-    apr_time_t now;
-
-    if (!in || !in->jw)
-        return;
-    keep_sync(in);
-    dones_settle(in);
-    /* the journal forgets what is done; a crash before this posts it
-     * again, which the handler can tell by XMPP_ATTEMPT */
-    done = __atomic_load_n(&in->done, __ATOMIC_ACQUIRE);
-    now = apr_time_now();
-    if (done > in->acked_set
-        && (in->stopping
-            || now - in->acked_at >= apr_time_from_msec(MX_IN_ACKED_MS))
-        && mx_journal_set_acked(in->jw, done) == 0) {
-        in->acked_set = done;
-        in->acked_at = now;
-    }
+    /* nothing of the journal on the XMPP thread: the committer thread
+     * syncs, settles the done bounds and writes the acked file */
+    (void)in;
 }
 
-/* Stanzas kept and not yet done */
+/* Stanzas kept (or on their way to the journal) and not yet done */
 static mx_seq kept_backlog(mx_inbound *in)
 {
     return __atomic_load_n(&in->appended, __ATOMIC_ACQUIRE)
-           - __atomic_load_n(&in->done, __ATOMIC_ACQUIRE);
+           - __atomic_load_n(&in->done, __ATOMIC_ACQUIRE)
+           + (mx_seq)(__atomic_load_n(&in->c_turns, __ATOMIC_ACQUIRE)
+                      - __atomic_load_n(&in->c_taken, __ATOMIC_ACQUIRE));
 }
 
 /* The backlog is at XMPPInboundQueueLimit: the sender is told at once;
@@ -670,32 +687,174 @@ static apr_uint64_t refuse_full(mx_inreq *ir)
     return resource_constraint(ir);
 }
 
-/* Holder thread: append ir to the inbound journal. Returns its record
- * number, or 0 when it could not be kept (ir is then still the caller's). */
-static mx_seq keep(mx_inbound *in, mx_inreq *ir)
+/* Holder thread: hand ir to the committer (which owns it from then on).
+ * Returns its turn (it counts as handled once the committer has made
+ * that turn durable), or 0 when it cannot be kept (ir is still the
+ * caller's). Waits while the committer's queue is full: a disk slower
+ * than the server holds the XMPP loop back, memory stays bounded. */
+static apr_uint64_t keep(mx_inbound *in, mx_inreq *ir)
 {
     mx_inrec r = { ir->q.kind, (char *)ir->q.path, ir->q.name, ir->q.type,
                    ir->q.id, ir->q.from, ir->q.to, ir->q.body, ir->q.show,
                    ir->q.status, ir->q.stanza };
-    char err[256], *data;
+    char *data;
     size_t len;
-    mx_seq rec = 0;
+    apr_uint64_t turn = 0;
 
     if (!(data = mx_inrec_encode(&r, &len)))
         return 0;
-    if (mx_journal_append(in->jw, (const char *const *)&data, &len, 1, &rec,
-                          err, sizeof(err)) != 0) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, in->app->s, MX_LOG_TAG "0572: "
-                     "%s: cannot keep an inbound %s in the journal: %s; "
-                     "posted directly", in->app->jid, ir->q.name, err);
-        rec = 0;
+    pthread_mutex_lock(&in->c_lock);
+    while (in->c_n == MX_IN_COMMIT_MAX)
+        pthread_cond_wait(&in->c_room, &in->c_lock);
+    if (in->has_committer) {
+        turn = ++in->c_turns;
+        in->c_items[in->c_n].data = data;
+        in->c_items[in->c_n].len = len;
+        in->c_items[in->c_n].ir = ir;
+        in->c_items[in->c_n++].turn = turn;
+        if (in->c_n == 1)
+            pthread_cond_signal(&in->c_cond);
     }
-    free(data);
-    if (rec) {
-        in->dirty = 1;
-        __atomic_store_n(&in->appended, rec, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&in->c_lock);
+    if (!turn)
+        free(data);
+    return turn;
+}
+
+/* Committer: a batch that could not be appended; each sender is told
+ * (nothing is dropped unseen) */
+static void commit_failed(mx_inbound *in, mx_tocommit *b, size_t n,
+                          const char *err)
+{
+    size_t i;
+
+    ap_log_error(APLOG_MARK, APLOG_ERR, 0, in->app->s, MX_LOG_TAG "0572: "
+                 "%s: cannot keep %zu inbound stanzas in the journal: %s; "
+                 "their senders get an error answer (check the spool "
+                 "directory's disk)", in->app->jid, n, err);
+    for (i = 0; i < n; i++) {
+        mx_inreq *ir = b[i].ir;
+        apr_uint32_t gen = ir->gen, seq = ir->seq;
+
+        pending_done(in, gen, seq, resource_constraint(ir));
+        b[i].ir = NULL;
     }
-    return rec;
+}
+
+/* Committer: append a batch and make it durable with one sync */
+static void commit_batch(mx_inbound *in, mx_tocommit *b, size_t n,
+                         int *dirty)
+{
+    const char *data[512];
+    size_t len[512], i, k;
+    char err[256];
+    mx_seq first;
+
+    for (i = 0; i < n; i += k) {
+        for (k = 0; k < 512 && i + k < n; k++) {
+            data[k] = b[i + k].data;
+            len[k] = b[i + k].len;
+        }
+        if (mx_journal_append(in->jw, data, len, k, &first, err,
+                              sizeof(err)) != 0) {
+            commit_failed(in, b + i, k, err);
+        }
+        else {
+            *dirty = 1;
+            __atomic_store_n(&in->appended, first + k - 1, __ATOMIC_RELEASE);
+        }
+    }
+    for (i = 0; i < n; i++) {
+        free(b[i].data);
+        if (b[i].ir)
+            inreq_free(b[i].ir);
+    }
+}
+
+/* Committer: make what was appended durable. It then counts as handled,
+ * and the workers may post it. Returns 0, or -1 (logged). */
+static int commit_sync(mx_inbound *in, apr_uint64_t turn, int *dirty)
+{
+    char err[256];
+
+    if (*dirty && mx_journal_sync(in->jw, err, sizeof(err)) != 0) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, in->app->s, MX_LOG_TAG "0570: "
+                     "%s: cannot sync the inbound journal: %s; stanzas "
+                     "stay unacknowledged", in->app->jid, err);
+        return -1;
+    }
+    if (*dirty) {
+        *dirty = 0;
+        pthread_mutex_lock(&in->run_lock);
+        __atomic_store_n(&in->durable, mx_journal_next(in->jw),
+                         __ATOMIC_RELEASE);
+        pthread_cond_broadcast(&in->run_cond);
+        pthread_mutex_unlock(&in->run_lock);
+    }
+    __atomic_store_n(&in->c_durable, turn, __ATOMIC_RELEASE);
+    return 0;
+}
+
+/* Committer: the journal forgets what is done; a crash before this
+ * posts it again, which the handler can tell by XMPP_ATTEMPT */
+static void commit_acked(mx_inbound *in, int now_anyway)
+{
+    mx_seq done;
+    apr_time_t now = apr_time_now();
+
+    dones_settle(in);
+    done = __atomic_load_n(&in->done, __ATOMIC_ACQUIRE);
+    if (done > in->acked_set
+        && (now_anyway
+            || now - in->acked_at >= apr_time_from_msec(MX_IN_ACKED_MS))
+        && mx_journal_set_acked(in->jw, done) == 0) {
+        __atomic_store_n(&in->acked_set, done, __ATOMIC_RELEASE);
+        in->acked_at = now;
+    }
+}
+
+/* The committer thread: takes whatever the holder thread handed over
+ * since its last turn (group commit: one write and one fdatasync per
+ * batch, however many stanzas). It runs as long as the process: while
+ * the holder stops, stanzas still come in until the stream is closed,
+ * and the acked bound is then written at once. */
+static void *committer_main(void *data)
+{
+    mx_inbound *in = data;
+    mx_tocommit *batch;
+    apr_uint64_t turn = 0;
+    size_t n;
+    int dirty = 0, failing = 0;
+    struct timespec ts;
+    long long until;
+
+    pthread_mutex_lock(&in->c_lock);
+    for (;;) {
+        if (!in->c_n) {
+            until = apr_time_as_msec(apr_time_now())
+                    + (failing ? 100 : MX_IN_ACKED_MS);
+            ts.tv_sec = (time_t)(until / 1000);
+            ts.tv_nsec = (long)(until % 1000) * 1000000L;
+            pthread_cond_timedwait(&in->c_cond, &in->c_lock, &ts);
+        }
+        batch = in->c_items; /* swap: the holder fills the other one */
+        in->c_items = in->c_batch;
+        in->c_batch = batch;
+        n = in->c_n;
+        in->c_n = 0;
+        if (n)
+            turn = batch[n - 1].turn;
+        __atomic_store_n(&in->c_taken, turn, __ATOMIC_RELEASE);
+        pthread_cond_broadcast(&in->c_room);
+        pthread_mutex_unlock(&in->c_lock);
+        commit_batch(in, batch, n, &dirty);
+        failing = commit_sync(in, turn, &dirty) != 0;
+        if (failing) /* tried again, not in a loop of log lines */
+            apr_sleep(apr_time_from_msec(500));
+        commit_acked(in, in->stopping);
+        pthread_mutex_lock(&in->c_lock);
+    }
+    return NULL;
 }
 
 /* A kept record as a request to post. NULL when it is not one. */
@@ -726,6 +885,62 @@ static mx_inreq *inreq_from_record(mx_inbound *in, const char *data,
     return ir;
 }
 
+/* The sender of a kept stanza, as the window tells senders apart */
+static const char *sender_key(const mx_inreq *ir, char *bare, size_t size)
+{
+    if (mx_jid_bare(ir->q.from, bare, size) < 0)
+        snprintf(bare, size, "%s", ir->q.from);
+    return bare;
+}
+
+/* Under run_lock: read deferred records again for the senders that have
+ * room (mx_inq), with a reader of their own, up to where the main
+ * reader is. */
+static void window_rescan(mx_inbound *in)
+{
+    mx_seq from = mx_inq_rescan(in->window), end, seq;
+    char dir[1024], *data, bare[3072];
+    size_t len;
+    mx_inreq *ir;
+    int rc;
+
+    if (!from)
+        return;
+    end = mx_jreader_position(in->jr);
+    snprintf(dir, sizeof(dir), "%s/inbound", in->app->dir);
+    if (!in->jr2 && mx_jreader_open(dir, from, &in->jr2) != 0)
+        in->jr2 = NULL;
+    else if (in->jr2 && (mx_jreader_position(in->jr2) > from
+                         || from - mx_jreader_position(in->jr2) > 1024)
+             && mx_jreader_seek(in->jr2, from) != 0) {
+        mx_jreader_close(in->jr2);
+        in->jr2 = NULL;
+    }
+    while (in->jr2 && mx_jreader_position(in->jr2) < end
+           && mx_inq_wanted(in->window, mx_jreader_position(in->jr2)) >= 0) {
+        rc = mx_jreader_next(in->jr2, end, &data, &len, &seq);
+        if (rc == -1 && errno == EILSEQ)
+            continue; /* the main reader said so */
+        if (rc != 1)
+            break;
+        if (mx_inq_wanted(in->window, seq) == 1) {
+            ir = inreq_from_record(in, data, len, seq);
+            if (ir && !mx_inq_readd(in->window, seq,
+                                    sender_key(ir, bare, sizeof(bare)), ir))
+                inreq_free(ir);
+            if (!ir) {
+                ap_log_error(APLOG_MARK, APLOG_ERR, 0, in->app->s, MX_LOG_TAG
+                             "0579: %s: out of memory for inbound journal "
+                             "record %" APR_UINT64_T_FMT "; skipped",
+                             in->app->jid, (apr_uint64_t)seq);
+                mx_inq_readd(in->window, seq, NULL, NULL);
+            }
+        }
+        free(data);
+    }
+    mx_inq_rescan_end(in->window);
+}
+
 /* Under run_lock: read durable records into the window while it has
  * room. A record that cannot be read is logged and counts as done. */
 static void window_fill(mx_inbound *in)
@@ -736,12 +951,14 @@ static void window_fill(mx_inbound *in)
     mx_inreq *ir;
     int rc;
 
+    window_rescan(in);
     while (mx_inq_room(in->window)) {
         rc = mx_jreader_next(in->jr, limit, &data, &len, &seq);
         if (rc == -1 && errno == EILSEQ)
             ap_log_error(APLOG_MARK, APLOG_ERR, 0, in->app->s, MX_LOG_TAG
-                         "0573: %s: inbound journal record %llu is damaged "
-                         "and skipped", in->app->jid, seq);
+                         "0573: %s: inbound journal record %" APR_UINT64_T_FMT
+                         " is damaged and skipped", in->app->jid,
+                         (apr_uint64_t)seq);
         if (rc != 1)
             return;
         ir = inreq_from_record(in, data, len, seq);
@@ -749,14 +966,18 @@ static void window_fill(mx_inbound *in)
         if (!ir) {
             /* skipped: a later record's bound covers it */
             ap_log_error(APLOG_MARK, APLOG_ERR, 0, in->app->s, MX_LOG_TAG
-                         "0577: %s: inbound journal record %llu is not a "
-                         "stanza (or no memory); skipped", in->app->jid, seq);
+                         "0577: %s: inbound journal record %" APR_UINT64_T_FMT
+                         " is not a stanza (or no memory); skipped",
+                         in->app->jid, (apr_uint64_t)seq);
             continue;
         }
-        if (mx_jid_bare(ir->q.from, bare, sizeof(bare)) < 0)
-            snprintf(bare, sizeof(bare), "%s", ir->q.from);
-        if (mx_inq_add(in->window, seq, bare, ir) != 0) {
-            inreq_free(ir); /* no memory: read again after a restart */
+        rc = mx_inq_offer(in->window, seq, sender_key(ir, bare, sizeof(bare)),
+                          ir);
+        if (rc != 1)
+            inreq_free(ir); /* deferred: read again when its turn comes */
+        if (rc < 0) {
+            /* no memory: read again later (the bound must not pass it) */
+            mx_jreader_seek(in->jr, seq);
             return;
         }
     }
@@ -888,10 +1109,10 @@ static void publish_counts(mx_inbound *in)
 {
     mx_shared *sh = in->app->shared;
 
-    __atomic_store_n(&sh->in_running, mx_inq_running(in->window),
+    __atomic_store_n(&sh->in_running, mx_inq_count(in->window).running,
                      __ATOMIC_RELAXED);
     __atomic_store_n(&sh->in_waiting, kept_backlog(in)
-                     - mx_inq_running(in->window), __ATOMIC_RELAXED);
+                     - mx_inq_count(in->window).running, __ATOMIC_RELAXED);
 }
 
 static void *worker_main(void *data)
@@ -950,15 +1171,31 @@ static int kept_start(mx_inbound *in)
     in->recovered = in->durable = mx_journal_next(in->jw);
     in->done = in->acked_set = mx_journal_acked(in->jw);
     in->appended = in->recovered - 1;
-    if (!(in->window = mx_inq_new(MX_IN_WINDOW))
+    if (!(in->window = mx_inq_new(MX_IN_WINDOW, MX_IN_PER_SENDER,
+                                  MX_IN_DEFERRED))
         || mx_jreader_open(dir, in->done + 1, &in->jr) != 0
-        || !(in->workers = calloc((size_t)n, sizeof(*in->workers)))) {
+        || !(in->workers = calloc((size_t)n, sizeof(*in->workers)))
+        || !(in->c_items = calloc(MX_IN_COMMIT_MAX, sizeof(*in->c_items)))
+        || !(in->c_batch = calloc(MX_IN_COMMIT_MAX, sizeof(*in->c_batch)))) {
         mx_journal_close(in->jw);
         in->jw = NULL;
         return -1;
     }
     pthread_mutex_init(&in->run_lock, NULL);
     pthread_cond_init(&in->run_cond, NULL);
+    pthread_mutex_init(&in->c_lock, NULL);
+    pthread_cond_init(&in->c_cond, NULL);
+    pthread_cond_init(&in->c_room, NULL);
+    if (pthread_create(&in->committer, NULL, committer_main, in) != 0) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, errno, in->app->s, MX_LOG_TAG
+                     "0580: %s: cannot start the inbound journal's thread; "
+                     "inbound stanzas are posted without the journal",
+                     in->app->jid);
+        mx_journal_close(in->jw);
+        in->jw = NULL;
+        return -1;
+    }
+    in->has_committer = 1;
     for (i = 0; i < n; i++)
         if (pthread_create(&in->workers[in->nworkers], NULL, worker_main, in)
             == 0)
@@ -966,9 +1203,10 @@ static int kept_start(mx_inbound *in)
     in->active = in->nworkers;
     if (in->recovered - 1 > in->done)
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, in->app->s, MX_LOG_TAG
-                     "0576: %s: %llu inbound stanzas kept by an earlier "
-                     "holder are posted again (XMPP_ATTEMPT 2)", in->app->jid,
-                     in->recovered - 1 - in->done);
+                     "0576: %s: %" APR_UINT64_T_FMT " inbound stanzas kept by "
+                     "an earlier holder are posted again (XMPP_ATTEMPT 2)",
+                     in->app->jid,
+                     (apr_uint64_t)(in->recovered - 1 - in->done));
     return 0;
 }
 
@@ -976,6 +1214,7 @@ static int kept_start(mx_inbound *in)
  * not done stays in the journal for the next holder. */
 static void kept_stop(mx_inbound *in, apr_time_t end)
 {
+    size_t n;
     int i;
 
     pthread_mutex_lock(&in->run_lock);
@@ -993,10 +1232,17 @@ static void kept_stop(mx_inbound *in, apr_time_t end)
     }
     in->nworkers = 0;
     /* the last answers reach the outbound journal within a commit or
-     * two; until then their records are not done (bounded: 1 s) */
+     * two; until then their records are not done; the committer then
+     * writes the acked bound at once (bounded: 1 s) */
+    pthread_mutex_lock(&in->c_lock);
+    pthread_cond_signal(&in->c_cond);
+    pthread_mutex_unlock(&in->c_lock);
     for (i = 0; i < 100; i++) {
-        mx_inbound_flush(in);
-        if (!in->ndones)
+        pthread_mutex_lock(&in->run_lock);
+        n = in->ndones;
+        pthread_mutex_unlock(&in->run_lock);
+        if (!n && __atomic_load_n(&in->acked_set, __ATOMIC_ACQUIRE)
+                  >= __atomic_load_n(&in->done, __ATOMIC_ACQUIRE))
             break;
         apr_sleep(apr_time_from_msec(10));
     }
@@ -1009,7 +1255,7 @@ static int stopping_branch(mx_inbound *in, xmpp_stanza_t *st, apr_uint32_t seq)
     const char *name = xmpp_stanza_get_name(st), *from;
 
     if (!in->stopping || !name || in->jw)
-        return 0; /* with the journal, kept as any (synced at once) */
+        return 0; /* with the journal, kept as any (the committer syncs) */
     if (in->app->component) {
         /* no acknowledgement to hold back: the sender is told instead */
         bounce_stopping(in, st);
@@ -1088,7 +1334,7 @@ static void dispatch(mx_inbound *in, xmpp_ctx_t *ctx, xmpp_stanza_t *st,
                      const char *path, int kind, apr_uint32_t seq)
 {
     mx_inreq *ir;
-    mx_seq rec;
+    apr_uint64_t turn;
 
     mx_shared_count(in->app->shared->received, 1);
     ir = inreq_from_stanza(in, ctx, st, path, kind);
@@ -1106,14 +1352,27 @@ static void dispatch(mx_inbound *in, xmpp_ctx_t *ctx, xmpp_stanza_t *st,
         pending_add(in, seq, 0, refuse_full(ir), 0);
         return;
     }
-    if (!in->jw || !(rec = keep(in, ir))) {
+    if (!in->jw) {
         dispatch_direct(in, ir, seq);
         return;
     }
-    pending_add(in, seq, 0, 0, rec);
+    /* tracked first: the committer may answer it before keep returns */
+    pending_add(in, seq, 0, 0, MX_IN_UNKEPT);
+    if ((turn = keep(in, ir)) != 0) {
+        pending_kept(in, seq, turn);
+        return;
+    }
+    if (in->app->component) { /* no acknowledgement to hold back */
+        pending_done(in, in->gen, seq, resource_constraint(ir));
+        return;
+    }
+    /* left unacknowledged (the server delivers it again to the next
+     * session, or bounces it): so is everything after it */
+    ap_log_error(APLOG_MARK, APLOG_WARNING, 0, in->app->s, MX_LOG_TAG "0578: "
+                 "%s: the inbound %s from %s cannot be kept (stopping, or "
+                 "out of memory); it is left unacknowledged for the next "
+                 "session", in->app->jid, ir->q.name, ir->q.from);
     inreq_free(ir);
-    if (in->stopping) /* no turn of the loop may come to sync it */
-        keep_sync(in);
 }
 
 static int on_stanza(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)

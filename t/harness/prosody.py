@@ -24,8 +24,9 @@ PROSODYCTL = shutil.which("prosodyctl") or "/usr/bin/prosodyctl"
 RUN_AS = "prosody"
 
 # Accounts created on every test server.  `app` is the account mod_xmpp
-# logs in with; the others are people talking to it.
-DEFAULT_USERS = ("app", "alice", "bob")
+# logs in with; the others are people talking to it (carol and dave for
+# the inbound tests with four senders at once).
+DEFAULT_USERS = ("app", "alice", "bob", "carol", "dave")
 
 # Columns asked of the admin shell's `c2s:show()`: the XEP-0198 state, the
 # TLS state and the full JID.  The JID comes last and its column is wide

@@ -230,20 +230,20 @@ static void test_inrec(void)
  * only over records done without a gap. */
 static void test_inq_order(void)
 {
-    mx_inq *q = mx_inq_new(4);
+    mx_inq *q = mx_inq_new(4, 0, 0);
     int items[5];
     mx_inq_seq s;
     long long wake;
 
-    CHECK(mx_inq_add(q, 1, "a@x", &items[0]) == 0);
-    CHECK(mx_inq_add(q, 2, "a@x", &items[1]) == 0);
-    CHECK(mx_inq_add(q, 3, "b@x", &items[2]) == 0);
-    CHECK(mx_inq_add(q, 4, "a@x", &items[3]) == 0);
-    CHECK(!mx_inq_room(q) && mx_inq_add(q, 5, "c@x", &items[4]) == -1);
+    CHECK(mx_inq_offer(q, 1, "a@x", &items[0]) == 1);
+    CHECK(mx_inq_offer(q, 2, "a@x", &items[1]) == 1);
+    CHECK(mx_inq_offer(q, 3, "b@x", &items[2]) == 1);
+    CHECK(mx_inq_offer(q, 4, "a@x", &items[3]) == 1);
+    CHECK(!mx_inq_room(q) && mx_inq_offer(q, 5, "c@x", &items[4]) == -1);
     CHECK(mx_inq_pick(q, 0, &s, NULL) == &items[0] && s == 1);
     CHECK(mx_inq_pick(q, 0, &s, NULL) == &items[2] && s == 3);
     CHECK(mx_inq_pick(q, 0, &s, &wake) == NULL && wake == 0);
-    CHECK(mx_inq_running(q) == 2);
+    CHECK(mx_inq_count(q).running == 2);
     CHECK(mx_inq_done(q, 3) && mx_inq_advance(q) == 0);
     CHECK(mx_inq_retry(q, 1, 100));
     CHECK(mx_inq_pick(q, 50, &s, &wake) == NULL && wake == 100);
@@ -252,10 +252,77 @@ static void test_inq_order(void)
     CHECK(mx_inq_pick(q, 100, &s, NULL) == &items[1] && s == 2);
     CHECK(mx_inq_done(q, 2) && mx_inq_advance(q) == 3);
     CHECK(!mx_inq_done(q, 2)); /* not twice */
-    CHECK(mx_inq_count(q) == 1 && mx_inq_room(q));
+    CHECK(mx_inq_count(q).window == 1 && mx_inq_room(q));
     CHECK(mx_inq_pick(q, 100, &s, NULL) == &items[3] && s == 4);
     CHECK(mx_inq_done(q, 4) && mx_inq_advance(q) == 4);
-    CHECK(mx_inq_count(q) == 0);
+    CHECK(mx_inq_count(q).window == 0);
+    mx_inq_free(q);
+}
+
+/* Fair: a sender whose handler hangs takes its cap of places and no
+ * more; its later records are deferred (only their numbers kept), the
+ * other senders' records behind them come in and run, the bound waits
+ * at the first deferred record, and the deferred ones come back in
+ * their order once the sender has room again. */
+static void test_inq_fair(void)
+{
+    mx_inq *q = mx_inq_new(8, 2, 5);
+    int items[16];
+    mx_inq_seq s, r;
+    int i, w;
+
+    CHECK(mx_inq_offer(q, 1, "a@x", &items[1]) == 1);
+    CHECK(mx_inq_offer(q, 2, "a@x", &items[2]) == 1);
+    for (i = 3; i <= 6; i++) /* a is at its cap: deferred */
+        CHECK(mx_inq_offer(q, (mx_inq_seq)i, "a@x", &items[i]) == 0);
+    CHECK(mx_inq_count(q).deferred == 4 && mx_inq_count(q).window == 2);
+    CHECK(mx_inq_offer(q, 7, "b@x", &items[7]) == 1);
+    CHECK(mx_inq_offer(q, 8, "b@x", &items[8]) == 1);
+    CHECK(mx_inq_offer(q, 9, "c@x", &items[9]) == 1);
+    CHECK(mx_inq_pick(q, 0, &s, NULL) == &items[1] && s == 1); /* hangs */
+    CHECK(mx_inq_pick(q, 0, &s, NULL) == &items[7] && s == 7);
+    CHECK(mx_inq_pick(q, 0, &s, NULL) == &items[9] && s == 9);
+    CHECK(mx_inq_pick(q, 0, &s, NULL) == NULL);
+    /* b and c go on while a's first hangs; the bound does not move */
+    CHECK(mx_inq_done(q, 7) && mx_inq_done(q, 9) && mx_inq_advance(q) == 0);
+    CHECK(mx_inq_pick(q, 0, &s, NULL) == &items[8] && s == 8);
+    CHECK(mx_inq_done(q, 8) && mx_inq_advance(q) == 0);
+    CHECK(mx_inq_rescan(q) == 0); /* a has no room */
+    /* a's later records are deferred even with room, to keep its order;
+     * the fifth deferral is the last one with room */
+    CHECK(mx_inq_room(q));
+    CHECK(mx_inq_offer(q, 10, "a@x", &items[10]) == 0);
+    CHECK(!mx_inq_room(q)); /* a sixth deferral would have none */
+    CHECK(mx_inq_done(q, 1) && mx_inq_advance(q) == 1);
+    CHECK(mx_inq_rescan(q) == 0); /* one undone: above its low mark */
+    CHECK(mx_inq_pick(q, 0, &s, NULL) == &items[2] && s == 2);
+    CHECK(mx_inq_done(q, 2) && mx_inq_advance(q) == 2);
+    /* a has room: read again from record 3, up to its cap */
+    CHECK(mx_inq_rescan(q) == 3);
+    for (r = 3, i = 0; (w = mx_inq_wanted(q, r)) >= 0 && r < 20; r++)
+        if (w == 1)
+            i += mx_inq_readd(q, r, "a@x", &items[r]);
+    mx_inq_rescan_end(q);
+    CHECK(i == 2 && r == 5 && mx_inq_count(q).deferred == 3);
+    CHECK(mx_inq_wanted(q, 5) == -1); /* no rescan running */
+    CHECK(mx_inq_pick(q, 0, &s, NULL) == &items[3] && s == 3);
+    CHECK(mx_inq_done(q, 3) && mx_inq_advance(q) == 3);
+    CHECK(mx_inq_pick(q, 0, &s, NULL) == &items[4] && s == 4);
+    CHECK(mx_inq_done(q, 4) && mx_inq_advance(q) == 4);
+    /* a record that cannot be read again is dropped, not waited for */
+    CHECK(mx_inq_rescan(q) == 5);
+    CHECK(mx_inq_wanted(q, 5) == 1 && mx_inq_readd(q, 5, "a@x", NULL) == 0);
+    CHECK(mx_inq_wanted(q, 6) == 1 && mx_inq_readd(q, 6, "a@x", &items[6]));
+    CHECK(mx_inq_wanted(q, 7) == 0 && mx_inq_wanted(q, 9) == 0);
+    CHECK(mx_inq_wanted(q, 10) == 1);
+    CHECK(mx_inq_readd(q, 10, "a@x", &items[10]) == 1);
+    mx_inq_rescan_end(q);
+    CHECK(mx_inq_count(q).deferred == 0 && mx_inq_advance(q) == 5);
+    CHECK(mx_inq_pick(q, 0, &s, NULL) == &items[6] && s == 6);
+    CHECK(mx_inq_done(q, 6) && mx_inq_advance(q) == 9);
+    CHECK(mx_inq_pick(q, 0, &s, NULL) == &items[10] && s == 10);
+    CHECK(mx_inq_done(q, 10) && mx_inq_advance(q) == 10);
+    CHECK(mx_inq_count(q).window == 0 && mx_inq_room(q));
     mx_inq_free(q);
 }
 
@@ -269,5 +336,6 @@ int main(void)
     test_stanza_problem();
     test_inrec();
     test_inq_order();
+    test_inq_fair();
     return UNIT_DONE();
 }
