@@ -20,7 +20,7 @@ import time
 import pytest
 
 from harness import ejabberd as ejabberd_harness
-from harness import util
+from harness import journal, util
 from harness.xmpp import XmppClient
 from test_component import HANDLERS, api, bare, component_conf, status
 
@@ -320,8 +320,8 @@ def test_node_down_host_moves_to_the_other(host, whole, users):
     and keeps serving beside A; node 2 back, both still serve.
 
     Both hosts on node 1 share one domain there: the delivery barrier's
-    ping answers may reach the other host (README, Scale-out), which
-    delays the confirmation of B's answers, not their delivery."""
+    ping answers may reach the other host; each host resends its barrier
+    until one of its own comes back, so both journals empty."""
     a = host("A", whole[0], whole[1])
     b = host("B", whole[1], whole[0])
     started = time.monotonic()
@@ -340,6 +340,10 @@ def test_node_down_host_moves_to_the_other(host, whole, users):
     got = wait_serving(b, "B", whole, node1, ON_NODE1)
     print("node 2 down, both hosts on node 1: %s" % served_by(got))
     assert status(a)["XMPPApp1Server"] == addr(whole[0])
+    for h in (a, b):
+        util.wait_for(lambda: not journal.pending(
+            os.path.join(h.spool_dir, whole.component_domain)), 30, 0.1,
+            "%s's journal to empty (its answers confirmed)" % h.mx_name)
 
 
 def test_sends_during_an_outage_arrive(host, whole):
