@@ -77,6 +77,7 @@ void *mx_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     MX_MERGE_INT(inbound_tries);
     MX_MERGE_INT(inbound_retry_secs);
     MX_MERGE_INT(state_store);
+    MX_MERGE_PTR(presence_cache);
     return c;
 }
 
@@ -475,6 +476,24 @@ static const char *mx_set_state_store(cmd_parms *cmd, void *dc,
     return NULL;
 }
 
+/* XMPPPresenceCache provider[:args]: the provider is looked up once every
+ * module is loaded (mod_xmpp_store's configtest check) */
+static const char *mx_set_presence_cache(cmd_parms *cmd, void *dc,
+                                         const char *arg)
+{
+    const char *c;
+
+    for (c = arg; *c && *c != ':'; c++)
+        if (!apr_isalnum(*c) && *c != '_' && *c != '-')
+            break;
+    if (c == arg || (*c && *c != ':'))
+        return cmd_err(cmd, "invalid cache", arg, "give a mod_socache "
+                       "provider and its arguments, such as "
+                       "redis:127.0.0.1:6379 or memcache:127.0.0.1:11211");
+    cmd_conf(cmd)->presence_cache = arg;
+    return NULL;
+}
+
 int mx_conf_state_store(const mx_srv_conf *c)
 {
     return c->state_store == MX_UNSET ? MX_STORE_SPOOL : c->state_store;
@@ -527,5 +546,9 @@ const command_rec mx_cmds[] = {
     AP_INIT_TAKE1(MX_CMD_STATE_STORE, mx_set_state_store, NULL, RSRC_CONF,
                   "where subscriptions and contacts' presence live: spool "
                   "(default, one host) or dbd (mod_dbd, shared by hosts)"),
+    AP_INIT_TAKE1(MX_CMD_PRESENCE_CACHE, mx_set_presence_cache, NULL,
+                  RSRC_CONF, "contacts' presence in a mod_socache provider "
+                  "shared by the hosts, e.g. redis:127.0.0.1:6379 (with "
+                  "XMPPStateStore dbd)"),
     { NULL }
 };
