@@ -535,11 +535,16 @@ static void mx_child_init(apr_pool_t *pchild, server_rec *s)
     mx_holder_child_init(pchild, s);
 }
 
+/* Our child_init after mod_dbd's: the holder thread started there may use
+ * the shared store (XMPPStateStore dbd) at once, and a child's mod_dbd
+ * connections exist only after mod_dbd's child_init. */
+static const char *const after_dbd[] = { "mod_dbd.c", NULL };
+
 static void mx_register_hooks(apr_pool_t *p)
 {
     ap_hook_check_config(mx_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(mx_post_config, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_child_init(mx_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(mx_child_init, after_dbd, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_stopping(mx_holder_child_stopping, NULL, NULL,
                            APR_HOOK_MIDDLE);
     mx_status_register_hooks(p);

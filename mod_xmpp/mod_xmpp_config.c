@@ -75,6 +75,7 @@ void *mx_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     MX_MERGE_INT(inbound_tries);
     MX_MERGE_INT(inbound_retry_secs);
     MX_MERGE_INT(state_store);
+    MX_MERGE_PTR(presence_cache);
     return c;
 }
 
@@ -476,6 +477,24 @@ static const char *mx_set_state_store(cmd_parms *cmd, void *dc,
     return NULL;
 }
 
+/* XMPPPresenceCache provider[:args]: the provider is looked up once every
+ * module is loaded (mod_xmpp_store's configtest check) */
+static const char *mx_set_presence_cache(cmd_parms *cmd, void *dc,
+                                         const char *arg)
+{
+    const char *c;
+
+    for (c = arg; *c && *c != ':'; c++)
+        if (!apr_isalnum(*c) && *c != '_' && *c != '-')
+            break;
+    if (c == arg || (*c && *c != ':'))
+        return cmd_err(cmd, "invalid cache", arg, "give a mod_socache "
+                       "provider and its arguments, such as "
+                       "redis:127.0.0.1:6379 or memcache:127.0.0.1:11211");
+    cmd_conf(cmd)->presence_cache = arg;
+    return NULL;
+}
+
 int mx_conf_state_store(const mx_srv_conf *c)
 {
     return c->state_store == MX_UNSET ? MX_STORE_SPOOL : c->state_store;
@@ -505,6 +524,7 @@ int mx_conf_state_store(const mx_srv_conf *c)
 #define MX_HELP_INBOUND_QUEUE_LIMIT "most inbound stanzas kept waiting for their handler (default 100000)"
 #define MX_GIVE_INBOUND_QUEUE_LIMIT "the most inbound stanzas kept waiting"
 #define MX_HELP_STATE_STORE "where subscriptions and contacts' presence live: spool (default, one host) or dbd (mod_dbd, shared by hosts)"
+#define MX_HELP_PRESENCE_CACHE "contacts' presence in a mod_socache provider shared by the hosts, e.g. redis:127.0.0.1:6379 (with XMPPStateStore dbd)"
 #define MX_HELP_INBOUND_RETRY "tries of a failing inbound request (5xx, timeout) and the most seconds they take (default 5 60)"
 
 /* One line per directive: MX_CMD_<NAME> with MX_HELP_<NAME>, for the
@@ -540,5 +560,6 @@ const command_rec mx_cmds[] = {
     MX_INT(INBOUND_QUEUE_LIMIT, inbound_queue_limit, 1, 100000000),
     MX_DIRECTIVE(TAKE12, INBOUND_RETRY, mx_set_inbound_retry, NULL),
     MX_DIRECTIVE(TAKE1, STATE_STORE, mx_set_state_store, NULL),
+    MX_DIRECTIVE(TAKE1, PRESENCE_CACHE, mx_set_presence_cache, NULL),
     { NULL }
 };

@@ -26,6 +26,7 @@
 #define MX_CMD_INBOUND_QUEUE_LIMIT "XMPPInboundQueueLimit"
 #define MX_CMD_INBOUND_RETRY "XMPPInboundRetry"
 #define MX_CMD_STATE_STORE    "XMPPStateStore"
+#define MX_CMD_PRESENCE_CACHE "XMPPPresenceCache"
 
 #define MX_UNSET (-1)
 
@@ -82,6 +83,7 @@ typedef struct mx_srv_conf {
     int inbound_tries;           /* of a failing handler, in all */
     int inbound_retry_secs;      /* from the first try to the last */
     int state_store;             /* MX_STORE_* */
+    const char *presence_cache;  /* "provider[:args]" of mod_socache */
     const char *defined_in;      /* "file:line" of XMPPEngine On, for messages */
 } mx_srv_conf;
 

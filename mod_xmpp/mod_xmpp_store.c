@@ -19,7 +19,15 @@
  * statements are prepared on each connection the first time we use it
  * (kept in the connection's own table of prepared statements), since
  * statements given to mod_dbd at configuration time would make its
- * connections fail while our tables do not exist yet. */
+ * connections fail while our tables do not exist yet.
+ *
+ * With XMPPPresenceCache, contacts' presence is in a mod_socache provider
+ * instead of mx_presence: one entry per address and contact,
+ * "mx|APP|ADDRESS|CONTACT" -> lines "UPDATED\tSHOW\tRESOURCE\n" (at most
+ * MX_STORE_RESOURCES_MAX), kept a day after the last change. An update
+ * reads, changes and writes the entry back: two hosts updating one
+ * contact's entry at the same moment may lose one resource's line until
+ * its next presence (the cache has no transactions). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +40,8 @@
 #include "httpd.h"
 #include "http_config.h"
 #include "http_log.h"
+#include "ap_provider.h"
+#include "ap_socache.h"
 #include "mod_dbd.h"
 
 #include "mod_xmpp_config.h"
@@ -278,6 +288,179 @@ static void log_skipped(mx_app *app, const char *what)
                      "written by mod_xmpp? delete it)", app->jid, what);
 }
 
+/* ---- the presence cache (mod_socache) ---- */
+
+#define CACHE_LINE_MAX (20 + 1 + 4 + 1 + 3 * MX_JID_PART_MAX + 2 + 1)
+#define CACHE_VALUE_MAX (MX_STORE_RESOURCES_MAX * CACHE_LINE_MAX)
+#define CACHE_KEEP apr_time_from_sec(86400)
+
+typedef struct {
+    const ap_socache_provider_t *prov;
+    ap_socache_instance_t *inst;
+    server_rec *s;
+} presence_cache;
+
+static presence_cache *caches;   /* per app index; NULL entries: none */
+static int ncaches;
+
+static presence_cache *cache_of(const mx_app *app)
+{
+    return app->index >= 0 && app->index < ncaches && caches[app->index].inst
+           ? &caches[app->index] : NULL;
+}
+
+static unsigned char *cache_key(apr_pool_t *p, mx_app *app,
+                                const char *addr, const char *contact,
+                                unsigned int *len)
+{
+    char *k = apr_pstrcat(p, "mx|", app->jid, "|", addr, "|", contact,
+                          NULL);
+
+    *len = (unsigned int)strlen(k);
+    return (unsigned char *)k;
+}
+
+typedef struct {
+    const char *updated, *show, *resource;
+} cache_line;
+
+static int good_show(const char *v)
+{
+    return !*v || !strcmp(v, "chat") || !strcmp(v, "away")
+           || !strcmp(v, "dnd") || !strcmp(v, "xa");
+}
+
+/* The entry's lines, checked (outside bytes: another host, or anyone
+ * with access to the cache, wrote them). Returns how many, -1 on an
+ * error of the cache (logged). */
+static int cache_read(mx_app *app, presence_cache *pc, apr_pool_t *p,
+                      const unsigned char *key, unsigned int klen,
+                      cache_line *lines)
+{
+    unsigned int len = CACHE_VALUE_MAX;
+    unsigned char *data = apr_palloc(p, CACHE_VALUE_MAX + 1);
+    char *line, *last, *f1, *f2;
+    apr_status_t rv;
+    int n = 0, bad = 0;
+
+    rv = pc->prov->retrieve(pc->inst, app->s, key, klen, data, &len, p);
+    if (rv == APR_NOTFOUND)
+        return 0;
+    if (rv != APR_SUCCESS || len > CACHE_VALUE_MAX) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, app->s, MX_LOG_TAG "0359: "
+                     "%s: cannot read the presence cache (%s)", app->jid,
+                     app->conf->presence_cache);
+        return -1;
+    }
+    data[len] = '\0';
+    for (line = apr_strtok((char *)data, "\n", &last);
+         line && n < MX_STORE_RESOURCES_MAX;
+         line = apr_strtok(NULL, "\n", &last)) {
+        if (!(f1 = strchr(line, '\t')) || !(f2 = strchr(f1 + 1, '\t'))) {
+            bad = 1;
+            continue;
+        }
+        *f1++ = '\0';
+        *f2++ = '\0';
+        if (strlen(line) != 20 || strspn(line, "0123456789") != 20
+            || !good_show(f1) || !mx_jid_valid(f2)) {
+            bad = 1;
+            continue;
+        }
+        lines[n].updated = line;
+        lines[n].show = f1;
+        lines[n].resource = f2;
+        n++;
+    }
+    if (bad)
+        log_skipped(app, "a line of the presence cache that is not "
+                    "\"time show resource\"");
+    return n;
+}
+
+static int cache_write(mx_app *app, presence_cache *pc, apr_pool_t *p,
+                       const unsigned char *key, unsigned int klen,
+                       const cache_line *lines, int n)
+{
+    apr_array_header_t *parts;
+    const char *text;
+    apr_status_t rv;
+    int i;
+
+    if (n == 0)
+        rv = pc->prov->remove(pc->inst, app->s, key, klen, p);
+    else {
+        parts = apr_array_make(p, n, sizeof(const char *));
+        for (i = 0; i < n; i++)
+            APR_ARRAY_PUSH(parts, const char *) = apr_pstrcat(
+                p, lines[i].updated, "\t", lines[i].show, "\t",
+                lines[i].resource, "\n", NULL);
+        text = apr_array_pstrcat(p, parts, 0);
+        rv = pc->prov->store(pc->inst, app->s, key, klen,
+                             apr_time_now() + CACHE_KEEP,
+                             (unsigned char *)text,
+                             (unsigned int)strlen(text), p);
+    }
+    if (rv != APR_SUCCESS && !(n == 0 && rv == APR_NOTFOUND)) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, app->s, MX_LOG_TAG "0360: "
+                     "%s: cannot write the presence cache (%s)", app->jid,
+                     app->conf->presence_cache);
+        return -1;
+    }
+    return 0;
+}
+
+static int cache_put(mx_app *app, presence_cache *pc, apr_pool_t *p,
+                     const char *addr, const char *contact, const char *from,
+                     int available, const char *show)
+{
+    unsigned int klen;
+    unsigned char *key = cache_key(p, app, addr, contact, &klen);
+    cache_line *lines = apr_pcalloc(p, sizeof(*lines)
+                                       * (MX_STORE_RESOURCES_MAX + 1));
+    int n = 0, i, j;
+
+    if (available || strchr(from, '/')) {
+        if ((n = cache_read(app, pc, p, key, klen, lines)) < 0)
+            return -1;
+        for (i = j = 0; i < n; i++) /* this resource's old line goes */
+            if (strcmp(lines[i].resource, from))
+                lines[j++] = lines[i];
+        n = j;
+    }
+    if (available) {
+        if (n >= MX_STORE_RESOURCES_MAX)
+            return 0; /* more sessions than any server allows */
+        lines[n].updated = apr_psprintf(p, "%020" APR_INT64_T_FMT,
+                                        (apr_int64_t)apr_time_now());
+        lines[n].show = show;
+        lines[n].resource = from;
+        n++;
+    }
+    return cache_write(app, pc, p, key, klen, lines, n);
+}
+
+static int cache_get(mx_app *app, presence_cache *pc, apr_pool_t *p,
+                     const char *addr, const char *contact, int *available,
+                     char *show, size_t showsize)
+{
+    unsigned int klen;
+    unsigned char *key = cache_key(p, app, addr, contact, &klen);
+    cache_line *lines = apr_pcalloc(p, sizeof(*lines)
+                                       * MX_STORE_RESOURCES_MAX);
+    int n = cache_read(app, pc, p, key, klen, lines), i, newest = 0;
+
+    for (i = 1; i < n; i++)
+        if (strcmp(lines[i].updated, lines[newest].updated) > 0)
+            newest = i;
+    if (n > 0) {
+        *available = 1;
+        if (showsize)
+            apr_cpystrn(show, lines[newest].show, showsize);
+    }
+    return n < 0 ? -1 : 0;
+}
+
 /* ---- the hosts' shared state ---- */
 
 int mx_store_shared(const mx_app *app)
@@ -328,6 +511,9 @@ int mx_store_sub_change(mx_app *app, apr_pool_t *p, const char *address,
         || mx_store_sub_get(app, p, address, contact, &bits) != 0)
         return -1;
     /* its presence is kept only while it is in the address's roster */
+    if (!bits && cache_of(app))
+        return cache_put(app, cache_of(app), p, address, contact, contact,
+                         0, "");
     if (!bits)
         return run(app, p, S_PRES_DEL_ALL, 3, args, "forget a presence");
     return 0;
@@ -386,9 +572,15 @@ int mx_store_presence_put(mx_app *app, apr_pool_t *p, const char *address,
                           const char *status)
 {
     const char *args[7] = { app->jid, address, contact, from };
+    presence_cache *pc = cache_of(app);
     long others = 0;
     size_t n;
 
+    if (!show || !good_show(show))
+        show = "";
+    if (pc)
+        return cache_put(app, pc, p, address, contact, from, available,
+                         available ? show : "");
     if (!available)
         return strchr(from, '/')
                ? run(app, p, S_PRES_DEL, 4, args, "forget a presence")
@@ -398,9 +590,6 @@ int mx_store_presence_put(mx_app *app, apr_pool_t *p, const char *address,
         return -1;
     if (others >= MX_STORE_RESOURCES_MAX)
         return 0; /* more sessions than any server allows: not followed */
-    if (!show || (strcmp(show, "chat") && strcmp(show, "away")
-                  && strcmp(show, "dnd") && strcmp(show, "xa")))
-        show = "";
     n = status ? mx_utf8_prefix(status, strlen(status),
                                 MX_PRESENCE_STATUS_MAX) : 0;
     args[4] = show;
@@ -423,8 +612,7 @@ static void on_show(apr_pool_t *p, const apr_dbd_driver_t *d,
     show_ud *su = ud;
     const char *v = apr_dbd_get_entry(d, row, 0);
 
-    if (!v || (*v && strcmp(v, "chat") && strcmp(v, "away")
-               && strcmp(v, "dnd") && strcmp(v, "xa"))) {
+    if (!v || !good_show(v)) {
         log_skipped(su->app, "a show that is not chat, away, dnd or xa");
         v = "";
     }
@@ -449,6 +637,9 @@ int mx_store_presence_get(mx_app *app, request_rec *r, apr_pool_t *p,
                    sizeof(addr)) != 0
         || lower_bare(jid, contact, sizeof(contact)) != 0)
         return 0; /* the caller checked them: unknown */
+    if (cache_of(app))
+        return cache_get(app, cache_of(app), p, addr, contact, available,
+                         show, showsize);
     rv = select_rows(app, r, p, S_PRES_GET, 3, args, "read a presence",
                      on_show, &su);
     *available = su.found;
@@ -542,16 +733,79 @@ static const ap_directive_t *vhost_section(const ap_directive_t *node,
     return NULL;
 }
 
+/* The provider of "name[:args]", its args into *args */
+static const ap_socache_provider_t *cache_provider(apr_pool_t *p,
+                                                   const char *spec,
+                                                   const char **name,
+                                                   const char **args)
+{
+    const char *colon = strchr(spec, ':');
+
+    *name = colon ? apr_pstrndup(p, spec, (apr_size_t)(colon - spec)) : spec;
+    *args = colon ? colon + 1 : "";
+    return ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, *name,
+                              AP_SOCACHE_PROVIDER_VERSION);
+}
+
+/* XMPPPresenceCache of sv: refused (logged) unless it can work. OK or an
+ * error; the instance into *inst when inst is given. */
+static int check_cache(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *sv,
+                       mx_srv_conf *c, const ap_socache_provider_t **prov,
+                       ap_socache_instance_t **inst)
+{
+    const char *name, *args, *err;
+    ap_socache_instance_t *tmp;
+
+    if (mx_conf_state_store(c) != MX_STORE_DBD) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, sv, MX_LOG_TAG "0361: "
+                     "XMPPEngine On (%s): %s is for %s dbd (the hosts' "
+                     "shared state); one host keeps presence in its spool: "
+                     "remove %s or add %s dbd", c->defined_in,
+                     MX_CMD_PRESENCE_CACHE, MX_CMD_STATE_STORE,
+                     MX_CMD_PRESENCE_CACHE, MX_CMD_STATE_STORE);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (!(*prov = cache_provider(ptemp, c->presence_cache, &name, &args))) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, sv, MX_LOG_TAG "0362: "
+                     "XMPPEngine On (%s): %s %s: no mod_socache provider "
+                     "'%s'; load it (LoadModule socache_%s_module), e.g. "
+                     "redis or memcache", c->defined_in,
+                     MX_CMD_PRESENCE_CACHE, c->presence_cache, name, name);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if ((*prov)->flags & AP_SOCACHE_FLAG_NOTMPSAFE) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, sv, MX_LOG_TAG "0363: "
+                     "XMPPEngine On (%s): %s %s: '%s' is a cache of one "
+                     "machine that needs a lock, not one the hosts share; "
+                     "use redis or memcache", c->defined_in,
+                     MX_CMD_PRESENCE_CACHE, c->presence_cache, name);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if ((err = (*prov)->create(inst ? inst : &tmp, args, ptemp, pconf))) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, sv, MX_LOG_TAG "0364: "
+                     "XMPPEngine On (%s): %s %s: %s", c->defined_in,
+                     MX_CMD_PRESENCE_CACHE, c->presence_cache, err);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return OK;
+}
+
 static int store_check_config(apr_pool_t *pconf, apr_pool_t *plog,
                               apr_pool_t *ptemp, server_rec *s)
 {
     server_rec *sv;
+    const ap_socache_provider_t *prov;
 
     for (sv = s; sv; sv = sv->next) {
         mx_srv_conf *c = mx_conf(sv);
         const ap_directive_t *vh;
 
-        if (c->engine != 1 || mx_conf_state_store(c) != MX_STORE_DBD)
+        if (c->engine != 1)
+            continue;
+        if (c->presence_cache
+            && check_cache(pconf, ptemp, sv, c, &prov, NULL) != OK)
+            return HTTP_INTERNAL_SERVER_ERROR;
+        if (mx_conf_state_store(c) != MX_STORE_DBD)
             continue;
         if (!mx_conf_is_component(c)) {
             ap_log_error(APLOG_MARK, APLOG_EMERG, 0, sv, MX_LOG_TAG "0356: "
@@ -582,6 +836,54 @@ static int store_check_config(apr_pool_t *pconf, apr_pool_t *plog,
     return OK;
 }
 
+static apr_status_t cache_destroy(void *data)
+{
+    presence_cache *pc = data;
+
+    if (pc->inst)
+        pc->prov->destroy(pc->inst, pc->s);
+    pc->inst = NULL;
+    return APR_SUCCESS;
+}
+
+/* Every app's presence cache, made and started (after mod_xmpp.c made
+ * the apps) */
+static int store_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                             apr_pool_t *ptemp, server_rec *s)
+{
+    struct ap_socache_hints hints = { 64, 512, apr_time_from_sec(600) };
+    apr_status_t rv;
+    int i;
+
+    caches = NULL;
+    ncaches = mx_apps ? mx_apps->nelts : 0;
+    if (ncaches)
+        caches = apr_pcalloc(pconf, sizeof(*caches) * ncaches);
+    for (i = 0; i < ncaches; i++) {
+        mx_app *app = APR_ARRAY_IDX(mx_apps, i, mx_app *);
+        presence_cache *pc = &caches[i];
+
+        if (!app->conf->presence_cache || !app->component)
+            continue;
+        pc->s = app->s;
+        if (check_cache(pconf, ptemp, app->s, app->conf, &pc->prov,
+                        &pc->inst) != OK)
+            return HTTP_INTERNAL_SERVER_ERROR;
+        rv = pc->prov->init(pc->inst, "mod_xmpp-presence", &hints, app->s,
+                            pconf);
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, rv, app->s, MX_LOG_TAG
+                         "0365: %s: cannot start the presence cache %s",
+                         app->jid, app->conf->presence_cache);
+            pc->inst = NULL;
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+        apr_pool_cleanup_register(pconf, pc, cache_destroy,
+                                  apr_pool_cleanup_null);
+    }
+    return OK;
+}
+
 static void store_optional_fns(void)
 {
     dbd_open = APR_RETRIEVE_OPTIONAL_FN(ap_dbd_open);
@@ -592,6 +894,7 @@ static void store_optional_fns(void)
 void mx_store_register_hooks(apr_pool_t *p)
 {
     ap_hook_check_config(store_check_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(store_post_config, NULL, NULL, APR_HOOK_LAST);
     ap_hook_optional_fn_retrieve(store_optional_fns, NULL, NULL,
                                  APR_HOOK_MIDDLE);
 }

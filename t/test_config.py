@@ -86,6 +86,8 @@ BAD_VALUES = [
     ("XMPPInboundRetry", "5 soon"),
     ("XMPPStateStore", "files"),
     ("XMPPStateStore", '""'),
+    ("XMPPPresenceCache", '"re dis:127.0.0.1:6379"'),
+    ("XMPPPresenceCache", ":6379"),
 ]
 
 # Good values: accepted by configtest (each on top of the default app).
@@ -442,3 +444,44 @@ def test_bad_server_among_several_is_named(h):
     assert rc != 0
     assert "XMPPServer" in out and "node2:99999" in out, out
     assert "several separated by spaces" in out, out
+
+
+SOCACHE_LOAD = ("LoadModule socache_%s_module " + MODULES_DIR
+                + "/mod_socache_%s.so\n")
+
+
+def _component_cache(h, prosody, cache, extra=""):
+    from test_component import component_conf
+    conf = component_conf(h, prosody, XMPPStateStore="dbd",
+                          XMPPPresenceCache=cache)
+    h.write_config(app_conf=conf, extra_conf=DBD_LOAD + "DBDriver sqlite3\n"
+                   "DBDParams %s/state.sqlite\n" % h.directory + extra)
+
+
+def test_presence_cache_without_the_shared_store_is_refused(httpd_factory):
+    h = httpd_factory(app_conf={"XMPPPresenceCache": "redis:127.0.0.1:1"})
+    _configtest_refuses(h, r"XMPPPresenceCache is for XMPPStateStore dbd")
+
+
+def test_presence_cache_of_a_provider_not_loaded_is_refused(httpd_factory,
+                                                            prosody):
+    h = httpd_factory()
+    _component_cache(h, prosody, "redis:127.0.0.1:6379")
+    _configtest_refuses(h, r"XMPPPresenceCache redis:127.0.0.1:6379: no "
+                        r"mod_socache provider 'redis'.*LoadModule "
+                        r"socache_redis_module")
+
+
+def test_presence_cache_of_one_machine_is_refused(httpd_factory, prosody):
+    h = httpd_factory()
+    _component_cache(h, prosody, "shmcb", SOCACHE_LOAD % ("shmcb", "shmcb"))
+    _configtest_refuses(h, r"XMPPPresenceCache shmcb: 'shmcb' is a cache of "
+                        r"one machine.*use redis or memcache")
+
+
+def test_presence_cache_in_redis_is_accepted(httpd_factory, prosody):
+    h = httpd_factory()
+    _component_cache(h, prosody, "redis:127.0.0.1:6379",
+                     SOCACHE_LOAD % ("redis", "redis"))
+    rc, out = h.configtest()
+    assert rc == 0 and "Syntax OK" in out, out

@@ -33,6 +33,8 @@ pytestmark = pytest.mark.skipif(not ejabberd_harness.available(),
                                 "(tools/install-deps installs it)")
 
 DBD_LOAD = "LoadModule dbd_module %s/mod_dbd.so\n" % MODULES_DIR
+REDIS_LOAD = ("LoadModule socache_redis_module %s/mod_socache_redis.so\n"
+              % MODULES_DIR)
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +74,24 @@ def postgres():
     assert clean, "PostgreSQL had to be killed at teardown"
 
 
+@pytest.fixture(scope="module")
+def redis():
+    why = stores.missing_redis()
+    if why:
+        pytest.skip(why + " (tools/install-deps installs it)")
+    server = stores.RedisServer()
+    try:
+        server.start()
+    except Exception:
+        server.stop()
+        raise
+    yield server
+    clean = server.stop()
+    if clean:
+        server.cleanup()
+    assert clean, "Redis had to be killed at teardown"
+
+
 @pytest.fixture
 def client(ejabberd):
     clients = []
@@ -90,11 +110,14 @@ def client(ejabberd):
 def host(httpd_factory, ejabberd):
     """host(dbd_conf) -> a started httpd, component of ejabberd's domain,
     with XMPPStateStore dbd and mod_dbd set up by dbd_conf."""
-    def make(dbd_conf, start=True):
+    def make(dbd_conf, start=True, **overrides):
         extra = HANDLERS + DBD_LOAD + dbd_conf
+        if "XMPPPresenceCache" in overrides:
+            extra += REDIS_LOAD
         h = httpd_factory(extra_conf=extra)
         h.write_config(app_conf=component_conf(h, ejabberd,
-                                               XMPPStateStore="dbd"),
+                                               XMPPStateStore="dbd",
+                                               **overrides),
                        extra_conf=extra)
         if start:
             h.start()
@@ -223,3 +246,34 @@ def test_bad_rows_are_skipped(host, postgres, ejabberd, client):
     assert presence_of(h, "carol@localhost", address) == (True, "")
     h.wait_log(r"XMPP0355: .*skipped a row of the shared store", 10)
     assert status(h).get("XMPPApp1State") == "connected"
+
+
+def test_presence_in_redis_followed_by_both_hosts(host, postgres, redis,
+                                                  ejabberd, client):
+    """XMPPPresenceCache redis:...: presence goes to Redis (not the
+    database), and B answers for presence that reached A."""
+    address = "%s@%s" % (fresh("cache"), ejabberd.component_domain)
+    alice_bare = ejabberd.jid("alice")
+    cache = "redis:127.0.0.1:%d" % redis.port
+    a = host(postgres.dbd_conf(), XMPPPresenceCache=cache)
+    alice = client("alice")
+    subscribe_to(alice, address)
+    alice.set_presence(show="away", status="lunch")
+    util.wait_for(lambda: presence_of(a, alice_bare, address)
+                  == (True, "away"), 20, 0.2, "A to see alice away")
+    b = host(postgres.dbd_conf(), XMPPPresenceCache=cache)
+    assert presence_of(b, alice_bare, address) == (True, "away")
+    # mod_socache_redis writes keys as hex after the cache's name
+    keys = redis.cli("--scan")
+    assert address.encode().hex() in keys, keys
+    assert postgres.psql("SELECT contact FROM mx_presence WHERE "
+                         "address = '%s'" % address) == []
+    for show in ("dnd", "chat"):
+        alice.set_presence(show=show)
+        util.wait_for(lambda: presence_of(a, alice_bare, address)
+                      == (True, show), 20, 0.2, "A to see alice %s" % show)
+        assert presence_of(b, alice_bare, address) == (True, show)
+    alice.disconnect()
+    util.wait_for(lambda: not presence_of(b, alice_bare, address)[0], 20,
+                  0.2, "B to see alice go")
+    assert presence_of(a, alice_bare, address) == (False, "")

@@ -124,3 +124,71 @@ def sqlite_file(directory, owner="www-data"):
         util.chown(d, owner)
     os.chmod(d, 0o700)
     return os.path.join(d, "state.sqlite")
+
+
+REDIS_SERVER = "/usr/bin/redis-server"
+REDIS_CLI = "/usr/bin/redis-cli"
+
+
+def missing_redis():
+    if not os.path.exists(REDIS_SERVER) or not os.path.exists(REDIS_CLI):
+        return "Redis is not installed (redis-server)"
+    from .httpd import MODULES_DIR
+    if not os.path.exists(os.path.join(MODULES_DIR, "mod_socache_redis.so")):
+        return "mod_socache_redis is missing (apache2 2.4.41 or later)"
+    return None
+
+
+class RedisServer:
+    """A private redis-server on 127.0.0.1 and a free port, nothing saved
+    to disk, as user redis when it exists; start(), cli(...), stop()."""
+
+    def __init__(self):
+        self.port = util.free_port()
+        self.directory = util.make_tempdir("mx-redis-")
+        self.log_file = os.path.join(self.directory, "redis.log")
+        self.pid = None
+        self._popen = None
+        self._user = None
+        if os.geteuid() == 0 and util.user_exists("redis"):
+            self._user = "redis"
+            util.chown(self.directory, "redis")
+
+    def start(self, timeout=30.0):
+        import pwd
+        args = [REDIS_SERVER, "--port", str(self.port), "--bind",
+                "127.0.0.1", "--save", "", "--appendonly", "no", "--dir",
+                self.directory, "--logfile", self.log_file,
+                "--daemonize", "no"]
+        pre = None
+        if self._user:
+            pw = pwd.getpwnam(self._user)
+
+            def pre():
+                os.setgid(pw.pw_gid)
+                os.setgroups([])
+                os.setuid(pw.pw_uid)
+        self._popen = subprocess.Popen(args, stdin=subprocess.DEVNULL,
+                                       stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL,
+                                       preexec_fn=pre)
+        self.pid = self._popen.pid
+        util.wait_for(lambda: util.port_open(self.port), timeout, 0.05,
+                      "Redis to listen")
+
+    def cli(self, *args):
+        r = subprocess.run([REDIS_CLI, "-h", "127.0.0.1", "-p",
+                            str(self.port)] + list(args),
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, timeout=30)
+        return r.stdout
+
+    def stop(self, timeout=15.0):
+        if not self._popen:
+            return True
+        clean = util.stop_pid(self.pid, self._popen, timeout=timeout)
+        self._popen = None
+        return clean
+
+    def cleanup(self):
+        shutil.rmtree(self.directory, ignore_errors=True)
