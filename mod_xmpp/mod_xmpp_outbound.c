@@ -29,7 +29,8 @@
 
 #include "mod_xmpp_outbound.h"
 #include "mx_jid.h"
-#include "mx_queue.h"
+#include "mx_item.h"
+#include "mx_spool.h"
 #include "mx_addr_roster.h"
 
 APLOG_USE_MODULE(xmpp);
