@@ -7,7 +7,6 @@
 #include "fuzz_common.h"
 
 #include "mx_jid.h"
-#include "mx_queue.h"
 
 /* Reference: XML 1.0 Char production over UTF-8 (RFC 3629), minus
  * U+FFFE/U+FFFF, written from the definitions, not from mx_jid.c */

@@ -12,7 +12,8 @@
 
 #include "mx_jid.h"
 #include "mx_ops.h"
-#include "mx_queue.h"
+#include "mx_item.h"
+#include "mx_spool.h"
 
 enum { F_SEL, F_BODY, F_FROM, F_TYPE, F_SHOW, F_STATUS, F_JIDS, F_N = 10 };
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* fuzz_presence: the files the holder writes and every process reads
- * back: a contact's presence (mx_presence_store / mx_presence_load, in
- * mx_queue.c) and the roster (mx_queue_read_file). A file may hold
+ * back: a contact's presence (mx_presence_store / mx_presence_load) and
+ * the roster (mx_queue_read_file, in mx_spool.c). A file may hold
  * anything after a crash or a hand edit; the values come from the server
  * and its contacts.
  * Properties: loading any file gives a NUL-terminated show inside its
@@ -17,7 +17,8 @@
 #include <fcntl.h>
 
 #include "mx_jid.h"
-#include "mx_queue.h"
+#include "mx_presence.h"
+#include "mx_spool.h"
 
 /* Reference split of "line1\nline2\nrest" (C string) */
 static void ref_split(const char *t, int *avail, char *show, size_t ss,

@@ -13,7 +13,8 @@
 
 #include "mx_journal.h"
 #include "mx_qclient.h"
-#include "mx_queue.h"
+#include "mx_item.h"
+#include "mx_spool.h"
 
 static void item_round_trips(const uint8_t *data, size_t size)
 {
@@ -85,7 +86,7 @@ static void request_parses(const uint8_t *data, size_t size)
     FUZZ_ASSERT(o2 == strlen(head) && l2 == ilen);
 }
 
-/* Independent of mx_queue.c: absolute, or a ".." component */
+/* Independent of mx_spool.c: absolute, or a ".." component */
 static int escapes(const char *p)
 {
     const char *c = p;

@@ -27,6 +27,13 @@
 
 APLOG_USE_MODULE(xmpp);
 
+/* The public statuses (mod_xmpp.h) are the core's (mx_ops.h), so one
+ * passes through as it is */
+_Static_assert(MOD_XMPP_NO_ERROR == (int)MX_NO_ERROR
+               && MOD_XMPP_INVALID_JID == (int)MX_INVALID_JID
+               && MOD_XMPP_OTHER_ERROR == (int)MX_OTHER_ERROR,
+               "mod_xmpp.h's MOD_XMPP_* statuses differ from mx_status");
+
 #define MX_API_MAX_BODY (1024 * 1024) /* form bodies; 100 KB messages fit */
 #define MX_API_MAX_JIDS 1000
 
@@ -142,7 +149,7 @@ static apr_status_t opt_result(apr_pool_t *p, const mx_app *app,
         return APR_EINVAL;
     log_refused(app, st, (size_t)n, res);
     for (i = 0; i < n; i++)
-        statuses[i] = (int)st[i];
+        statuses[i] = st[i]; /* the same values: see above */
     return APR_SUCCESS;
 }
 

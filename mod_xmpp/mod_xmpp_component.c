@@ -23,7 +23,8 @@
 #include "mod_xmpp_component.h"
 #include "mod_xmpp_store.h"
 #include "mx_jid.h"
-#include "mx_queue.h"
+#include "mx_presence.h"
+#include "mx_spool.h"
 #include "mx_addr_roster.h"
 #include "mx_send.h"
 

@@ -191,14 +191,6 @@ const char *mx_parse_server(apr_pool_t *p, const char *arg,
     return colon ? parse_port(colon + 1, port) : NULL;
 }
 
-static const struct { const char *name; int bit; } inbound_kinds[] = {
-    { "message", MX_IN_MESSAGE },     { "xmpp_message", MX_IN_MESSAGE },
-    { "error", MX_IN_ERROR },         { "xmpp_error", MX_IN_ERROR },
-    { "subscribe", MX_IN_SUBSCRIBE }, { "xmpp_subscribe", MX_IN_SUBSCRIBE },
-    { "presence", MX_IN_PRESENCE },   { "xmpp_presence", MX_IN_PRESENCE },
-    { NULL, 0 }
-};
-
 /* ---- setters ---- */
 
 static const char *mx_set_engine(cmd_parms *cmd, void *dc, int flag)
@@ -334,7 +326,7 @@ static const char *mx_set_tls(cmd_parms *cmd, void *dc, const char *arg)
 static const char *mx_set_inbound(cmd_parms *cmd, void *dc, const char *arg)
 {
     mx_srv_conf *c = cmd_conf(cmd);
-    int i;
+    int kind;
 
     /* cmd->info starts as NULL on every directive line: the first kind of a
      * line replaces what was set before, the others add to it */
@@ -343,11 +335,9 @@ static const char *mx_set_inbound(cmd_parms *cmd, void *dc, const char *arg)
     cmd->info = c;
     if (!strcasecmp(arg, "none"))
         return NULL;
-    for (i = 0; inbound_kinds[i].name; i++) {
-        if (!strcasecmp(arg, inbound_kinds[i].name)) {
-            c->inbound |= inbound_kinds[i].bit;
-            return NULL;
-        }
+    if ((kind = mx_inbound_kind_of(arg)) != 0) {
+        c->inbound |= kind;
+        return NULL;
     }
     return cmd_err(cmd, "unknown kind", arg,
                    "accepted: message error subscribe presence (or "

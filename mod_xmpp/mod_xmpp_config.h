@@ -6,6 +6,8 @@
 #include "httpd.h"
 #include "http_config.h"
 
+#include "mx_inbound.h" /* the inbound kinds */
+
 /* Directive names, so that a typo is a compile error, not a silent miss. */
 #define MX_CMD_ENGINE          "XMPPEngine"
 #define MX_CMD_JID             "XMPPJID"
@@ -32,14 +34,8 @@
 
 typedef enum { MX_TLS_REQUIRED = 0, MX_TLS_OPTIONAL, MX_TLS_OFF } mx_tls_policy;
 
-/* inbound kinds (XMPPInboundServices) */
-#define MX_IN_MESSAGE   0x01
-#define MX_IN_ERROR     0x02
-#define MX_IN_SUBSCRIBE 0x04
-#define MX_IN_PRESENCE  0x08
-
 #define MX_DEFAULT_RESOURCE     "bot"
-#define MX_DEFAULT_INBOUND      MX_IN_MESSAGE
+#define MX_DEFAULT_INBOUND      MX_KIND_MESSAGE
 #define MX_DEFAULT_INBOUND_PATH "/_ah/xmpp/"
 #define MX_CLIENT_PORT          5222
 #define MX_COMPONENT_PORT       5347
@@ -73,7 +69,7 @@ typedef struct mx_srv_conf {
     int tls;                     /* mx_tls_policy */
     const char *tls_ca_file;
     int tls_verify;
-    int inbound;                 /* MX_IN_* bits */
+    int inbound;                 /* mx_inbound_kind bits */
     const char *inbound_path;
     const char *spool_dir;
     int dev_mode;

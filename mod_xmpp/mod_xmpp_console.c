@@ -27,7 +27,8 @@
 #include "mod_xmpp_app.h"
 #include "mod_xmpp_console.h"
 #include "mod_xmpp_inbound.h"
-#include "mx_queue.h"
+#include "mx_presence.h"
+#include "mx_spool.h"
 #include "mx_send.h"
 
 APLOG_USE_MODULE(xmpp);

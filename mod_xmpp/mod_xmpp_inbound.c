@@ -32,7 +32,7 @@
 #include "mx_jid.h"
 #include "mx_journal.h"
 #include "mx_qclient.h"
-#include "mx_queue.h"
+#include "mx_item.h"
 #include "mx_send.h"
 #include "mx_xmltext.h"
 

@@ -55,10 +55,6 @@ static APR_OPTIONAL_FN_TYPE(ap_logio_add_bytes_out) *logio_out;
 static ap_filter_rec_t *in_filter, *out_filter, *reply_filter;
 static volatile apr_uint32_t conn_ids;
 
-static const char *const kind_names[] = {
-    NULL, "message", "error", NULL, "subscribe", NULL, NULL, NULL, "presence"
-};
-
 void mx_inject_clear(mx_inject *ir)
 {
     free(ir->name); free(ir->type); free(ir->id);
@@ -386,7 +382,7 @@ void mx_inject_set_env(request_rec *r)
         return;
     set_bounded(r, "XMPP_FROM", ir->from ? ir->from : "", &cut);
     set_bounded(r, "XMPP_TO", ir->to ? ir->to : "", &cut);
-    apr_table_set(r->subprocess_env, "XMPP_KIND", kind_names[ir->kind]);
+    apr_table_set(r->subprocess_env, "XMPP_KIND", mx_inbound_kind_name(ir->kind));
     apr_table_setn(r->subprocess_env, "XMPP_ATTEMPT",
                    apr_itoa(r->pool, ir->attempt));
     apr_table_set(r->subprocess_env, "XMPP_STANZA_ID", ir->stanza_id);

@@ -18,7 +18,7 @@ typedef struct {
     mx_conn_mark mark;           /* first: what Require xmpp-internal sees */
     mx_app *app;
     apr_sockaddr_t *local_addr;  /* an address the app's host listens on */
-    int kind;                    /* MX_IN_* */
+    int kind;                    /* mx_inbound_kind */
     const char *path;            /* under XMPPInboundPath */
     char *name, *type, *id;      /* of the stanza */
     char *from, *to, *body, *show, *status, *stanza;

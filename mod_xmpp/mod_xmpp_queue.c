@@ -36,7 +36,9 @@
 #include "mod_xmpp_queue.h"
 #include "mx_batch.h"
 #include "mx_qclient.h"
-#include "mx_queue.h"
+#include "mx_full.h"
+#include "mx_item.h"
+#include "mx_spool.h"
 
 APLOG_USE_MODULE(xmpp);
 

@@ -11,7 +11,7 @@
 
 #include "mod_xmpp_app.h"
 #include "mx_journal.h"
-#include "mx_queue.h"
+#include "mx_item.h"
 
 typedef struct mx_qserver mx_qserver;
 

@@ -4,7 +4,9 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "mx_file.h"
@@ -111,4 +113,68 @@ int mx_file_replace(const char *path, const char *tmp, const char *data,
     struct bytes b = { data, len };
 
     return mx_file_replace_with(path, tmp, flags, fill_bytes, &b);
+}
+
+int mx_path_join(char *buf, size_t size, const char *dir, const char *sub,
+                 const char *name)
+{
+    int n = name ? snprintf(buf, size, "%s/%s/%s", dir, sub, name)
+                 : snprintf(buf, size, "%s/%s", dir, sub);
+
+    if (n < 0 || (size_t)n >= size) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    return 0;
+}
+
+int mx_file_read(const char *path, size_t max, char **data, size_t *len)
+{
+    struct stat st;
+    size_t size, got = 0;
+    ssize_t r;
+    char *buf = NULL, *nb;
+    int fd = open(path, O_RDONLY | O_CLOEXEC), e;
+
+    if (fd < 0)
+        return -1;
+    size = (fstat(fd, &st) == 0 && st.st_size > 0) ? (size_t)st.st_size + 1 : 256;
+    if (size - 1 > max && st.st_size > 0) {
+        errno = EFBIG;
+        goto fail;
+    }
+    if (!(buf = malloc(size)))
+        goto fail;
+    for (;;) {
+        if (got > max) {
+            errno = EFBIG;
+            goto fail;
+        }
+        if (got + 1 >= size) { /* the file grew since fstat */
+            if (!(nb = realloc(buf, size * 2)))
+                goto fail;
+            buf = nb;
+            size *= 2;
+        }
+        r = read(fd, buf + got, size - got - 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            goto fail;
+        if (r == 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
+    buf[got] = '\0';
+    *data = buf;
+    if (len)
+        *len = got;
+    return 0;
+fail:
+    e = errno;
+    free(buf);
+    close(fd);
+    errno = e;
+    return -1;
 }

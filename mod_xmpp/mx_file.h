@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* mx_file: replacing a file so that a reader sees the old content or the
  * new one, never a part of either; the one way mod_xmpp rewrites the files
- * of its spool. Portable: no httpd, no APR. */
+ * of its spool. And the two helpers every file format of the spool
+ * directory uses: a path in it, a whole file read. Portable: no httpd, no
+ * APR. */
 #ifndef MX_FILE_H
 #define MX_FILE_H
 
@@ -33,5 +35,16 @@ int mx_write_all(int fd, const char *data, size_t len);
 /* fsync the directory path: a rename in it is durable only then.
  * 0, or -1 with errno. */
 int mx_sync_dir(const char *path);
+
+/* buf = dir/sub, or dir/sub/name when name is not NULL. 0, or -1 with
+ * ENAMETOOLONG when it does not fit in size. */
+int mx_path_join(char *buf, size_t size, const char *dir, const char *sub,
+                 const char *name);
+
+/* Read the whole file path, of at most max bytes, into a malloc'd
+ * NUL-terminated buffer (the NUL not counted in *len; len may be NULL).
+ * 0, or -1 with errno: EFBIG for a larger file, which is never read into
+ * memory. */
+int mx_file_read(const char *path, size_t max, char **data, size_t *len);
 
 #endif

@@ -6,9 +6,41 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "mx_inbound.h"
 #include "mx_send.h"
+
+static const struct {
+    mx_inbound_kind kind;
+    const char *name;
+} kinds[] = {
+    { MX_KIND_MESSAGE, "message" }, { MX_KIND_ERROR, "error" },
+    { MX_KIND_SUBSCRIBE, "subscribe" }, { MX_KIND_PRESENCE, "presence" },
+};
+#define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
+
+const char *mx_inbound_kind_name(int kind)
+{
+    size_t i;
+
+    for (i = 0; i < NKINDS; i++)
+        if ((int)kinds[i].kind == kind)
+            return kinds[i].name;
+    return NULL;
+}
+
+int mx_inbound_kind_of(const char *name)
+{
+    size_t i;
+
+    if (!strncasecmp(name, "xmpp_", 5))
+        name += 5;
+    for (i = 0; i < NKINDS; i++)
+        if (!strcasecmp(name, kinds[i].name))
+            return (int)kinds[i].kind;
+    return 0;
+}
 
 int mx_inbound_route(const char *name, const char *type, int has_body,
                      const char **path, int *kind)
@@ -331,7 +363,8 @@ int mx_inrec_decode(const char *data, size_t len, mx_inrec *r)
             goto bad;
         p = nul + 1;
     }
-    if (r->name && r->stanza && r->path)
+    if (r->name && r->stanza && r->path
+        && mx_inbound_kind_name(r->kind) != NULL)
         return 0;
 bad:
     mx_inrec_clear(r);

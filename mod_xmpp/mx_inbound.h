@@ -7,14 +7,28 @@
 
 #include <stddef.h>
 
-/* Inbound kinds, as XMPPInboundServices names them */
-#define MX_KIND_MESSAGE   0x01
-#define MX_KIND_ERROR     0x02
-#define MX_KIND_SUBSCRIBE 0x04
-#define MX_KIND_PRESENCE  0x08
+/* The inbound kinds, the one encoding of them: a stanza's kind
+ * (mx_inbound_route), a set of kinds (XMPPInboundServices, the kinds'
+ * bits or'ed), and the number an inbound journal record keeps (mx_inrec:
+ * on disk, so a value never changes). */
+typedef enum {
+    MX_KIND_MESSAGE = 0x01,
+    MX_KIND_ERROR = 0x02,
+    MX_KIND_SUBSCRIBE = 0x04,
+    MX_KIND_PRESENCE = 0x08
+} mx_inbound_kind;
+
+/* A kind's name, as XMPPInboundServices and XMPP_KIND say it: "message",
+ * "error", "subscribe", "presence"; NULL for a value that is not one
+ * kind. */
+const char *mx_inbound_kind_name(int kind);
+
+/* The kind a name (as above, any case, also with App Engine's "xmpp_"
+ * prefix) stands for, or 0. */
+int mx_inbound_kind_of(const char *name);
 
 /* Where a stanza goes: `path` is relative to XMPPInboundPath (for example
- * "message/chat/"), `kind` one of MX_KIND_*. Returns 0, or -1 when the
+ * "message/chat/"), `kind` an mx_inbound_kind. Returns 0, or -1 when the
  * stanza is not posted at all (a message without body, such as a chat
  * state; an unknown presence type). `has_body` is 1 when a message has a
  * non-empty <body>. */
@@ -54,7 +68,7 @@ char *mx_multipart(const mx_form_field *fields, size_t n, char *boundary,
  * body show status stanza) as "-" when absent or "+" value, each ended by
  * a NUL byte (a stanza's text has none). */
 typedef struct {
-    int kind;
+    int kind;                   /* mx_inbound_kind */
     char *path, *name, *type, *id, *from, *to, *body, *show, *status,
          *stanza;
 } mx_inrec;

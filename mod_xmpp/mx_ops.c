@@ -7,8 +7,9 @@
 
 #include "mx_jid.h"
 #include "mx_ops.h"
+#include "mx_presence.h"
 #include "mx_qclient.h"
-#include "mx_queue.h"
+#include "mx_item.h"
 #include "mx_addr_roster.h"
 
 const char *mx_status_name(mx_status st)

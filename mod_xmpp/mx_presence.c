@@ -14,7 +14,6 @@
 #include "mx_jid.h"
 #include "mx_file.h"
 #include "mx_presence.h"
-#include "mx_queue.h"
 
 #ifndef PATH_MAX
 #define PATH_MAX 4096

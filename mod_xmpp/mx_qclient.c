@@ -13,6 +13,7 @@
 
 #include "mx_journal.h"
 #include "mx_qclient.h"
+#include "mx_spool.h"
 
 #define ANSWER_MAX 512
 

@@ -32,7 +32,8 @@
 
 #include <stddef.h>
 
-#include "mx_queue.h"
+#include "mx_full.h"
+#include "mx_item.h"
 
 #define MX_QSOCK_NAME "queue.sock"
 #define MX_QREQ_MAX_HEADER 32 /* "PUT <len>\n" fits in this */

@@ -20,7 +20,7 @@
 #include "mx_jid.h"
 #include "mx_addr_roster.h"
 #include "mx_ops.h"
-#include "mx_queue.h"
+#include "mx_presence.h"
 #include "mx_send.h"
 
 #define EXIT_SOME_FAILED 1

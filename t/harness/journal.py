@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
-"""Read an app's outbound queue as it is on disk (see mod_xmpp/mx_journal.h
-and mx_queue.h): the holder's journal, from the first record not yet
-acknowledged, then the items waiting in the spool (new/)."""
+"""Read an app's outbound queue as it is on disk (see mod_xmpp/mx_journal.h,
+mx_spool.h and mx_item.h): the holder's journal, from the first record not
+yet acknowledged, then the items waiting in the spool (new/)."""
 import os
 import struct
 import zlib

@@ -223,6 +223,37 @@ static void test_inrec(void)
     CHECK(mx_inrec_decode(data, len - 1, &d) == -1 && d.name == NULL);
     CHECK(mx_inrec_decode("MX1 1\nxx", 9, &d) == -1);
     free(data);
+    r.kind = 3; /* two kinds at once: no stanza's */
+    data = mx_inrec_encode(&r, &len);
+    CHECK(data != NULL && mx_inrec_decode(data, len, &d) == -1);
+    free(data);
+}
+
+/* One encoding of the kinds: the names XMPPInboundServices takes (also
+ * App Engine's xmpp_ ones) and XMPP_KIND says, and the bits of the set */
+static void test_kinds(void)
+{
+    static const char *const names[] = {
+        "message", "error", "subscribe", "presence"
+    };
+    int i, all = 0, k;
+
+    for (i = 0; i < 4; i++) {
+        char xmpp[32];
+
+        k = mx_inbound_kind_of(names[i]);
+        CHECK(k != 0 && (k & all) == 0 && (k & (k - 1)) == 0);
+        CHECK_STR(mx_inbound_kind_name(k), names[i]);
+        snprintf(xmpp, sizeof(xmpp), "XMPP_%s", names[i]);
+        CHECK(mx_inbound_kind_of(xmpp) == k);
+        all |= k;
+    }
+    CHECK(mx_inbound_kind_of("MESSAGE") == MX_KIND_MESSAGE);
+    CHECK(mx_inbound_kind_of("none") == 0 && mx_inbound_kind_of("") == 0);
+    CHECK(mx_inbound_kind_of("xmpp_") == 0);
+    CHECK(mx_inbound_kind_name(0) == NULL);
+    CHECK(mx_inbound_kind_name(all) == NULL);
+    CHECK(mx_inbound_kind_name(0x10) == NULL);
 }
 
 /* One sender's records run one after the other in order; another's run
@@ -335,6 +366,7 @@ int main(void)
     test_utf8_prefix();
     test_stanza_problem();
     test_inrec();
+    test_kinds();
     test_inq_order();
     test_inq_fair();
     return UNIT_DONE();

@@ -17,7 +17,9 @@
 #include "unit.h"
 #include "mx_journal.h"
 #include "mx_qclient.h"
-#include "mx_queue.h"
+#include "mx_full.h"
+#include "mx_item.h"
+#include "mx_spool.h"
 
 #define PAYLOAD_MAX 128
 #define MAX_DIRS 64

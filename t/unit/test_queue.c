@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Unit tests of mx_queue: the durable outbound queue (a spool directory). */
+/* Unit tests of the outbound queue on disk: the spool (mx_spool), the
+ * full flag (mx_full) and the item format (mx_item). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -10,7 +11,10 @@
 
 #include "unit.h"
 #include "mx_ops.h"
-#include "mx_queue.h"
+#include "mx_full.h"
+#include "mx_item.h"
+#include "mx_presence.h"
+#include "mx_spool.h"
 #include "mx_addr_roster.h"
 #include "mx_send.h"
 
