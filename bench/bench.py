@@ -19,6 +19,10 @@ Receiving: 5 inbound messages/s into a mod_lua handler that replies, vs wrk
 Component: 8 tests 1 and 5 through a component connection (XEP-0114), in
            the same rounds as through the client connection and beside
            the raw sender; Prosody's CPU per message in each mode
+Scale-out: 11 sends and inbound messages with one and two component
+           hosts on a two-node ejabberd cluster, beside ejabberd's own
+           mod_http_api send_message; CPU per message of each part and
+           what it predicts for N hosts (bench/bench_cluster.py)
 """
 
 import argparse
@@ -1407,6 +1411,19 @@ class Bench:
         finally:
             self.stop_httpd(h)
 
+    def test_cluster(self):
+        """Test 11 (bench/bench_cluster.py): scale-out on ejabberd."""
+        import bench_cluster
+        from harness import ejabberd as ejabberd_harness
+        if not ejabberd_harness.cluster_available():
+            self.report.section("11. Scale-out on an ejabberd cluster")
+            self.report.line("skipped: ejabberd (and epmd) not installed")
+            return
+        try:
+            bench_cluster.ClusterBench(self, sys.modules[__name__]).run()
+        except RuntimeError as e:  # the harness's: ejabberd did not start
+            raise BenchError(str(e)) from e
+
     # ------------------------------------------------------------- main
 
     def run(self):
@@ -1447,6 +1464,8 @@ class Bench:
             self.attempt(self.test_inbound_memory)
         if want(10):
             self.attempt(self.test_burst)
+        if want(11):
+            self.attempt(self.test_cluster)
         with open("/proc/loadavg") as f:
             load = " ".join(f.read().split()[:3])
         self.report.section("End")

@@ -13,14 +13,27 @@
  *   echo      answer every chat message with "re: <body>" (the baseline
  *             of a bot that is not behind mod_xmpp)
  *
+ * converse --wait-go 1: once READY, wait (bounded by --timeout) for SIGUSR1
+ * before the first send, so that several clients start together after
+ * all have logged in (test 11).
+ *
  * Common: --jid --resource --port --ca, password in BENCH_PASS. Output on
- * stdout, one line each: "READY t" once logged in and available, then
- * "DONE key=value..." (times in monotonic seconds); "ERROR why" on failure.
+ * stdout, one line each: "READY t cpu=s" once logged in and available
+ * (the CPU seconds used so far: the login's), then "DONE key=value..."
+ * (times in monotonic seconds); "ERROR why" on failure.
  */
 #include <stdint.h>
 #include <sys/resource.h>
 
 #include "bench_xmpp.h"
+
+static volatile sig_atomic_t go;
+
+static void on_go(int sig)
+{
+    (void)sig;
+    go = 1;
+}
 
 /* CPU seconds (user + system) this process has used */
 static double cpu_used(void)
@@ -111,7 +124,7 @@ static void go_available(bx_client *c)
         xmpp_run_once(c->s.ctx, 10);
     if (!c->ready)
         bx_die("no answer to the ready ping");
-    printf("READY %.6f\n", bx_now());
+    printf("READY %.6f cpu=%.3f\n", bx_now(), cpu_used());
     fflush(stdout);
 }
 
@@ -162,8 +175,9 @@ static int run_recv(bx_client *c, int argc, char **argv)
             break;
         xmpp_run_once(c->s.ctx, BX_SLICE_MS);
     }
-    printf("DONE total=%ld unique=%ld errors=%ld first=%.6f last=%.6f\n",
-           c->total, c->unique, c->errors, c->first, c->last);
+    printf("DONE total=%ld unique=%ld errors=%ld first=%.6f last=%.6f "
+           "cpu=%.3f\n", c->total, c->unique, c->errors, c->first, c->last,
+           cpu_used());
     fflush(stdout);
     return 0;
 }
@@ -230,9 +244,17 @@ static int run_converse(bx_client *c, int argc, char **argv)
         bx_die("out of memory");
     if (lat && !(c->lat = fopen(lat, "w")))
         bx_die("cannot write %s", lat);
+    if (bx_num(argc, argv, "--wait-go", 0))
+        signal(SIGUSR1, on_go);
+    else
+        go = 1;
     xmpp_handler_add(c->s.conn, on_answer, NULL, "message", NULL, c);
     go_available(c);
     limit = bx_now() + (double)bx_num(argc, argv, "--timeout", 300);
+    while (!go && !c->s.ended && !bx_stop && bx_now() < limit)
+        xmpp_run_once(c->s.ctx, BX_SLICE_MS);
+    if (!go)
+        bx_die("no SIGUSR1 (--wait-go) before the timeout");
     c->t0 = c->last_answer = bx_now();
     while (!c->s.ended && !bx_stop) {
         double now = bx_now();
