@@ -28,7 +28,7 @@
 #include "mod_xmpp_component.h"
 #include "mod_xmpp_contacts.h"
 #include "mod_xmpp_store.h"
-#include "mx_queue.h"
+#include "mx_spool.h"
 #include "mx_file.h"
 #include "mx_jid.h"
 #include "mx_presence.h"
