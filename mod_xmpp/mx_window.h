@@ -93,8 +93,9 @@ void mx_window_sent_record(mx_window *w, mx_seq record);
  * once: the caller records the bound), else 0. */
 mx_seq mx_window_skip(mx_window *w, mx_seq record);
 
-/* 1 when an ack should be asked for now: after a record (with careful
- * as mx_window_careful said for it), or 0 between pumps. */
+/* 1 when an ack should be asked for right after a record was sent (or
+ * skipped): every MX_WINDOW_ACK_EVERY stanzas, or after each one while
+ * careful (as mx_window_careful said for that record). */
 int mx_window_ask_after_record(const mx_window *w, int careful);
 /* 1 when an ack should be asked for at time now: stanzas sent since the
  * last request and idle MX_WINDOW_ACK_IDLE_MS, or (barriers) records

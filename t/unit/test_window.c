@@ -3,13 +3,15 @@
  * server's acknowledgements (XEP-0198 h, ping barriers) cover, under
  * acks lost, duplicated, out of range, h wrapping at 2^32, stream
  * errors, reconnects, set-aside records and barriers answered to other
- * hosts. And mx_log, which the window logs through, and mx_batch, the
- * queue thread's group commit. */
+ * hosts. And mx_log, which the window logs through, mx_batch, the queue
+ * thread's group commit, and mx_trace, what the console shows of a sent
+ * stanza. */
 #include <stdlib.h>
 
 #include "unit.h"
 #include "mx_batch.h"
 #include "mx_log.h"
+#include "mx_trace.h"
 #include "mx_window.h"
 
 #define PREFIX "mx-ack-0123456789abcdef0123456789abcdef-"
@@ -21,6 +23,7 @@ static void *log_ctx;
 
 static void test_log(void *baton, void *ctx, int level, const char *msg)
 {
+    (void)baton;
     log_lines++;
     log_level = level;
     log_ctx = ctx;
@@ -487,8 +490,56 @@ static void test_batch(void)
     CHECK(mx_batch_plan(r, 0, 0, 10, &sync) == 0 && sync == 0);
 }
 
+static void test_trace(void)
+{
+    mx_trace_rec rec;
+    char buf[8], big[400];
+    size_t i;
+
+    mx_trace_fields("<message to=\"a&amp;b@x.test/r&quot;1\" type=\"chat\">"
+                    "<body>&lt;script&gt; &amp;lt; &#233;&#x1F600; "
+                    "&apos;q&quot; &bogus; & &#0; &#xD800; &#12</body>"
+                    "</message>", &rec);
+    CHECK_STR(rec.kind, "message");
+    CHECK_STR(rec.peer, "a&b@x.test/r\"1");
+    CHECK_STR(rec.text, "<script> &lt; \xc3\xa9\xf0\x9f\x98\x80 'q\" "
+                        "&bogus; & &#0; &#xD800; &#12");
+    /* a presence: its status when there is no body; no to */
+    mx_trace_fields("<presence from=\"a@x\"><status>on &amp; off</status>"
+                    "</presence>", &rec);
+    CHECK_STR(rec.kind, "presence");
+    CHECK_STR(rec.peer, "");
+    CHECK_STR(rec.text, "on & off");
+    mx_trace_fields("<presence/>", &rec);
+    CHECK_STR(rec.kind, "presence");
+    CHECK_STR(rec.text, "");
+    mx_trace_fields("<averyveryverylongname/>", &rec);
+    CHECK(strlen(rec.kind) == MX_TRACE_KIND - 1);
+    /* cut between characters, and references are never cut short */
+    CHECK(mx_trace_unescape("abc\xc3\xa9", 5, buf, 5) == 3);
+    CHECK_STR(buf, "abc");
+    CHECK(mx_trace_unescape("ab&amp;cd", 9, buf, 4) == 3);
+    CHECK_STR(buf, "ab&");
+    CHECK(mx_trace_unescape("ab&amp;cd", 5, buf, sizeof(buf)) == 5);
+    CHECK_STR(buf, "ab&am");          /* the reference ends beyond len */
+    CHECK(mx_trace_unescape("abc\xf0\x9f\x98\x80", 7, buf, 7) == 3);
+    CHECK(mx_trace_unescape("abc\xf0\x9f\x98\x80", 7, buf, 8) == 7);
+    CHECK(mx_trace_unescape("\x80\x80\x80\x80\x80", 5, buf, 3) == 2);
+    CHECK(mx_trace_unescape("&#x1F600;", 9, buf, 4) == 0);
+    CHECK_STR(buf, "");
+    CHECK(mx_trace_unescape("x", 1, buf, 0) == 0);
+    /* a long body fills the record with characters, not references */
+    strcpy(big, "<message to=\"b@x\"><body>");
+    for (i = 0; i < 60; i++)
+        strcat(big, "&lt;");
+    strcat(big, "</body></message>");
+    mx_trace_fields(big, &rec);
+    CHECK(strlen(rec.text) == 60 && rec.text[59] == '<');
+}
+
 int main(void)
 {
+    test_trace();
     test_batch();
     test_log_set();
     test_sm_acks();
