@@ -165,10 +165,12 @@ static apr_dbd_prepared_t *stmt(ap_dbd_t *dbd, int i)
     return apr_hash_get(dbd->prepared, label(i), APR_HASH_KEY_STRING);
 }
 
-/* A connection: the request's when there is one, else one of the app's
- * server (given back with give_back). */
-static ap_dbd_t *take(mx_app *app, request_rec *r, apr_pool_t *p)
+/* The request's own connection when the request is in the app's server
+ * (mod_dbd's settings are per server), else one of the app's server,
+ * given back with give_back; r is set to NULL then. */
+static ap_dbd_t *take(mx_app *app, request_rec **rp, apr_pool_t *p)
 {
+    request_rec *r = *rp && (*rp)->server == app->s ? *rp : NULL;
     ap_dbd_t *dbd;
 
     if (!dbd_open || !dbd_acquire) {
@@ -177,6 +179,7 @@ static ap_dbd_t *take(mx_app *app, request_rec *r, apr_pool_t *p)
                      app->jid, MX_CMD_STATE_STORE);
         return NULL;
     }
+    *rp = r;
     dbd = r ? dbd_acquire(r) : dbd_open(p, app->s);
     if (!dbd) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, app->s, MX_LOG_TAG "0353: "
@@ -210,7 +213,8 @@ static void log_failed(mx_app *app, ap_dbd_t *dbd, int rv, const char *what)
 static int run(mx_app *app, apr_pool_t *p, int i, int nargs,
                const char **args, const char *what)
 {
-    ap_dbd_t *dbd = take(app, NULL, p);
+    request_rec *none = NULL;
+    ap_dbd_t *dbd = take(app, &none, p);
     int n = 0, rv;
 
     if (!dbd)
@@ -231,7 +235,7 @@ static int select_rows(mx_app *app, request_rec *r, apr_pool_t *p, int i,
                        int nargs, const char **args, const char *what,
                        row_fn *fn, void *ud)
 {
-    ap_dbd_t *dbd = take(app, r, p);
+    ap_dbd_t *dbd = take(app, &r, p);
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     int rv;
