@@ -47,6 +47,7 @@
 #include "mod_xmpp_config.h"
 #include "mod_xmpp_store.h"
 #include "mx_jid.h"
+#include "mx_plines.h"
 #include "mx_presence.h"
 
 APLOG_USE_MODULE(xmpp);
@@ -324,14 +325,11 @@ static unsigned char *cache_key(apr_pool_t *p, mx_app *app,
     return (unsigned char *)k;
 }
 
-typedef struct {
-    const char *updated, *show, *resource;
-} cache_line;
+typedef mx_pline cache_line;
 
 static int good_show(const char *v)
 {
-    return !*v || !strcmp(v, "chat") || !strcmp(v, "away")
-           || !strcmp(v, "dnd") || !strcmp(v, "xa");
+    return mx_pline_show_ok(v);
 }
 
 /* The entry's lines, checked (outside bytes: another host, or anyone
@@ -343,9 +341,8 @@ static int cache_read(mx_app *app, presence_cache *pc, apr_pool_t *p,
 {
     unsigned int len = CACHE_VALUE_MAX;
     unsigned char *data = apr_palloc(p, CACHE_VALUE_MAX + 1);
-    char *line, *last, *f1, *f2;
     apr_status_t rv;
-    int n = 0, bad = 0;
+    int n, bad = 0;
 
     rv = pc->prov->retrieve(pc->inst, app->s, key, klen, data, &len, p);
     if (rv == APR_NOTFOUND)
@@ -357,25 +354,7 @@ static int cache_read(mx_app *app, presence_cache *pc, apr_pool_t *p,
         return -1;
     }
     data[len] = '\0';
-    for (line = apr_strtok((char *)data, "\n", &last);
-         line && n < MX_STORE_RESOURCES_MAX;
-         line = apr_strtok(NULL, "\n", &last)) {
-        if (!(f1 = strchr(line, '\t')) || !(f2 = strchr(f1 + 1, '\t'))) {
-            bad = 1;
-            continue;
-        }
-        *f1++ = '\0';
-        *f2++ = '\0';
-        if (strlen(line) != 20 || strspn(line, "0123456789") != 20
-            || !good_show(f1) || !mx_jid_valid(f2)) {
-            bad = 1;
-            continue;
-        }
-        lines[n].updated = line;
-        lines[n].show = f1;
-        lines[n].resource = f2;
-        n++;
-    }
+    n = mx_plines_parse((char *)data, lines, MX_STORE_RESOURCES_MAX, &bad);
     if (bad)
         log_skipped(app, "a line of the presence cache that is not "
                     "\"time show resource\"");
@@ -452,12 +431,10 @@ static int cache_get(mx_app *app, presence_cache *pc, apr_pool_t *p,
     unsigned char *key = cache_key(p, app, addr, contact, &klen);
     cache_line *lines = apr_pcalloc(p, sizeof(*lines)
                                        * MX_STORE_RESOURCES_MAX);
-    int n = cache_read(app, pc, p, key, klen, lines), i, newest = 0;
+    int n = cache_read(app, pc, p, key, klen, lines);
+    int newest = n > 0 ? mx_plines_newest(lines, n) : -1;
 
-    for (i = 1; i < n; i++)
-        if (strcmp(lines[i].updated, lines[newest].updated) > 0)
-            newest = i;
-    if (n > 0) {
+    if (newest >= 0) {
         *available = 1;
         if (showsize)
             apr_cpystrn(show, lines[newest].show, showsize);

@@ -7,6 +7,7 @@
 #include "mx_file.h"
 #include "mx_inbound.h"
 #include "mx_jid.h"
+#include "mx_plines.h"
 #include "mx_presence.h"
 #include "mx_redact.h"
 #include "mx_roster.h"
@@ -633,8 +634,40 @@ static void test_file_replace(void)
     CHECK(rmdir(dir) == 0); /* nothing else was left behind */
 }
 
+/* The presence cache's entries: good lines kept in order, bad ones
+ * skipped and said, the newest found, the bound kept. */
+static void test_plines(void)
+{
+    char text[] = "00000000000000000002\tdnd\ta@example.org/phone\n"
+                  "0000000000000000000x\taway\ta@example.org/bad-time\n"
+                  "00000000000000000003\tevil\ta@example.org/bad-show\n"
+                  "00000000000000000004\t\tnot a jid\n"
+                  "no tabs at all\n"
+                  "\n"
+                  "00000000000000000009\t\ta@example.org/laptop";
+    char two[] = "00000000000000000001\txa\ta@example.org/1\n"
+                 "00000000000000000002\tchat\ta@example.org/2\n";
+    mx_pline lines[4];
+    int bad = 0, n;
+
+    n = mx_plines_parse(text, lines, 4, &bad);
+    CHECK(n == 2 && bad == 1);
+    CHECK(!strcmp(lines[0].show, "dnd")
+          && !strcmp(lines[0].resource, "a@example.org/phone"));
+    CHECK(!strcmp(lines[1].show, "")
+          && !strcmp(lines[1].updated, "00000000000000000009"));
+    CHECK(mx_plines_newest(lines, n) == 1);
+    CHECK(mx_plines_newest(lines, 0) == -1);
+    /* beyond max: kept to max, and said */
+    n = mx_plines_parse(two, lines, 1, &bad);
+    CHECK(n == 1 && bad == 1 && !strcmp(lines[0].show, "xa"));
+    CHECK(mx_pline_show_ok("") && mx_pline_show_ok("away")
+          && !mx_pline_show_ok("Away") && !mx_pline_show_ok("online"));
+}
+
 int main(void)
 {
+    test_plines();
     test_file_replace();
     test_stanza_from_component();
     test_route();
