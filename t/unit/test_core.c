@@ -665,9 +665,42 @@ static void test_plines(void)
           && !mx_pline_show_ok("Away") && !mx_pline_show_ok("online"));
 }
 
+/* The roster file: subscribers only, read back alike; lines that are not
+ * normalized bare JIDs skipped. */
+static void test_roster_file(void)
+{
+    mx_roster *r = mx_roster_create(10, 4), *back = mx_roster_create(10, 4);
+    char bad[] = "Alice@Example.org\nbob@example.org/res\nnot a jid\n\n"
+                 "carol@example.org";
+    char *text;
+    size_t len = 0;
+
+    CHECK(r && back);
+    mx_roster_set(r, "alice@example.org", MX_SUB_FROM | MX_SUB_TO);
+    mx_roster_set(r, "bob@example.org", MX_SUB_TO);
+    mx_roster_set(r, "carol@example.org", MX_SUB_FROM);
+    text = mx_roster_subscribers_text(r, &len);
+    CHECK(text && len == strlen(text) && len == 36);
+    CHECK(strstr(text, "alice@example.org\n")
+          && strstr(text, "carol@example.org\n") && !strstr(text, "bob"));
+    CHECK(mx_roster_read_subscribers(back, text) == 2);
+    CHECK(mx_roster_get(back, "alice@example.org") == MX_SUB_FROM
+          && mx_roster_get(back, "carol@example.org") == MX_SUB_FROM
+          && mx_roster_count(back) == 2);
+    free(text);
+    mx_roster_destroy(back);
+    back = mx_roster_create(10, 4);
+    CHECK(mx_roster_read_subscribers(back, bad) == 1);
+    CHECK(mx_roster_get(back, "carol@example.org") == MX_SUB_FROM
+          && mx_roster_count(back) == 1);
+    mx_roster_destroy(back);
+    mx_roster_destroy(r);
+}
+
 int main(void)
 {
     test_plines();
+    test_roster_file();
     test_file_replace();
     test_stanza_from_component();
     test_route();
