@@ -137,9 +137,10 @@ static int ready(mx_app *app, ap_dbd_t *dbd)
                 break;
         if (tries == 2) {
             ap_log_error(APLOG_MARK, APLOG_ERR, 0, app->s, MX_LOG_TAG "0350: "
-                         "%s: cannot create the table of the shared store "
-                         "(%s): %s; give the DBDParams user the right to "
-                         "create tables, or create them as the README says",
+                         "%s: cannot create the tables of the shared store "
+                         "(%s): %s (when it is about rights: give the "
+                         "DBDParams user the right to create tables, or "
+                         "create them as the README says)",
                          app->jid, apr_dbd_name(dbd->driver),
                          apr_dbd_error(dbd->driver, dbd->handle, -1));
             return -1;
