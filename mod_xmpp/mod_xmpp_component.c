@@ -433,8 +433,6 @@ void mx_croster_on_presence(mx_croster *cr, xmpp_stanza_t *st)
         send_available(cr, addr, from, NULL);
 }
 
-/* Presence (type NULL: available) from each address to its subscribers,
- * or (probe) to the contacts it is subscribed to. */
 typedef struct {
     mx_croster *cr;
     int bit;
@@ -451,6 +449,8 @@ static void to_one(const char *addr, const char *contact, void *ud)
         send_available(t->cr, addr, contact, t->type);
 }
 
+/* Presence (type NULL: available) from each address to its subscribers,
+ * or (probe) to the contacts it is subscribed to. */
 static void to_all(mx_croster *cr, int bit, const char *type)
 {
     apr_hash_index_t *hi;

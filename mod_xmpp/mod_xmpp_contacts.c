@@ -58,26 +58,18 @@ struct mx_contacts {
 
 /* ---- the roster file ---- */
 
-static void write_subscriber(const char *bare, unsigned int sub, void *f)
-{
-    if (sub & MX_SUB_FROM)
-        fprintf(f, "%s\n", bare);
-}
-
-/* One write of the whole list, made in memory: a roster of thousands of
- * subscribers is not thousands of system calls. */
+/* One write of the whole list, made in memory (mx_roster's format): a
+ * roster of thousands of subscribers is not thousands of system calls. */
 static int fill_roster(int fd, void *baton)
 {
     mx_contacts *ct = baton;
-    char *text = NULL;
     size_t len = 0;
-    FILE *f = open_memstream(&text, &len);
+    char *text = mx_roster_subscribers_text(ct->roster, &len);
     int rv;
 
-    if (!f)
+    if (!text)
         return -1;
-    mx_roster_each(ct->roster, write_subscriber, f);
-    rv = fclose(f) == 0 ? mx_write_all(fd, text, len) : -1;
+    rv = mx_write_all(fd, text, len);
     free(text);
     return rv;
 }
@@ -406,24 +398,18 @@ static void each_subscriber(void *local, const char *addr,
     mx_roster_each(ct->roster, one_subscriber, &e);
 }
 
-/* The subscribers of the last session until the server's roster comes:
- * the file is the holder's own, still every line is checked. */
+/* The subscribers of the last session until the server's roster comes */
 static void load_roster(mx_contacts *ct)
 {
-    char *text = NULL, *line, *next;
-    char bare[BARE_SIZE];
+    char *text = NULL;
     size_t len;
 
     if (mx_queue_read_file(ct->app->dir, "roster", &text, &len) != 0)
         return; /* nobody subscribed yet */
-    for (line = text; line && *line; line = next) {
-        next = strchr(line, '\n');
-        if (next)
-            *next++ = '\0';
-        if (mx_jid_bare_prep(line, bare, sizeof(bare)) >= 0
-            && !strcmp(bare, line))
-            mx_roster_set(ct->roster, bare, MX_SUB_FROM);
-    }
+    if (mx_roster_read_subscribers(ct->roster, text) < 0)
+        ap_log_error(APLOG_MARK, APLOG_ERR, ENOMEM, ct->app->s, MX_LOG_TAG
+                     "0311: %s: cannot read back %s/roster", ct->app->jid,
+                     ct->app->dir);
     free(text);
 }
 

@@ -47,6 +47,7 @@
 #include "mod_xmpp_config.h"
 #include "mod_xmpp_store.h"
 #include "mx_jid.h"
+#include "mx_plines.h"
 #include "mx_presence.h"
 
 APLOG_USE_MODULE(xmpp);
@@ -136,9 +137,10 @@ static int ready(mx_app *app, ap_dbd_t *dbd)
                 break;
         if (tries == 2) {
             ap_log_error(APLOG_MARK, APLOG_ERR, 0, app->s, MX_LOG_TAG "0350: "
-                         "%s: cannot create the table of the shared store "
-                         "(%s): %s; give the DBDParams user the right to "
-                         "create tables, or create them as the README says",
+                         "%s: cannot create the tables of the shared store "
+                         "(%s): %s (when it is about rights: give the "
+                         "DBDParams user the right to create tables, or "
+                         "create them as the README says)",
                          app->jid, apr_dbd_name(dbd->driver),
                          apr_dbd_error(dbd->driver, dbd->handle, -1));
             return -1;
@@ -165,10 +167,12 @@ static apr_dbd_prepared_t *stmt(ap_dbd_t *dbd, int i)
     return apr_hash_get(dbd->prepared, label(i), APR_HASH_KEY_STRING);
 }
 
-/* A connection: the request's when there is one, else one of the app's
- * server (given back with give_back). */
-static ap_dbd_t *take(mx_app *app, request_rec *r, apr_pool_t *p)
+/* The request's own connection when the request is in the app's server
+ * (mod_dbd's settings are per server), else one of the app's server,
+ * given back with give_back; r is set to NULL then. */
+static ap_dbd_t *take(mx_app *app, request_rec **rp, apr_pool_t *p)
 {
+    request_rec *r = *rp && (*rp)->server == app->s ? *rp : NULL;
     ap_dbd_t *dbd;
 
     if (!dbd_open || !dbd_acquire) {
@@ -177,6 +181,7 @@ static ap_dbd_t *take(mx_app *app, request_rec *r, apr_pool_t *p)
                      app->jid, MX_CMD_STATE_STORE);
         return NULL;
     }
+    *rp = r;
     dbd = r ? dbd_acquire(r) : dbd_open(p, app->s);
     if (!dbd) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, app->s, MX_LOG_TAG "0353: "
@@ -210,7 +215,8 @@ static void log_failed(mx_app *app, ap_dbd_t *dbd, int rv, const char *what)
 static int run(mx_app *app, apr_pool_t *p, int i, int nargs,
                const char **args, const char *what)
 {
-    ap_dbd_t *dbd = take(app, NULL, p);
+    request_rec *none = NULL;
+    ap_dbd_t *dbd = take(app, &none, p);
     int n = 0, rv;
 
     if (!dbd)
@@ -231,7 +237,7 @@ static int select_rows(mx_app *app, request_rec *r, apr_pool_t *p, int i,
                        int nargs, const char **args, const char *what,
                        row_fn *fn, void *ud)
 {
-    ap_dbd_t *dbd = take(app, r, p);
+    ap_dbd_t *dbd = take(app, &r, p);
     apr_dbd_results_t *res = NULL;
     apr_dbd_row_t *row = NULL;
     int rv;
@@ -320,14 +326,11 @@ static unsigned char *cache_key(apr_pool_t *p, mx_app *app,
     return (unsigned char *)k;
 }
 
-typedef struct {
-    const char *updated, *show, *resource;
-} cache_line;
+typedef mx_pline cache_line;
 
 static int good_show(const char *v)
 {
-    return !*v || !strcmp(v, "chat") || !strcmp(v, "away")
-           || !strcmp(v, "dnd") || !strcmp(v, "xa");
+    return mx_pline_show_ok(v);
 }
 
 /* The entry's lines, checked (outside bytes: another host, or anyone
@@ -339,9 +342,8 @@ static int cache_read(mx_app *app, presence_cache *pc, apr_pool_t *p,
 {
     unsigned int len = CACHE_VALUE_MAX;
     unsigned char *data = apr_palloc(p, CACHE_VALUE_MAX + 1);
-    char *line, *last, *f1, *f2;
     apr_status_t rv;
-    int n = 0, bad = 0;
+    int n, bad = 0;
 
     rv = pc->prov->retrieve(pc->inst, app->s, key, klen, data, &len, p);
     if (rv == APR_NOTFOUND)
@@ -353,25 +355,7 @@ static int cache_read(mx_app *app, presence_cache *pc, apr_pool_t *p,
         return -1;
     }
     data[len] = '\0';
-    for (line = apr_strtok((char *)data, "\n", &last);
-         line && n < MX_STORE_RESOURCES_MAX;
-         line = apr_strtok(NULL, "\n", &last)) {
-        if (!(f1 = strchr(line, '\t')) || !(f2 = strchr(f1 + 1, '\t'))) {
-            bad = 1;
-            continue;
-        }
-        *f1++ = '\0';
-        *f2++ = '\0';
-        if (strlen(line) != 20 || strspn(line, "0123456789") != 20
-            || !good_show(f1) || !mx_jid_valid(f2)) {
-            bad = 1;
-            continue;
-        }
-        lines[n].updated = line;
-        lines[n].show = f1;
-        lines[n].resource = f2;
-        n++;
-    }
+    n = mx_plines_parse((char *)data, lines, MX_STORE_RESOURCES_MAX, &bad);
     if (bad)
         log_skipped(app, "a line of the presence cache that is not "
                     "\"time show resource\"");
@@ -448,12 +432,10 @@ static int cache_get(mx_app *app, presence_cache *pc, apr_pool_t *p,
     unsigned char *key = cache_key(p, app, addr, contact, &klen);
     cache_line *lines = apr_pcalloc(p, sizeof(*lines)
                                        * MX_STORE_RESOURCES_MAX);
-    int n = cache_read(app, pc, p, key, klen, lines), i, newest = 0;
+    int n = cache_read(app, pc, p, key, klen, lines);
+    int newest = n > 0 ? mx_plines_newest(lines, n) : -1;
 
-    for (i = 1; i < n; i++)
-        if (strcmp(lines[i].updated, lines[newest].updated) > 0)
-            newest = i;
-    if (n > 0) {
+    if (newest >= 0) {
         *available = 1;
         if (showsize)
             apr_cpystrn(show, lines[newest].show, showsize);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mx_jid.h"
 #include "mx_roster.h"
 
 typedef struct contact {
@@ -317,4 +318,67 @@ size_t mx_roster_online(const mx_roster *r)
 size_t mx_roster_stored(const mx_roster *r)
 {
     return r->stored;
+}
+
+typedef struct {
+    char *buf;
+    size_t len, size;
+    int failed;
+} text_buf;
+
+static void add_subscriber(const char *bare, unsigned int sub, void *ud)
+{
+    text_buf *t = ud;
+    size_t n = strlen(bare);
+    char *grown;
+
+    if (!(sub & MX_SUB_FROM) || t->failed)
+        return;
+    if (t->len + n + 2 > t->size) {
+        size_t size = (t->size ? t->size * 2 : 256) + n + 2;
+
+        if (!(grown = realloc(t->buf, size))) {
+            t->failed = 1;
+            return;
+        }
+        t->buf = grown;
+        t->size = size;
+    }
+    memcpy(t->buf + t->len, bare, n);
+    t->buf[t->len + n] = '\n';
+    t->len += n + 1;
+    t->buf[t->len] = '\0';
+}
+
+char *mx_roster_subscribers_text(const mx_roster *r, size_t *len)
+{
+    text_buf t = { NULL, 0, 0, 0 };
+
+    mx_roster_each(r, add_subscriber, &t);
+    if (t.failed) {
+        free(t.buf);
+        return NULL;
+    }
+    if (!t.buf && !(t.buf = calloc(1, 1)))
+        return NULL;
+    *len = t.len;
+    return t.buf;
+}
+
+long mx_roster_read_subscribers(mx_roster *r, char *text)
+{
+    char bare[2 * MX_JID_PART_MAX + 2], *line, *next;
+    long n = 0;
+
+    for (line = text; line && *line; line = next) {
+        if ((next = strchr(line, '\n')) != NULL)
+            *next++ = '\0';
+        if (mx_jid_bare_prep(line, bare, sizeof(bare)) < 0
+            || strcmp(bare, line))
+            continue;
+        if (mx_roster_set(r, bare, mx_roster_get(r, bare) | MX_SUB_FROM) < 0)
+            return -1;
+        n++;
+    }
+    return n;
 }

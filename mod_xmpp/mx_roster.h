@@ -67,6 +67,17 @@ void mx_roster_each(const mx_roster *r,
                     void (*fn)(const char *bare, unsigned int sub, void *ud),
                     void *ud);
 
+/* The roster file, <spool>/roster: the subscribers (MX_SUB_FROM), one
+ * normalized bare JID (mx_jid_bare_prep) a line, in no order.
+ * mx_roster_subscribers_text: the file's text, malloc'd (*len its length;
+ * "" for none), NULL when out of memory.
+ * mx_roster_read_subscribers: a text of that form (changed in place)
+ * into the table as subscribers; a line that is not a normalized bare
+ * JID is skipped (the file is outside bytes once on disk). Returns the
+ * number of lines taken, -1 when out of memory. */
+char *mx_roster_subscribers_text(const mx_roster *r, size_t *len);
+long mx_roster_read_subscribers(mx_roster *r, char *text);
+
 /* Contacts in the table, contacts with a resource online, contacts whose
  * presence is stored */
 size_t mx_roster_count(const mx_roster *r);

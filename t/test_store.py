@@ -277,3 +277,42 @@ def test_presence_in_redis_followed_by_both_hosts(host, postgres, redis,
     util.wait_for(lambda: not presence_of(b, alice_bare, address)[0], 20,
                   0.2, "B to see alice go")
     assert presence_of(a, alice_bare, address) == (False, "")
+
+
+def test_database_down_then_back(host, ejabberd, client):
+    """A database that goes away is logged, the component keeps running
+    and answers (unavailable, no subscribers); once it is back, what was
+    stored before is there again."""
+    pg = stores.PostgresServer()
+    try:
+        pg.start()
+        address = "%s@%s" % (fresh("outage"), ejabberd.component_domain)
+        h = host(pg.dbd_conf())
+        alice = client("alice")
+        subscribe_to(alice, address)
+        assert pg.stop()
+        since = h.log_size()
+        code, answer = api(h, "send_presence", jid="subscribers",
+                           from_jid=address, status="into the void")
+        assert answer["statuses"] == ["NO_ERROR"], answer
+        assert presence_of(h, ejabberd.jid("alice"), address) == (False, "")
+        h.wait_log(r"XMPP035[34]: .*shared store", 20, since=since)
+        assert status(h).get("XMPPApp1State") == "connected"
+        pg.restart()
+        text = "back %d" % time.time_ns()
+        n = len(alice.presences)
+
+        def sent():
+            code, answer = api(h, "send_presence", jid="subscribers",
+                               from_jid=address, status=text)
+            assert answer["statuses"] == ["NO_ERROR"], answer
+            try:
+                status_from(alice, address, text, n)
+                return True
+            except TimeoutError:
+                return False
+        # mod_dbd may hand out a dead connection once before it notices
+        util.wait_for(sent, 90, 1, "presence to reach alice again")
+    finally:
+        assert pg.stop()
+        pg.cleanup()

@@ -69,11 +69,16 @@ class PostgresServer:
                               timeout=timeout, cwd=self.directory)
 
     def start(self, timeout=60.0):
+        """A new cluster (initdb), started."""
         r = self._as_postgres([os.path.join(self.bin, "initdb"), "-D",
                                self.data, "-A", "trust", "-U", "postgres",
                                "--no-sync", "-E", "UTF8"])
         if r.returncode != 0:
             raise RuntimeError("initdb failed:\n" + r.stdout)
+        self.restart(timeout)
+
+    def restart(self, timeout=60.0):
+        """Start the cluster again (after stop()), same data and port."""
         opts = ("-c listen_addresses=127.0.0.1 -p %d -k %s -c fsync=off"
                 % (self.port, self.directory))
         r = self._as_postgres([os.path.join(self.bin, "pg_ctl"), "-D",

@@ -7,6 +7,7 @@
 #include "mx_file.h"
 #include "mx_inbound.h"
 #include "mx_jid.h"
+#include "mx_plines.h"
 #include "mx_presence.h"
 #include "mx_redact.h"
 #include "mx_roster.h"
@@ -633,8 +634,73 @@ static void test_file_replace(void)
     CHECK(rmdir(dir) == 0); /* nothing else was left behind */
 }
 
+/* The presence cache's entries: good lines kept in order, bad ones
+ * skipped and said, the newest found, the bound kept. */
+static void test_plines(void)
+{
+    char text[] = "00000000000000000002\tdnd\ta@example.org/phone\n"
+                  "0000000000000000000x\taway\ta@example.org/bad-time\n"
+                  "00000000000000000003\tevil\ta@example.org/bad-show\n"
+                  "00000000000000000004\t\tnot a jid\n"
+                  "no tabs at all\n"
+                  "\n"
+                  "00000000000000000009\t\ta@example.org/laptop";
+    char two[] = "00000000000000000001\txa\ta@example.org/1\n"
+                 "00000000000000000002\tchat\ta@example.org/2\n";
+    mx_pline lines[4];
+    int bad = 0, n;
+
+    n = mx_plines_parse(text, lines, 4, &bad);
+    CHECK(n == 2 && bad == 1);
+    CHECK(!strcmp(lines[0].show, "dnd")
+          && !strcmp(lines[0].resource, "a@example.org/phone"));
+    CHECK(!strcmp(lines[1].show, "")
+          && !strcmp(lines[1].updated, "00000000000000000009"));
+    CHECK(mx_plines_newest(lines, n) == 1);
+    CHECK(mx_plines_newest(lines, 0) == -1);
+    /* beyond max: kept to max, and said */
+    n = mx_plines_parse(two, lines, 1, &bad);
+    CHECK(n == 1 && bad == 1 && !strcmp(lines[0].show, "xa"));
+    CHECK(mx_pline_show_ok("") && mx_pline_show_ok("away")
+          && !mx_pline_show_ok("Away") && !mx_pline_show_ok("online"));
+}
+
+/* The roster file: subscribers only, read back alike; lines that are not
+ * normalized bare JIDs skipped. */
+static void test_roster_file(void)
+{
+    mx_roster *r = mx_roster_create(10, 4), *back = mx_roster_create(10, 4);
+    char bad[] = "Alice@Example.org\nbob@example.org/res\nnot a jid\n\n"
+                 "carol@example.org";
+    char *text;
+    size_t len = 0;
+
+    CHECK(r && back);
+    mx_roster_set(r, "alice@example.org", MX_SUB_FROM | MX_SUB_TO);
+    mx_roster_set(r, "bob@example.org", MX_SUB_TO);
+    mx_roster_set(r, "carol@example.org", MX_SUB_FROM);
+    text = mx_roster_subscribers_text(r, &len);
+    CHECK(text && len == strlen(text) && len == 36);
+    CHECK(strstr(text, "alice@example.org\n")
+          && strstr(text, "carol@example.org\n") && !strstr(text, "bob"));
+    CHECK(mx_roster_read_subscribers(back, text) == 2);
+    CHECK(mx_roster_get(back, "alice@example.org") == MX_SUB_FROM
+          && mx_roster_get(back, "carol@example.org") == MX_SUB_FROM
+          && mx_roster_count(back) == 2);
+    free(text);
+    mx_roster_destroy(back);
+    back = mx_roster_create(10, 4);
+    CHECK(mx_roster_read_subscribers(back, bad) == 1);
+    CHECK(mx_roster_get(back, "carol@example.org") == MX_SUB_FROM
+          && mx_roster_count(back) == 1);
+    mx_roster_destroy(back);
+    mx_roster_destroy(r);
+}
+
 int main(void)
 {
+    test_plines();
+    test_roster_file();
     test_file_replace();
     test_stanza_from_component();
     test_route();
