@@ -382,7 +382,8 @@ void mx_inject_set_env(request_rec *r)
         return;
     set_bounded(r, "XMPP_FROM", ir->from ? ir->from : "", &cut);
     set_bounded(r, "XMPP_TO", ir->to ? ir->to : "", &cut);
-    apr_table_set(r->subprocess_env, "XMPP_KIND", mx_inbound_kind_name(ir->kind));
+    apr_table_set(r->subprocess_env, "XMPP_KIND",
+                  mx_inbound_kind_name(ir->kind));
     apr_table_setn(r->subprocess_env, "XMPP_ATTEMPT",
                    apr_itoa(r->pool, ir->attempt));
     apr_table_set(r->subprocess_env, "XMPP_STANZA_ID", ir->stanza_id);
