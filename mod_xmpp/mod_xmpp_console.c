@@ -168,89 +168,6 @@ static void show_state(request_rec *r, const mx_app *app, const mx_shared *sh)
     ap_rputs("</table>\n", r);
 }
 
-/* Put code point c as UTF-8 at o; its length. */
-static size_t utf8_put(unsigned long c, char *o)
-{
-    if (c < 0x80) {
-        o[0] = (char)c;
-        return 1;
-    }
-    if (c < 0x800) {
-        o[0] = (char)(0xC0 | (c >> 6));
-        o[1] = (char)(0x80 | (c & 0x3F));
-        return 2;
-    }
-    if (c < 0x10000) {
-        o[0] = (char)(0xE0 | (c >> 12));
-        o[1] = (char)(0x80 | ((c >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (c & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | (c >> 18));
-    o[1] = (char)(0x80 | ((c >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((c >> 6) & 0x3F));
-    o[3] = (char)(0x80 | (c & 0x3F));
-    return 4;
-}
-
-/* The character reference "&#N;" or "&#xN;" at s, written to *o; the
- * length of the reference, or 0 if it is none (left as it is). */
-static size_t char_ref(const char *s, char **o)
-{
-    int hex = s[2] == 'x';
-    const char *digits = s + 2 + hex;
-    char *end;
-    unsigned long c = strtoul(digits, &end, hex ? 16 : 10);
-
-    if (!(hex ? apr_isxdigit(*digits) : apr_isdigit(*digits))
-        || *end != ';' || c == 0 || c > 0x10FFFF
-        || (c >= 0xD800 && c <= 0xDFFF))
-        return 0;
-    *o += utf8_put(c, *o);
-    return (size_t)(end + 1 - s);
-}
-
-/* The reference at s (which starts with '&') written to *o as the
- * character it stands for; its length, or 0 if s starts none. */
-static size_t xml_ref(const char *s, char **o)
-{
-    static const struct { const char *ref; char c; } named[] = {
-        { "&lt;", '<' }, { "&gt;", '>' }, { "&amp;", '&' },
-        { "&quot;", '"' }, { "&apos;", '\'' }, { NULL, 0 }
-    };
-    int i;
-
-    if (s[1] == '#')
-        return char_ref(s, o);
-    for (i = 0; named[i].ref; i++)
-        if (!strncmp(s, named[i].ref, strlen(named[i].ref))) {
-            *(*o)++ = named[i].c;
-            return strlen(named[i].ref);
-        }
-    return 0;
-}
-
-/* Sent stanzas are recorded as they went out, XML-escaped, and the page
- * escapes for HTML: undo the XML escaping first, or "<" would show as
- * "&lt;". A reference cut short by the record's size stays as it is
- * (and is escaped like any text). No reference is shorter than what it
- * stands for, so the text never grows. */
-static const char *xml_unescape(apr_pool_t *p, const char *s)
-{
-    char *out = apr_palloc(p, strlen(s) + 1), *o = out;
-    size_t used;
-
-    while (*s) {
-        used = *s == '&' ? xml_ref(s, &o) : 0;
-        if (used)
-            s += used;
-        else
-            *o++ = *s++;
-    }
-    *o = '\0';
-    return out;
-}
-
 static void show_traffic(request_rec *r, const mx_shared *sh)
 {
     apr_uint32_t n = sh->traffic_next, i;
@@ -260,14 +177,12 @@ static void show_traffic(request_rec *r, const mx_shared *sh)
              "<th>Kind</th><th>With</th><th>Text</th></tr>\n", r);
     for (i = 0; i < n && i < MX_TRAFFIC_N; i++) {
         const mx_traffic *t = &sh->traffic[(n - 1 - i) % MX_TRAFFIC_N];
-        int out = t->dir != '<'; /* received ones are kept unescaped */
 
         apr_ctime(when, t->when);
         ap_rprintf(r, "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td>"
                    "<td>%s</td></tr>\n", esc(r, when),
-                   out ? "out" : "in", esc(r, t->kind),
-                   esc(r, out ? xml_unescape(r->pool, t->peer) : t->peer),
-                   esc(r, out ? xml_unescape(r->pool, t->text) : t->text));
+                   t->dir == '<' ? "in" : "out", esc(r, t->kind),
+                   esc(r, t->peer), esc(r, t->text));
     }
     if (n == 0)
         ap_rputs("<tr><td colspan=\"5\">nothing yet</td></tr>\n", r);

@@ -9,7 +9,9 @@
  * management gets ping IQs as barriers instead: an IQ answer means all sent
  * before it arrived. After a reconnect, everything not acknowledged is sent
  * again; each message carries an origin-id (XEP-0359) so a receiver can
- * drop the duplicate.
+ * drop the duplicate. Which records are in flight, when to ask and what
+ * an answer covers is plain state in mx_window.c; this file reads the
+ * journal, writes to libstrophe and tells it what happened.
  *
  * Any XMPP user can send us an iq result with any id: an answer counts
  * only when it comes from the server (mx_out_from_server) and carries an
@@ -20,6 +22,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "apr_general.h"
@@ -28,25 +31,17 @@
 #include "http_log.h"
 
 #include "mod_xmpp_outbound.h"
+#include "mod_xmpp_trace.h"
 #include "mx_jid.h"
+#include "mx_log.h"
 #include "mx_queue.h"
 #include "mx_addr_roster.h"
+#include "mx_window.h"
 
 APLOG_USE_MODULE(xmpp);
 
 #define MX_NS_SM          "urn:xmpp:sm:3"
-#define MX_WINDOW         256  /* items sent and not yet acknowledged */
-#define MX_ACK_EVERY      32   /* ask for an ack after this many stanzas */
-#define MX_ACK_IDLE_MS    50   /* ... or this long after the last send */
 #define MX_BATCH_BYTES    65536 /* hand libstrophe at most this at once */
-#define MX_POISON_ENDS    2     /* stream errors with one item alone in
-                                 * flight before it is set aside */
-
-typedef struct {
-    mx_seq record;           /* journal number of the item */
-    apr_uint32_t seq;        /* stanza count when it was sent */
-    int skipped;             /* set aside, not sent: not counted as sent */
-} mx_flight;
 
 struct mx_out {
     mx_app *app;
@@ -56,29 +51,13 @@ struct mx_out {
     xmpp_conn_t *conn;
     apr_pool_t *pool;        /* lives as long as o */
     apr_pool_t *scratch;     /* cleared on every pump */
-    int sm;                  /* 1: acks by XEP-0198; 0: by ping barriers */
-    apr_uint32_t out_seq;    /* stanzas sent since <enable/> */
-    apr_uint32_t requested;  /* out_seq when we last asked for an ack */
-    apr_uint32_t in_seq;     /* stanzas received since <enabled/> */
-    apr_uint32_t in_asked;   /* in_seq at the server's last <r/> */
-    apr_uint32_t in_acked;   /* the h we told it last */
-    apr_uint32_t (*handled)(void *, apr_uint32_t);
-    void *handled_ud;
+    mx_window *w;            /* in flight, acks, set-aside (mx_window.h) */
     unsigned long elements;  /* top-level elements received, all kinds */
-    apr_time_t last_send, last_error;
-    mx_flight flight[MX_WINDOW];
-    int head, len;           /* ring of items in flight */
+    apr_time_t last_error;
     char *batch;             /* stanzas of this pump, sent as one write */
     size_t batch_len, batch_size;
-    /* After the server closed a session with a stream error while items
-     * were in flight, they go again one at a time, each confirmed, so an
-     * item the server refuses (too large for it, say) shows itself: alone
-     * in flight at MX_POISON_ENDS such closes, it is set aside instead of
-     * blocking every item behind it forever. */
-    mx_seq careful_to;       /* one at a time up to this record */
-    mx_seq suspect;          /* alone in flight at the last such close */
-    int suspect_ends;
-    char suspect_why[256];   /* the last such close */
+    /* what was sent, for the console (mod_xmpp_trace.h) */
+    void (*on_sent)(mx_app *app, const char *stanza, int subscribers);
     char ack_prefix[MX_OUT_ID_SIZE + 1]; /* "mx-ack-<random>-", per session */
     char ack_token[MX_OUT_ID_SIZE];      /* its random part, for the log */
 };
@@ -87,28 +66,22 @@ static void ack_inbound(mx_out *o);
 
 /* ---- queue bookkeeping ---- */
 
-/* The server has handled every stanza up to number h. */
-static void acked(mx_out *o, apr_uint32_t h)
+/* The window's clock: milliseconds, monotonic */
+static long long now_ms(void)
 {
-    long done = 0;
-    mx_seq last = 0;
+    struct timespec ts;
 
-    while (o->len > 0) {
-        mx_flight *f = &o->flight[o->head];
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
-        if ((apr_int32_t)(h - f->seq) < 0)
-            break;
-        last = f->record;
-        if (f->record == o->suspect)
-            o->suspect = 0; /* it went through after all */
-        o->head = (o->head + 1) % MX_WINDOW;
-        o->len--;
-        done += !f->skipped;
-    }
-    if (last) /* the queue thread writes it down, removes old segments */
-        mx_qserver_set_acked(o->q, last);
-    if (done)
-        mx_shared_count(o->app->shared->sent, done);
+/* An acknowledgement removed records from the window. */
+static void acked(mx_out *o, const mx_window_done *d)
+{
+    if (d->last) /* the queue thread writes it down, removes old segments */
+        mx_qserver_set_acked(o->q, d->last);
+    if (d->sent)
+        mx_shared_count(o->app->shared->sent, d->sent);
 }
 
 static void log_read_error(mx_app *app, int err)
@@ -121,7 +94,6 @@ static void log_read_error(mx_app *app, int err)
 /* Start again from the first item not acknowledged. */
 static void rewind_queue(mx_out *o)
 {
-    o->head = o->len = 0;
     if (mx_jreader_seek(o->reader, mx_qserver_acked(o->q) + 1) != 0)
         log_read_error(o->app, errno);
 }
@@ -237,52 +209,49 @@ static void emit_stanza(mx_out *o, const char *data, size_t len)
 static void send_counted(mx_out *o, const char *data, size_t len)
 {
     emit_stanza(o, data, len);
-    o->out_seq++;
-    o->last_send = apr_time_now();
+    mx_window_sent_stanza(o->w, now_ms());
 }
 
 void mx_out_send_other(mx_out *o, xmpp_stanza_t *st)
 {
     flush_batch(o); /* keep the order */
     xmpp_send(o->conn, st);
-    o->out_seq++;
-    o->last_send = apr_time_now();
+    mx_window_sent_stanza(o->w, now_ms());
 }
 
 /* A component must address every stanza (Prosody refuses one without
  * 'to') and has no server address of its own to ping: the barrier goes to
  * its own domain, so the server routes it back to us after everything
- * sent before it (on_ping_ack). */
+ * sent before it (on_ping_ack). With several hosts connected as the
+ * same domain, the server may route it to another host: the window then
+ * sends another after a while (mx_window.h, "Barriers with several
+ * hosts"). */
 #define MX_PING_SIZE (2 * MX_JID_PART_MAX + MX_OUT_ID_SIZE + 128)
-static int component_ping(mx_out *o, char *buf, size_t size)
+static int component_ping(mx_out *o, char *buf, size_t size, apr_uint32_t n)
 {
     return apr_snprintf(buf, size, "<iq type='get' from='%s' to='%s' "
                         "id='%s%u'><ping xmlns='urn:xmpp:ping'/></iq>",
-                        o->app->jid, o->app->jid, o->ack_prefix,
-                        o->out_seq + 1);
+                        o->app->jid, o->app->jid, o->ack_prefix, n);
 }
 
 static void ask_ack(mx_out *o)
 {
     static const char r[] = "<r xmlns='" MX_NS_SM "'/>";
     char ping[MX_PING_SIZE];
+    apr_uint32_t barrier = mx_window_asked(o->w, now_ms());
     int n;
 
-    o->requested = o->out_seq;
-    if (o->sm) {
+    if (mx_window_sm(o->w)) {
         emit(o, r, sizeof(r) - 1);
         return;
     }
-    /* the IQ itself is stanza number out_seq + 1: its answer covers it */
     if (o->app->component)
-        n = component_ping(o, ping, sizeof(ping));
+        n = component_ping(o, ping, sizeof(ping), barrier);
     else
         n = apr_snprintf(ping, sizeof(ping), "<iq type='get' id='%s%u'>"
                          "<ping xmlns='urn:xmpp:ping'/></iq>", o->ack_prefix,
-                         o->out_seq + 1);
+                         barrier);
     emit(o, ping, (size_t)n);
-    o->out_seq++;
-    o->requested = o->out_seq;
 }
 
 static void between(const char *s, const char *start, const char *end,
@@ -362,20 +331,6 @@ static void between(const char *s, const char *start, const char *end,
     }
 }
 
-/* For the console's recent traffic: element, recipient, body. */
-static void record_sent(mx_out *o, const char *stanza, int subscribers)
-{
-    char kind[16], peer[96], text[160];
-
-    between(stanza, "<", " ", kind, sizeof(kind));
-    between(stanza, " to=\"", "\"", peer, sizeof(peer));
-    between(stanza, "<body>", "</body>", text, sizeof(text));
-    if (!text[0])
-        between(stanza, "<status>", "</status>", text, sizeof(text));
-    mx_traffic_add(o->app->shared, '>', kind,
-                   subscribers ? "(subscribers)" : peer, text);
-}
-
 /* Keep a copy of item record in D/bad/ for a human; for the log: " and
  * is kept in PATH", or why it could not be kept. */
 static const char *keep_bad(mx_out *o, mx_seq record, const char *data,
@@ -402,17 +357,11 @@ static const char *keep_bad(mx_out *o, mx_seq record, const char *data,
  * before it (at once when none is in flight), counted as failed. */
 static void skip_item(mx_out *o, mx_seq record)
 {
-    mx_flight *f;
+    mx_seq done = mx_window_skip(o->w, record);
 
     mx_shared_count(o->app->shared->failed, 1);
-    if (o->len == 0) {
-        mx_qserver_set_acked(o->q, record);
-        return;
-    }
-    f = &o->flight[(o->head + o->len++) % MX_WINDOW];
-    f->record = record;
-    f->seq = o->out_seq; /* covered by the ack of what went before */
-    f->skipped = 1;
+    if (done)
+        mx_qserver_set_acked(o->q, done);
 }
 
 /* The item the server closed the stream on, every time it was sent
@@ -425,11 +374,9 @@ static void set_aside(mx_out *o, mx_seq record, const char *stanza,
                  "the server closed the stream each time outbound item %"
                  APR_UINT64_T_FMT " (%" APR_SIZE_T_FMT " bytes) was sent "
                  "alone, last: %s; it is not sent again%s", o->app->jid,
-                 (apr_uint64_t)record, len, o->suspect_why,
+                 (apr_uint64_t)record, len, mx_window_poison_why(o->w),
                  keep_bad(o, record, stanza, len));
     skip_item(o, record);
-    o->suspect = 0;
-    o->suspect_ends = 0;
 }
 
 /* What must never be sent, whoever wrote the journal: a NUL byte makes
@@ -480,8 +427,7 @@ static int send_next(mx_out *o)
         free(data);
         return 1;
     }
-    if (record == o->suspect && o->suspect_ends >= MX_POISON_ENDS
-        && o->len == 0) {
+    if (mx_window_poisoned(o->w, record)) {
         set_aside(o, record, item.stanza, item.stanza_len);
         free(data);
         return 1;
@@ -490,141 +436,34 @@ static int send_next(mx_out *o)
         send_to_subscribers(o, item.stanza);
     else
         send_counted(o, item.stanza, item.stanza_len);
-    record_sent(o, item.stanza, item.kind == MX_ITEM_SUBSCRIBERS);
+    if (o->on_sent)
+        o->on_sent(o->app, item.stanza, item.kind == MX_ITEM_SUBSCRIBERS);
     free(data);
-    o->flight[(o->head + o->len) % MX_WINDOW].record = record;
-    o->flight[(o->head + o->len) % MX_WINDOW].seq = o->out_seq;
-    o->flight[(o->head + o->len) % MX_WINDOW].skipped = 0;
-    o->len++;
+    mx_window_sent_record(o->w, record);
     return 1;
 }
 
 void mx_out_pump(mx_out *o)
 {
-    apr_time_t now = apr_time_now();
+    long long now = now_ms();
 
     apr_pool_clear(o->scratch);
     for (;;) {
-        int careful = mx_jreader_position(o->reader) <= o->careful_to;
+        mx_seq next = mx_jreader_position(o->reader);
+        int careful = mx_window_careful(o->w, next);
 
-        if (o->len >= MX_WINDOW || (careful && o->len > 0)
-            || send_next(o) != 1)
+        if (!mx_window_may_send(o->w, next) || send_next(o) != 1)
             break;
-        if (careful || o->out_seq - o->requested >= MX_ACK_EVERY)
+        if (mx_window_ask_after_record(o->w, careful))
             ask_ack(o);
     }
-    if (o->out_seq != o->requested
-        && now - o->last_send >= apr_time_from_msec(MX_ACK_IDLE_MS))
+    if (mx_window_ask_due(o->w, now))
         ask_ack(o);
     ack_inbound(o);
     flush_batch(o);
 }
 
 /* ---- dev mode ---- */
-
-static void dev_line(mx_out *o, const char *label, const char *value)
-{
-    ap_log_error(APLOG_MARK, APLOG_INFO, 0, o->app->s, "    %s", label);
-    ap_log_error(APLOG_MARK, APLOG_INFO, 0, o->app->s, "       %s",
-                 value ? value : "");
-}
-
-/* A text message's children are exactly <body> and the origin-id that
- * mx_message_stanza adds; anything else was given as raw XML. Returns
- * the raw children as text (malloc'd), or NULL for a text message. */
-static char *raw_children(mx_out *o, xmpp_ctx_t *ctx, xmpp_stanza_t *st)
-{
-    xmpp_stanza_t *c;
-    char *buf, *all = NULL, *grown;
-    size_t len, total = 0;
-    int bodies = 0, others = 0;
-
-    for (c = xmpp_stanza_get_children(st); c; c = xmpp_stanza_get_next(c)) {
-        const char *n = xmpp_stanza_get_name(c);
-
-        if (!n || !strcmp(n, "origin-id"))
-            continue;
-        if (!strcmp(n, "body") && xmpp_stanza_get_children(c)
-            && xmpp_stanza_is_text(xmpp_stanza_get_children(c))
-            && !xmpp_stanza_get_next(xmpp_stanza_get_children(c)))
-            bodies++;
-        else
-            others++;
-    }
-    if (others == 0 && bodies <= 1)
-        return NULL;
-    for (c = xmpp_stanza_get_children(st); c; c = xmpp_stanza_get_next(c)) {
-        const char *n = xmpp_stanza_get_name(c);
-
-        if ((n && !strcmp(n, "origin-id"))
-            || xmpp_stanza_to_text(c, &buf, &len) != XMPP_EOK)
-            continue;
-        if ((grown = realloc(all, total + len + 1)) != NULL) {
-            all = grown;
-            memcpy(all + total, buf, len);
-            total += len;
-            all[total] = '\0';
-        }
-        xmpp_free(ctx, buf);
-    }
-    return all;
-}
-
-/* Log a stanza the way App Engine's development server logged sends. */
-static void dev_log(mx_out *o, xmpp_ctx_t *ctx, const char *text)
-{
-    xmpp_stanza_t *st = xmpp_stanza_new_from_string(ctx, text);
-    const char *name = st ? xmpp_stanza_get_name(st) : NULL;
-    const char *type = st ? xmpp_stanza_get_type(st) : NULL;
-    xmpp_stanza_t *child;
-    char *body;
-
-    if (!name) {
-        ap_log_error(APLOG_MARK, APLOG_INFO, 0, o->app->s,
-                     "Sending an XMPP stanza: %s", text);
-    }
-    else if (!strcmp(name, "message")) {
-        char *raw = raw_children(o, ctx, st);
-
-        body = raw ? NULL : xmpp_message_get_body(st);
-        ap_log_error(APLOG_MARK, APLOG_INFO, 0, o->app->s,
-                     "Sending an XMPP Message:");
-        dev_line(o, "From:", xmpp_stanza_get_from(st));
-        dev_line(o, "Body:", raw ? raw : body);
-        dev_line(o, "Type:", type ? type : "chat");
-        dev_line(o, "Raw Xml:", raw ? "True" : "False");
-        dev_line(o, "To JIDs:", xmpp_stanza_get_to(st));
-        if (body)
-            xmpp_free(ctx, body);
-        free(raw);
-    }
-    else if (type && !strcmp(type, "subscribe")) {
-        ap_log_error(APLOG_MARK, APLOG_INFO, 0, o->app->s,
-                     "Sending an XMPP Invite:");
-        dev_line(o, "From:", xmpp_stanza_get_from(st));
-        dev_line(o, "To:", xmpp_stanza_get_to(st));
-    }
-    else {
-        ap_log_error(APLOG_MARK, APLOG_INFO, 0, o->app->s,
-                     "Sending an XMPP Presence:");
-        dev_line(o, "From:", xmpp_stanza_get_from(st));
-        dev_line(o, "To:", xmpp_stanza_get_to(st) ? xmpp_stanza_get_to(st)
-                                                  : "subscribers");
-        dev_line(o, "Type:", type ? type : "available");
-        child = xmpp_stanza_get_child_by_name(st, "show");
-        body = child ? xmpp_stanza_get_text(child) : NULL;
-        dev_line(o, "Show:", body);
-        if (body)
-            xmpp_free(ctx, body);
-        child = xmpp_stanza_get_child_by_name(st, "status");
-        body = child ? xmpp_stanza_get_text(child) : NULL;
-        dev_line(o, "Status:", body);
-        if (body)
-            xmpp_free(ctx, body);
-    }
-    if (st)
-        xmpp_stanza_release(st);
-}
 
 void mx_out_dev_pump(mx_out *o, xmpp_ctx_t *ctx)
 {
@@ -635,7 +474,7 @@ void mx_out_dev_pump(mx_out *o, xmpp_ctx_t *ctx)
 
     while (next_item(o, &data, &len, &record) == 1) {
         if (mx_queue_item_parse(data, len, &item) == 0)
-            dev_log(o, ctx, item.stanza);
+            mx_trace_dev_send(o->app, ctx, item.stanza);
         free(data);
         mx_shared_count(o->app->shared->sent, 1);
         last = record;
@@ -650,8 +489,7 @@ static int on_sm_enabled(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
 {
     mx_out *o = ud;
 
-    o->sm = 1;
-    o->in_seq = o->in_asked = o->in_acked = 0;
+    mx_window_set_sm(o->w, 1);
     return 1;
 }
 
@@ -662,28 +500,37 @@ static int on_sm_failed(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, o->app->s, MX_LOG_TAG "0254: "
                  "%s: the server refused stream management; using ping "
                  "round trips to confirm delivery", o->app->jid);
-    o->sm = 0;
+    mx_window_set_sm(o->w, 0);
     ask_ack(o);
     flush_batch(o);
     return 1;
 }
 
-static int on_sm_ack(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
+/* h: 1 to 10 digits, below 2^32; anything else is no count */
+static int sm_count(const char *s, apr_uint32_t *h)
 {
-    const char *h = xmpp_stanza_get_attribute(st, "h");
+    char *end;
+    unsigned long long v;
 
-    if (h)
-        acked(ud, (apr_uint32_t)strtoul(h, NULL, 10));
-    return 1;
+    if (!s || *s < '0' || *s > '9' || strlen(s) > 10)
+        return -1;
+    v = strtoull(s, &end, 10);
+    if (*end != '\0' || v > 0xFFFFFFFFULL)
+        return -1;
+    *h = (apr_uint32_t)v;
+    return 0;
 }
 
-/* How many of the server's stanzas are handled (never fewer than said) */
-static apr_uint32_t in_handled(mx_out *o)
+static int on_sm_ack(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
 {
-    apr_uint32_t h = o->handled ? o->handled(o->handled_ud, o->in_seq)
-                                : o->in_seq;
+    mx_out *o = ud;
+    mx_window_done d;
+    apr_uint32_t h;
 
-    return (apr_int32_t)(h - o->in_acked) < 0 ? o->in_acked : h;
+    if (sm_count(xmpp_stanza_get_attribute(st, "h"), &h) == 0
+        && mx_window_ack(o->w, h, &d) > 0)
+        acked(o, &d);
+    return 1;
 }
 
 static void send_in_ack(mx_out *o, apr_uint32_t h)
@@ -693,15 +540,13 @@ static void send_in_ack(mx_out *o, apr_uint32_t h)
                          h);
 
     emit(o, a, (size_t)n);
-    o->in_acked = h;
 }
 
 static int on_sm_request(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
 {
     mx_out *o = ud;
 
-    o->in_asked = o->in_seq;
-    send_in_ack(o, in_handled(o));
+    send_in_ack(o, mx_window_in_request(o->w));
     flush_batch(o);
     return 1;
 }
@@ -712,21 +557,19 @@ static void ack_inbound(mx_out *o)
 {
     apr_uint32_t h;
 
-    if (o->sm && (apr_int32_t)(o->in_acked - o->in_asked) < 0
-        && (h = in_handled(o)) != o->in_acked)
+    if (mx_window_in_more(o->w, &h))
         send_in_ack(o, h);
 }
 
 apr_uint32_t mx_out_in_seq(const mx_out *o)
 {
-    return o->in_seq;
+    return mx_window_in_seq(o->w);
 }
 
 void mx_out_set_handled(mx_out *o, apr_uint32_t (*fn)(void *, apr_uint32_t),
                         void *ud)
 {
-    o->handled = fn;
-    o->handled_ud = ud;
+    mx_window_set_handled(o->w, fn, ud);
 }
 
 /* Count what the server sends, for its <r/>. */
@@ -738,20 +581,23 @@ static int on_any(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
     o->elements++;
     if (name && (!strcmp(name, "message") || !strcmp(name, "presence")
                  || !strcmp(name, "iq")))
-        o->in_seq++;
+        mx_window_received(o->w);
     return 1;
 }
 
+/* A barrier ping of this domain: this host's, or another's connected as
+ * the same component (it went out with our domain as from; the server
+ * lets no one else use it). Nobody answers it: an answer would go to a
+ * random host too, and nothing is gained by more traffic. */
 int mx_out_is_own_ping(const mx_out *o, xmpp_stanza_t *st)
 {
-    const char *id = xmpp_stanza_get_id(st);
     const char *type = xmpp_stanza_get_type(st);
     const char *from = xmpp_stanza_get_from(st);
-    size_t plen = strlen(o->ack_prefix);
 
-    return o->app->component && id && plen && !strncmp(id, o->ack_prefix, plen)
-           && type && !strcmp(type, "get") && from
-           && !strcasecmp(from, o->app->jid);
+    return o->app->component && type && !strcmp(type, "get") && from
+           && !strcasecmp(from, o->app->jid)
+           && mx_window_barrier_kind(o->w, xmpp_stanza_get_id(st))
+              != MX_BARRIER_NONE;
 }
 
 int mx_out_request_id(const char *purpose, char *buf, size_t size)
@@ -795,21 +641,16 @@ int mx_out_from_server(const mx_app *app, xmpp_stanza_t *st)
 static int on_ping_ack(xmpp_conn_t *conn, xmpp_stanza_t *st, void *ud)
 {
     mx_out *o = ud;
-    const char *id = xmpp_stanza_get_id(st);
     const char *type = xmpp_stanza_get_type(st);
-    size_t plen = strlen(o->ack_prefix);
-    unsigned long h;
-    char *end;
+    mx_window_done d;
 
-    if (!id || !type || (strcmp(type, "result") && strcmp(type, "error")
-                             && !mx_out_is_own_ping(o, st))
-        || !plen || strncmp(id, o->ack_prefix, plen) != 0
+    if (!type || (strcmp(type, "result") && strcmp(type, "error")
+                  && !mx_out_is_own_ping(o, st))
         || !mx_out_from_server(o->app, st))
         return 1;
-    h = strtoul(id + plen, &end, 10);
-    if (*end == '\0' && end != id + plen
-        && (apr_int32_t)((apr_uint32_t)h - o->out_seq) <= 0)
-        acked(o, (apr_uint32_t)h);
+    if (mx_window_barrier(o->w, xmpp_stanza_get_id(st), &d)
+        == MX_BARRIER_OWN)
+        acked(o, &d);
     return 1;
 }
 
@@ -841,9 +682,10 @@ void mx_out_on_login(mx_out *o, xmpp_ctx_t *ctx, xmpp_conn_t *conn,
 {
     o->ctx = ctx;
     o->conn = conn;
-    o->sm = sm_offered; /* <failed/> switches to ping barriers */
-    o->out_seq = o->requested = o->in_seq = o->in_asked = o->in_acked = 0;
     new_ack_prefix(o);
+    /* <failed/> switches to ping barriers */
+    mx_window_start(o->w, sm_offered, o->ack_prefix[0] ? o->ack_prefix
+                                                         : NULL);
     rewind_queue(o);
     xmpp_handler_add(conn, on_sm_enabled, MX_NS_SM, "enabled", NULL, o);
     xmpp_handler_add(conn, on_sm_failed, MX_NS_SM, "failed", NULL, o);
@@ -876,22 +718,7 @@ unsigned long mx_out_received(const mx_out *o)
 
 void mx_out_on_end(mx_out *o, const char *stream_error, int about_data)
 {
-    if (stream_error && o->len > 0) {
-        mx_seq first = o->flight[o->head].record;
-        mx_seq last = o->flight[(o->head + o->len - 1) % MX_WINDOW].record;
-
-        /* a conflict or a shutdown blames no item */
-        if (about_data && o->len == 1 && first == o->suspect)
-            o->suspect_ends++;
-        else if (about_data && o->len == 1) {
-            o->suspect = first;
-            o->suspect_ends = 1;
-        }
-        if (last > o->careful_to)
-            o->careful_to = last;
-        apr_cpystrn(o->suspect_why, stream_error, sizeof(o->suspect_why));
-    }
-    o->head = o->len = 0;
+    mx_window_end(o->w, stream_error, about_data);
     o->batch_len = 0; /* sent again from the journal next session */
     o->conn = NULL;
 }
@@ -902,17 +729,19 @@ int mx_out_flush(mx_out *o, unsigned int ms)
 
     if (!o->conn)
         return 0;
-    if (o->out_seq != o->requested || o->len > 0)
+    if (mx_window_unsettled(o->w))
         ask_ack(o);
     ack_inbound(o);
     flush_batch(o);
-    while (o->len > 0 && xmpp_conn_is_connected(o->conn)
+    while (mx_window_in_flight(o->w) > 0 && xmpp_conn_is_connected(o->conn)
            && apr_time_now() < end) {
         xmpp_run_once(o->ctx, 5);
+        if (mx_window_ask_due(o->w, now_ms())) /* a barrier went astray */
+            ask_ack(o);
         ack_inbound(o); /* answers of the last requests, once stored */
         flush_batch(o);
     }
-    return o->len == 0;
+    return mx_window_in_flight(o->w) == 0;
 }
 
 mx_out *mx_out_create(mx_app *app, mx_qserver *q)
@@ -923,9 +752,16 @@ mx_out *mx_out_create(mx_app *app, mx_qserver *q)
         return NULL;
     o->app = app;
     o->q = q;
+    o->on_sent = mx_trace_sent;
+    mx_log_set(mx_trace_core_log, NULL); /* the window's lines */
+    if (!(o->w = mx_window_new(app))) {
+        free(o);
+        return NULL;
+    }
     if (mx_jreader_open(app->dir, mx_qserver_acked(q) + 1, &o->reader)
         != 0) {
         log_read_error(app, errno);
+        mx_window_free(o->w);
         free(o);
         return NULL;
     }

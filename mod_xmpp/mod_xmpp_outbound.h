@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* mod_xmpp_outbound: the holder's side of the durable outbound queue.
  * Items are sent in queue order and leave the queue only when the server
- * has acknowledged them (XEP-0198 acks, counted here, not by libstrophe). */
+ * has acknowledged them (XEP-0198 acks or ping barriers, counted by
+ * mx_window, not by libstrophe). */
 #ifndef MOD_XMPP_OUTBOUND_H
 #define MOD_XMPP_OUTBOUND_H
 
@@ -52,8 +53,10 @@ unsigned long mx_out_received(const mx_out *o);
  * counts against the item alone in flight. */
 void mx_out_on_end(mx_out *o, const char *stream_error, int about_data);
 
-/* 1 when st is one of a component's own ping barriers, routed back to it
- * by the server: no one else may answer it. */
+/* 1 when st is a component's ping barrier routed back by the server:
+ * this host's, or (several hosts connected as the same domain) another
+ * host's, which the server may hand to any of them. Nobody answers it
+ * and it is no request for the app; only this host's count as acks. */
 int mx_out_is_own_ping(const mx_out *o, xmpp_stanza_t *st);
 
 /* Size of a buffer for mx_out_request_id with a purpose of up to 16

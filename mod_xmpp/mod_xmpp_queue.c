@@ -34,6 +34,7 @@
 #include "http_log.h"
 
 #include "mod_xmpp_queue.h"
+#include "mx_batch.h"
 #include "mx_qclient.h"
 #include "mx_queue.h"
 
@@ -533,16 +534,14 @@ static void gather(mx_qserver *q, int local)
     }
 }
 
-/* Append the gathered requests, one sync for all, then answer each.
- * This process's own items (answers to inbound stanzas) wait for no one:
- * they are not refused by the limit, and a batch of nothing else is not
- * synced (the stanzas they answer were acknowledged on receipt already;
- * the next synced batch covers them). */
+/* Append the gathered requests, one sync for all, then answer each
+ * (which are taken, refused or synced: mx_batch.h). */
 static void commit(mx_qserver *q)
 {
     const char **items;
     size_t *lens, i, n = 0;
-    int *full, limit = mx_conf_queue_limit(q->app->conf), senders = 0;
+    mx_batch_req *plan;
+    int limit = mx_conf_queue_limit(q->app->conf), sync = 0;
     long count = queued(q);
     char err[512];
     mx_seq first = 0;
@@ -552,27 +551,28 @@ static void commit(mx_qserver *q)
         return;
     items = malloc(q->nreqs * sizeof(*items));
     lens = malloc(q->nreqs * sizeof(*lens));
-    full = calloc(q->nreqs, sizeof(*full));
-    if (!items || !lens || !full) {
+    plan = calloc(q->nreqs, sizeof(*plan));
+    if (!items || !lens || !plan) {
         apr_cpystrn(err, "out of memory", sizeof(err));
         rc = -1;
         goto answers;
     }
     for (i = 0; i < q->nreqs; i++) {
-        if (q->reqs[i].refused)
-            continue;
-        if (q->reqs[i].c && count + (long)n >= limit) {
-            full[i] = 1;
-            continue;
-        }
-        senders += q->reqs[i].c != NULL;
-        items[n] = q->reqs[i].item;
-        lens[n++] = q->reqs[i].len;
+        plan[i].local = q->reqs[i].c == NULL;
+        plan[i].refused = q->reqs[i].refused != NULL;
     }
+    mx_batch_plan(plan, q->nreqs, count, limit, &sync);
+    for (i = 0; i < q->nreqs; i++)
+        if (plan[i].verdict == MX_BATCH_TAKEN) {
+            items[n] = q->reqs[i].item;
+            lens[n++] = q->reqs[i].len;
+        }
     rc = n ? mx_journal_append(q->j, items, lens, n, &first, err,
                                sizeof(err)) : 0;
-    if (rc == 0 && senders)
+    if (rc == 0 && sync)
         rc = mx_journal_sync(q->j, err, sizeof(err));
+    if (rc == 0)
+        mx_batch_number(plan, q->nreqs, first);
 answers:
     if (rc != 0)
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, q->app->s, MX_LOG_TAG "0214: "
@@ -583,21 +583,21 @@ answers:
         publish(q);
     for (i = 0; i < q->nreqs; i++) {
         if (!q->reqs[i].c)
-            first++;
-        else if (q->reqs[i].refused)
+            continue;
+        if (q->reqs[i].refused)
             answer(q->reqs[i].c, "%s %s", q->reqs[i].refused == not_request
                    ? "ERR" : "BAD", q->reqs[i].refused);
-        else if (full && full[i])
+        else if (plan && plan[i].verdict == MX_BATCH_FULL)
             answer(q->reqs[i].c, "FULL %ld %d", count + (long)n, limit);
         else if (rc != 0)
             answer(q->reqs[i].c, "ERR %s", err);
         else
             answer(q->reqs[i].c, "OK %" APR_UINT64_T_FMT,
-                   (apr_uint64_t)first++);
+                   (apr_uint64_t)plan[i].record);
     }
     free(items);
     free(lens);
-    free(full);
+    free(plan);
 }
 
 /* Drop what was answered from each connection's buffer. */

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from harness import ejabberd as ejabberd_harness
-from harness import util
+from harness import journal, util
 from harness.xmpp import XmppClient
 from test_component import (HANDLERS, api, bare, component_conf, fresh,
                             received, status, subscribe_to, wait_connected,
@@ -157,3 +157,35 @@ def test_kill_9_with_items_queued_and_ejabberd_restarted(component,
         assert first == bodies, first
     finally:
         gate.close()
+
+
+def test_two_hosts_as_one_domain_each_get_their_barriers(component,
+                                                         ejabberd, client):
+    """Two httpds connected as the same component domain (ejabberd routes
+    each stanza to the domain, the barrier pings too, to a random one of
+    them): every message from both arrives, and each host's journal
+    empties, its records acknowledged by its own barriers even when the
+    server hands some of them to the other host."""
+    domain = ejabberd.component_domain
+    hosts = [component(), component()]
+    alice = client("alice")
+    run = "run-%d" % time.time_ns()
+    sent = []
+    for rnd in range(6):
+        for i, h in enumerate(hosts):
+            body = "%s host %d round %d" % (run, i, rnd)
+            code, answer = api(h, "send_message", jid=ejabberd.jid("alice"),
+                               body=body, from_jid="support@" + domain)
+            assert answer["statuses"] == ["NO_ERROR"], answer
+            sent.append(body)
+        util.wait_for(lambda: set(sent) <= {m["body"] for m in
+                                            received(alice, run)},
+                      20, 0.1, "round %d's messages" % rnd)
+        for i, h in enumerate(hosts):
+            util.wait_for(lambda: not journal.pending(
+                              os.path.join(h.spool_dir, domain)),
+                          20, 0.1, "host %d's journal to empty after round "
+                          "%d" % (i, rnd))
+    for h in hosts:
+        util.wait_for(lambda: status(h).get("XMPPApp1Queued") == "0", 5,
+                      0.1, "the status to show the queue empty")
