@@ -45,6 +45,7 @@ COUNTS = {"quick": dict(n_cl=1000, n_clin=1000),
 LOGIN_S = 30
 RUN_BOUND_S = 180     # wrk's -d: only the bound, quotas end it earlier
 FANOUTS = (1, 2, 4, 8, 16, 32)
+IDLE_S = 5            # the idle measurement, once a round with 1 and 2 hosts
 
 
 def children_cpu():
@@ -301,6 +302,17 @@ class ClusterBench:
                    - login_cpu,
                    errors=int(sum(d["errors"] for d in dones)))
 
+    def idle(self, secs=IDLE_S):
+        """CPU of each part while nothing is sent: what a host or a node
+        costs without messages (it counts in every run's figures)."""
+        self.drain()
+        with self.m.CpuAccount(self.groups()) as acct:
+            time.sleep(secs)
+        self.r.line("idle %d s with %s: CPU ms per second: %s" % (
+            secs, " and ".join("host " + n for n in sorted(self.hosts)),
+            ", ".join("%s %.1f" % (p, t * 1000 / secs)
+                      for p, t in sorted(acct.used.items()))))
+
     def echo_run(self, label, n):
         echo = self.client("echo", "bot", "--timeout", RUN_BOUND_S * 2)
         try:
@@ -440,6 +452,7 @@ class ClusterBench:
                     if not one_host and "B" not in self.hosts:
                         self.start_host("B", 1, 0)
                         self.receive_run("warm-up", 40)
+                    self.idle()
                     label = ("mx receive, 1 host (A)" if one_host
                              else "mx receive, 2 hosts")
                     run = self.receive_run(label, n_in)
