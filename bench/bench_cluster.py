@@ -121,7 +121,8 @@ class ClusterBench:
         try:
             self.cluster.start()
         except Exception:
-            self.cluster.stop()
+            if self.cluster.stop() and not self.b.args.keep:
+                self.cluster.cleanup()
             raise
         self.cluster.wait_cluster()
 
