@@ -33,7 +33,7 @@ from harness.httpd import Httpd
 # receivers of the sends, one on each node; senders of inbound messages,
 # SENDERS_PER_NODE on each node (one sender's messages are posted one
 # after the other, so parallel work needs several senders)
-RECEIVERS = {"alice": 0, "carol": 1}
+RECEIVERS = {"alice": 0, "carol": 1, "bot": 0}   # bot: the echo bot
 SENDERS_PER_NODE = 4
 SENDERS = {"s%d" % i: i // SENDERS_PER_NODE
            for i in range(2 * SENDERS_PER_NODE)}
@@ -45,6 +45,7 @@ COUNTS = {"quick": dict(n_cl=1000, n_clin=1000),
 LOGIN_S = 30
 RUN_BOUND_S = 180     # wrk's -d: only the bound, quotas end it earlier
 FANOUTS = (1, 2, 4, 8, 16, 32)
+IDLE_S = 5            # the idle measurement, once a round with 1 and 2 hosts
 
 
 def children_cpu():
@@ -70,6 +71,9 @@ class Run:
 
     def per1000(self, part):
         return self.cpu.get(part, 0.0) * 1000 / max(1, self.got)
+
+    def clients(self):
+        return self.total() - self.servers()
 
     def servers(self):
         return sum(self.per1000(p) for p in self.cpu
@@ -117,7 +121,8 @@ class ClusterBench:
         try:
             self.cluster.start()
         except Exception:
-            self.cluster.stop()
+            if self.cluster.stop() and not self.b.args.keep:
+                self.cluster.cleanup()
             raise
         self.cluster.wait_cluster()
 
@@ -149,6 +154,14 @@ class ClusterBench:
     def stop_hosts(self):
         for name in list(self.hosts):
             self.b.stop_httpd(self.hosts.pop(name))
+
+    def drain(self):
+        """Until every host's queue is empty; a line if one is not."""
+        for name, h in sorted(self.hosts.items()):
+            if not self.b.wait_drained(h, 60):
+                self.r.line("host %s: queue not empty 60 s after a run "
+                            "(status Queued %s)" % (
+                                name, h.status().get("XMPPApp1Queued")))
 
     def client(self, mode, user, *args):
         cl = self.cluster
@@ -231,8 +244,7 @@ class ClusterBench:
                 p.wait(30)
             # what the hosts still had to do (acknowledgements) is small;
             # wait until their queues are empty so that it is counted
-            for h in self.hosts.values():
-                self.b.wait_drained(h, 60)
+            self.drain()
         got = sum(int(d["unique"]) for d in dones.values())
         last = max([float(d["last"]) for d in dones.values()
                     if int(d["unique"])] or [t0])
@@ -251,16 +263,16 @@ class ClusterBench:
 
     # -------------------------------------------------------- receiving
 
-    def receive_run(self, label, n):
+    def receive_run(self, label, n, to=None, extra=None):
         """Every sender at once (half on each node) sends n/senders
-        messages to addresses of the component domain, TOTAL_WINDOW in
-        flight over all; replies/s from the first send to the last
-        reply."""
+        messages to addresses of the component domain (or to `to`),
+        TOTAL_WINDOW in flight over all; replies/s from the first send
+        to the last reply. `extra`: more CPU groups (the echo bot)."""
         m = self.m
         tag = self.b.tag("ci")
         each = max(1, n // len(SENDERS))
         window = max(1, TOTAL_WINDOW // len(SENDERS))
-        to = "bench@" + self.cluster.component_domain
+        to = to or "bench@" + self.cluster.component_domain
         cls = [self.client("converse", u, "--to", to, "--count", each,
                            "--window", window, "--prefix", tag,
                            "--idle", 20, "--timeout", RUN_BOUND_S + LOGIN_S,
@@ -270,7 +282,9 @@ class ClusterBench:
         # are not part of a message's cost
         login_cpu = sum(float(m.kv(c.wait_line("READY", LOGIN_S))
                               .get("cpu", 0)) for c in cls)
-        with m.CpuMeter() as busy, m.CpuAccount(self.groups()) as acct:
+        groups = self.groups()
+        groups.update(extra or {})
+        with m.CpuMeter() as busy, m.CpuAccount(groups) as acct:
             for c in cls:
                 m.util.signal_pid(c.pid, signal.SIGUSR1)
             dones = [{k: float(v) for k, v in
@@ -278,8 +292,7 @@ class ClusterBench:
                       .items()} for c in cls]
             for c in cls:
                 c.wait(30)
-            for h in self.hosts.values():
-                self.b.wait_drained(h, 60)
+            self.drain()
         got = int(sum(d["replies"] for d in dones))
         first = min(d["first"] for d in dones)
         last = max(d["last"] for d in dones)
@@ -289,6 +302,29 @@ class ClusterBench:
                    client_cpu=sum(d.get("cpu", 0) for d in dones)
                    - login_cpu,
                    errors=int(sum(d["errors"] for d in dones)))
+
+    def idle(self, secs=IDLE_S):
+        """CPU of each part while nothing is sent: what a host or a node
+        costs without messages (it counts in every run's figures)."""
+        self.drain()
+        with self.m.CpuAccount(self.groups()) as acct:
+            time.sleep(secs)
+        self.r.line("idle %d s with %s: CPU ms per second: %s" % (
+            secs, " and ".join("host " + n for n in sorted(self.hosts)),
+            ", ".join("%s %.1f" % (p, t * 1000 / secs)
+                      for p, t in sorted(acct.used.items()))))
+
+    def echo_run(self, label, n):
+        echo = self.client("echo", "bot", "--timeout", RUN_BOUND_S * 2)
+        try:
+            echo.wait_line("READY", LOGIN_S)
+            jid = "%s/%s" % (self.cluster.jid("bot"),
+                             echo.popen.args[echo.popen.args.index(
+                                 "--resource") + 1])
+            return self.receive_run(label, n, to=jid, extra={
+                "echo bot": lambda: [echo.pid]})
+        finally:
+            echo.stop()
 
     # ---------------------------------------------------------- report
 
@@ -399,7 +435,9 @@ class ClusterBench:
              [("ej", 0, "carol"), ("ej", 1, "alice")]),
         ]
         res = {label: [] for label, _ in sends}
-        rec = {"mx receive, 1 host (A)": [], "mx receive, 2 hosts": []}
+        echo_label = "XMPP alone: C echo bot on node 1"
+        rec = {"mx receive, 1 host (A)": [], echo_label: [],
+               "mx receive, 2 hosts": []}
         try:
             self.start_host("A", 0, 1)
             # warm-up: logins, the first requests, the Lua handler
@@ -415,11 +453,19 @@ class ClusterBench:
                     if not one_host and "B" not in self.hosts:
                         self.start_host("B", 1, 0)
                         self.receive_run("warm-up", 40)
+                    self.idle()
                     label = ("mx receive, 1 host (A)" if one_host
                              else "mx receive, 2 hosts")
                     run = self.receive_run(label, n_in)
                     rec[label].append(run)
                     self.show(run)
+                    if one_host:
+                        # the same senders to a bot logged in to node 1
+                        # as a user, answering at once: what XMPP alone
+                        # costs where host A sits
+                        run = self.echo_run(echo_label, n_in)
+                        rec[echo_label].append(run)
+                        self.show(run)
                     for label, streams in sends:
                         # with host A alone: the runs of A alone; with
                         # both: those of B and ejabberd's own
@@ -457,10 +503,11 @@ class ClusterBench:
         for label, x in med.items():
             r.line("%-44s %8.0f %8.3f %8.3f %8.3f %8.3f %8.0f" % (
                 label, x.rate, x.httpd(), x.ejabberd(),
-                x.per1000("C clients") + x.per1000("wrk"), x.total(),
+                x.clients(), x.total(),
                 self.cores * 1000 / max(1e-6, x.total())))
         r.line("(bound: %d cores / all CPU per message, the rate these "
-               "cores allow; clients = raw_client + wrk)" % self.cores)
+               "cores allow; clients = raw_client + wrk, and the echo bot)"
+               % self.cores)
         one = med.get("mx 1 host (A), users on both nodes")
         two = med.get("mx 2 hosts, each to users on both nodes")
         ej1 = med.get("ejabberd API node 1, users on both nodes")
