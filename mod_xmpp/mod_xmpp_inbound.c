@@ -788,7 +788,7 @@ static int commit_sync(mx_inbound *in, apr_uint64_t turn, int *dirty)
         pthread_mutex_lock(&in->run_lock);
         __atomic_store_n(&in->durable, mx_journal_next(in->jw),
                          __ATOMIC_RELEASE);
-        pthread_cond_broadcast(&in->run_cond);
+        pthread_cond_signal(&in->run_cond); /* one looks; it wakes more */
         pthread_mutex_unlock(&in->run_lock);
     }
     __atomic_store_n(&in->c_durable, turn, __ATOMIC_RELEASE);
@@ -1088,7 +1088,9 @@ static void kept_outcome(mx_inbound *in, mx_seq seq, mx_inreq *ir,
     inreq_free(ir);
     if ((bound = mx_inq_advance(in->window)) != 0)
         dones_push(in, bound);
-    pthread_cond_broadcast(&in->run_cond); /* its sender's next may run */
+    /* its sender's next may run: this worker looks first, and wakes
+     * another when it finds work (waking all on every answer cost more
+     * than the request on two cores) */
 }
 
 /* Under run_lock: sleep until woken, a retry is due, or the idle time */
@@ -1139,6 +1141,7 @@ static void *worker_main(void *data)
             worker_wait(in, wake);
             continue;
         }
+        pthread_cond_signal(&in->run_cond); /* there may be more */
         pthread_mutex_unlock(&in->run_lock);
         again = kept_try(ir, t);
         pthread_mutex_lock(&in->run_lock);
