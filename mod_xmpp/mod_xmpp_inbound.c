@@ -104,13 +104,12 @@ struct mx_inbound {
     mx_tocommit *c_items, *c_batch;
     size_t c_n;
     apr_uint64_t c_turns;        /* under c_lock: the last turn given */
-    apr_uint64_t c_taken;        /* atomic: turns taken by the committer */
+    apr_uint64_t c_failed;       /* atomic: turns that could not be kept */
     apr_uint64_t c_durable;      /* atomic: turns up to it are durable
                                   * (or were answered with an error) */
     mx_seq durable;              /* records below it are synced */
     mx_seq recovered;            /* below it: kept by an earlier holder */
     mx_seq done;                 /* every record up to it is done */
-    mx_seq appended;             /* the last record appended */
     mx_seq acked_set;            /* what the journal was told of it */
     apr_time_t acked_at;         /* when */
     /* Done bounds waiting for their answers to be in the outbound
@@ -662,10 +661,13 @@ void mx_inbound_flush(mx_inbound *in)
 /* Stanzas kept (or on their way to the journal) and not yet done */
 static mx_seq kept_backlog(mx_inbound *in)
 {
-    return __atomic_load_n(&in->appended, __ATOMIC_ACQUIRE)
-           - __atomic_load_n(&in->done, __ATOMIC_ACQUIRE)
+    /* each turn that is not refused becomes one record, in order:
+     * counted from the turns, a stanza the committer is writing is
+     * counted once, whether or not its record is there yet */
+    return in->recovered - 1
            + (mx_seq)(__atomic_load_n(&in->c_turns, __ATOMIC_ACQUIRE)
-                      - __atomic_load_n(&in->c_taken, __ATOMIC_ACQUIRE));
+                      - __atomic_load_n(&in->c_failed, __ATOMIC_ACQUIRE))
+           - __atomic_load_n(&in->done, __ATOMIC_ACQUIRE);
 }
 
 /* The backlog is at XMPPInboundQueueLimit: the sender is told at once;
@@ -739,6 +741,7 @@ static void commit_failed(mx_inbound *in, mx_tocommit *b, size_t n,
         pending_done(in, gen, seq, resource_constraint(ir));
         b[i].ir = NULL;
     }
+    __atomic_add_fetch(&in->c_failed, n, __ATOMIC_RELEASE);
 }
 
 /* Committer: append a batch and make it durable with one sync */
@@ -756,13 +759,10 @@ static void commit_batch(mx_inbound *in, mx_tocommit *b, size_t n,
             len[k] = b[i + k].len;
         }
         if (mx_journal_append(in->jw, data, len, k, &first, err,
-                              sizeof(err)) != 0) {
+                              sizeof(err)) != 0)
             commit_failed(in, b + i, k, err);
-        }
-        else {
+        else
             *dirty = 1;
-            __atomic_store_n(&in->appended, first + k - 1, __ATOMIC_RELEASE);
-        }
     }
     for (i = 0; i < n; i++) {
         free(b[i].data);
@@ -788,7 +788,7 @@ static int commit_sync(mx_inbound *in, apr_uint64_t turn, int *dirty)
         pthread_mutex_lock(&in->run_lock);
         __atomic_store_n(&in->durable, mx_journal_next(in->jw),
                          __ATOMIC_RELEASE);
-        pthread_cond_broadcast(&in->run_cond);
+        pthread_cond_signal(&in->run_cond); /* one looks; it wakes more */
         pthread_mutex_unlock(&in->run_lock);
     }
     __atomic_store_n(&in->c_durable, turn, __ATOMIC_RELEASE);
@@ -844,7 +844,6 @@ static void *committer_main(void *data)
         in->c_n = 0;
         if (n)
             turn = batch[n - 1].turn;
-        __atomic_store_n(&in->c_taken, turn, __ATOMIC_RELEASE);
         pthread_cond_broadcast(&in->c_room);
         pthread_mutex_unlock(&in->c_lock);
         commit_batch(in, batch, n, &dirty);
@@ -1088,7 +1087,9 @@ static void kept_outcome(mx_inbound *in, mx_seq seq, mx_inreq *ir,
     inreq_free(ir);
     if ((bound = mx_inq_advance(in->window)) != 0)
         dones_push(in, bound);
-    pthread_cond_broadcast(&in->run_cond); /* its sender's next may run */
+    /* its sender's next may run: this worker looks first, and wakes
+     * another when it finds work (waking all on every answer cost more
+     * than the request on two cores) */
 }
 
 /* Under run_lock: sleep until woken, a retry is due, or the idle time */
@@ -1139,6 +1140,7 @@ static void *worker_main(void *data)
             worker_wait(in, wake);
             continue;
         }
+        pthread_cond_signal(&in->run_cond); /* there may be more */
         pthread_mutex_unlock(&in->run_lock);
         again = kept_try(ir, t);
         pthread_mutex_lock(&in->run_lock);
@@ -1170,7 +1172,6 @@ static int kept_start(mx_inbound *in)
     }
     in->recovered = in->durable = mx_journal_next(in->jw);
     in->done = in->acked_set = mx_journal_acked(in->jw);
-    in->appended = in->recovered - 1;
     if (!(in->window = mx_inq_new(MX_IN_WINDOW, MX_IN_PER_SENDER,
                                   MX_IN_DEFERRED))
         || mx_jreader_open(dir, in->done + 1, &in->jr) != 0

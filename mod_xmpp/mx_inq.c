@@ -49,6 +49,8 @@ struct mx_inq {
     sender *map;
     size_t mapsize, mapused;
     int due;                     /* a deferred sender may have room */
+    int due_on_room;             /* a rescan stopped at a full window:
+                                  * again once a place is free */
     int rescanning;
     size_t wanting;              /* senders still wanted in this rescan */
     mx_inq_seq pass_last;        /* their last deferred record */
@@ -373,6 +375,12 @@ void mx_inq_rescan_end(mx_inq *q)
     if (!q->rescanning)
         return;
     q->rescanning = 0;
+    /* senders still wanted (the window filled up, or the caller stopped
+     * reading): read again at the next look, or once a place is free */
+    if (q->wanting && q->n < q->cap)
+        q->due = 1;
+    else if (q->wanting)
+        q->due_on_room = 1;
     for (i = 0; i < q->nd; i++)
         if (!q->d[i].gone)
             q->d[k++] = q->d[i];
@@ -442,9 +450,14 @@ static int finish(mx_inq *q, mx_inq_seq seq, int done, long long at)
     free(e->key);
     memmove(e, e + 1, (q->n - lo - 1) * sizeof(*e));
     q->n--;
-    /* its sender may take deferred records back */
+    /* its sender may take deferred records back, or another one could
+     * not for want of a place */
     if ((s = map_find(q, h)) && s->deferred && undone(q, h) <= q->low)
         q->due = 1;
+    if (q->due_on_room) {
+        q->due = 1;
+        q->due_on_room = 0;
+    }
     return 1;
 }
 

@@ -357,6 +357,41 @@ static void test_inq_fair(void)
     mx_inq_free(q);
 }
 
+/* A rescan that fills the window leaves the senders it could not serve
+ * due: they are read again once a place is free, even when no sender
+ * with deferred records finishes anything. */
+static void test_inq_rescan_full(void)
+{
+    mx_inq *q = mx_inq_new(3, 1, 16);
+    int items[8];
+    mx_inq_seq s, r;
+    int w, got = 0;
+
+    CHECK(mx_inq_offer(q, 1, "a@x", &items[1]) == 1);
+    CHECK(mx_inq_offer(q, 2, "a@x", &items[2]) == 0);
+    CHECK(mx_inq_offer(q, 3, "d@x", &items[3]) == 1);
+    CHECK(mx_inq_offer(q, 4, "d@x", &items[4]) == 0);
+    CHECK(mx_inq_offer(q, 5, "b@x", &items[5]) == 1);
+    CHECK(mx_inq_pick(q, 0, &s, NULL) == &items[1]);
+    CHECK(mx_inq_pick(q, 0, &s, NULL) == &items[3]);
+    CHECK(mx_inq_pick(q, 0, &s, NULL) == &items[5]);
+    CHECK(mx_inq_done(q, 1) && mx_inq_done(q, 3));
+    CHECK(mx_inq_offer(q, 6, "c@x", &items[6]) == 1); /* one place left */
+    CHECK(mx_inq_rescan(q) == 2);
+    for (r = 2; (w = mx_inq_wanted(q, r)) >= 0 && r < 10; r++)
+        if (w == 1)
+            got += mx_inq_readd(q, r, r == 2 ? "a@x" : "d@x", &items[r]);
+    mx_inq_rescan_end(q);
+    CHECK(got == 1 && mx_inq_count(q).deferred == 1); /* d's waits */
+    CHECK(mx_inq_rescan(q) == 0);
+    CHECK(mx_inq_done(q, 5)); /* b has nothing deferred: a place is free */
+    CHECK(mx_inq_rescan(q) == 4);
+    CHECK(mx_inq_wanted(q, 4) == 1 && mx_inq_readd(q, 4, "d@x", &items[4]));
+    mx_inq_rescan_end(q);
+    CHECK(mx_inq_count(q).deferred == 0);
+    mx_inq_free(q);
+}
+
 int main(void)
 {
     mx_send_init();
@@ -369,5 +404,6 @@ int main(void)
     test_kinds();
     test_inq_order();
     test_inq_fair();
+    test_inq_rescan_full();
     return UNIT_DONE();
 }
