@@ -51,19 +51,6 @@ struct mx_croster {
 
 /* ---- keys ---- */
 
-/* The bare, lowercased form of jid (as mx_roster names directories). */
-static int lower_bare(const char *jid, char *buf, size_t size)
-{
-    char *p;
-
-    if (!jid || mx_jid_bare(jid, buf, size) < 0)
-        return -1;
-    for (p = buf; *p; p++)
-        if (*p >= 'A' && *p <= 'Z')
-            *p = (char)(*p - 'A' + 'a');
-    return 0;
-}
-
 static char *make_key(const char *addr, const char *contact)
 {
     size_t a = strlen(addr), c = strlen(contact);
@@ -213,7 +200,7 @@ static void load_address(mx_croster *cr, const char *addr)
     for (line = apr_strtok(text, "\n", &last); line;
          line = apr_strtok(NULL, "\n", &last))
         if ((bits = mx_addr_roster_line(line, &contact)) != 0
-            && lower_bare(contact, lower, sizeof(lower)) == 0
+            && mx_jid_lower_bare(contact, lower, sizeof(lower)) == 0
             && (e = get_or_add(cr, addr, lower)) != NULL)
             e->bits = bits;
     free(text);
@@ -232,7 +219,7 @@ static void load(mx_croster *cr)
     while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE, d)
            == APR_SUCCESS)
         if (fi.filetype == APR_DIR && fi.name[0] != '.'
-            && lower_bare(fi.name, addr, sizeof(addr)) == 0
+            && mx_jid_lower_bare(fi.name, addr, sizeof(addr)) == 0
             && !strcmp(addr, fi.name))
             load_address(cr, addr);
     apr_dir_close(d);
@@ -412,8 +399,8 @@ void mx_croster_on_presence(mx_croster *cr, xmpp_stanza_t *st)
 
     apr_pool_clear(cr->scratch);
     /* to one of our addresses, from someone who is not one of them */
-    if (!from || lower_bare(xmpp_stanza_get_to(st), addr, sizeof(addr)) != 0
-        || lower_bare(from, contact, sizeof(contact)) != 0
+    if (!from || mx_jid_lower_bare(xmpp_stanza_get_to(st), addr, sizeof(addr)) != 0
+        || mx_jid_lower_bare(from, contact, sizeof(contact)) != 0
         || mx_check_from(addr, cr->app->jid, NULL) != MX_OK
         || mx_check_from(contact, cr->app->jid, NULL) == MX_OK)
         return;

@@ -257,20 +257,6 @@ static int select_rows(mx_app *app, request_rec *r, apr_pool_t *p, int i,
 
 /* ---- outside bytes ---- */
 
-/* The lowercased bare form of jid into buf, as the component names its
- * addresses and contacts. 0, or -1 when jid is not a valid JID. */
-static int lower_bare(const char *jid, char *buf, size_t size)
-{
-    char *c;
-
-    if (!jid || mx_jid_bare(jid, buf, size) < 0)
-        return -1;
-    for (c = buf; *c; c++)
-        if (*c >= 'A' && *c <= 'Z')
-            *c = (char)(*c - 'A' + 'a');
-    return 0;
-}
-
 /* A column that must be a normalized bare JID: NULL when it is not */
 static const char *jid_column(const apr_dbd_driver_t *d, apr_dbd_row_t *row,
                               int col)
@@ -278,7 +264,7 @@ static const char *jid_column(const apr_dbd_driver_t *d, apr_dbd_row_t *row,
     const char *v = apr_dbd_get_entry(d, row, col);
     char norm[ADDR_MAX];
 
-    if (!v || strlen(v) >= sizeof(norm) || lower_bare(v, norm, sizeof(norm))
+    if (!v || strlen(v) >= sizeof(norm) || mx_jid_lower_bare(v, norm, sizeof(norm))
         || strcmp(norm, v))
         return NULL;
     return v;
@@ -615,9 +601,9 @@ int mx_store_presence_get(mx_app *app, request_rec *r, apr_pool_t *p,
     *available = 0;
     if (showsize)
         show[0] = '\0';
-    if (lower_bare(address && *address ? address : app->jid, addr,
+    if (mx_jid_lower_bare(address && *address ? address : app->jid, addr,
                    sizeof(addr)) != 0
-        || lower_bare(jid, contact, sizeof(contact)) != 0)
+        || mx_jid_lower_bare(jid, contact, sizeof(contact)) != 0)
         return 0; /* the caller checked them: unknown */
     if (cache_of(app))
         return cache_get(app, cache_of(app), p, addr, contact, available,
@@ -663,7 +649,7 @@ int mx_store_subscribers(mx_app *app, apr_pool_t *p, const char *address,
 {
     char addr[ADDR_MAX];
 
-    if (lower_bare(address && *address ? address : app->jid, addr,
+    if (mx_jid_lower_bare(address && *address ? address : app->jid, addr,
                    sizeof(addr)) != 0)
         return 0; /* not one of ours: nobody */
     if (mx_store_shared(app)) {

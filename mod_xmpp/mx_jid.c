@@ -382,3 +382,15 @@ int mx_jid_bare_prep(const char *jid, char *buf, size_t bufsize)
         return -1;
     return (int)at;
 }
+
+int mx_jid_lower_bare(const char *jid, char *buf, size_t bufsize)
+{
+    char *c;
+
+    if (!jid || mx_jid_bare(jid, buf, bufsize) < 0)
+        return -1;
+    for (c = buf; *c; c++)
+        if (*c >= 'A' && *c <= 'Z')
+            *c = (char)(*c - 'A' + 'a');
+    return 0;
+}

@@ -43,6 +43,11 @@ int mx_jid_is_bare_user(const char *jid);
  * Returns the length, or -1 if it does not fit or the jid is invalid. */
 int mx_jid_bare(const char *jid, char *buf, size_t bufsize);
 
+/* mx_jid_bare, then ASCII lowercased: how a component names its
+ * addresses and contacts (directories, store rows). 0, or -1 when jid is
+ * NULL or not a valid JID. */
+int mx_jid_lower_bare(const char *jid, char *buf, size_t bufsize);
+
 /* Like mx_jid_bare, but the bare form as servers normalize it (nodeprep,
  * nameprep: "JÜRGEN@Müller.Example" gives "jürgen@müller.example"), so
  * that any spelling of a contact finds what the server reported for it. */

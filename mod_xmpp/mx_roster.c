@@ -8,6 +8,7 @@
 
 #include "mx_jid.h"
 #include "mx_roster.h"
+#include "mx_xmltext.h"
 
 typedef struct contact {
     struct contact *next;  /* in its bucket */
@@ -320,47 +321,21 @@ size_t mx_roster_stored(const mx_roster *r)
     return r->stored;
 }
 
-typedef struct {
-    char *buf;
-    size_t len, size;
-    int failed;
-} text_buf;
-
 static void add_subscriber(const char *bare, unsigned int sub, void *ud)
 {
-    text_buf *t = ud;
-    size_t n = strlen(bare);
-    char *grown;
-
-    if (!(sub & MX_SUB_FROM) || t->failed)
-        return;
-    if (t->len + n + 2 > t->size) {
-        size_t size = (t->size ? t->size * 2 : 256) + n + 2;
-
-        if (!(grown = realloc(t->buf, size))) {
-            t->failed = 1;
-            return;
-        }
-        t->buf = grown;
-        t->size = size;
+    if (sub & MX_SUB_FROM) {
+        mx_sbuf_put(ud, bare, strlen(bare));
+        mx_sbuf_put(ud, "\n", 1);
     }
-    memcpy(t->buf + t->len, bare, n);
-    t->buf[t->len + n] = '\n';
-    t->len += n + 1;
-    t->buf[t->len] = '\0';
 }
 
 char *mx_roster_subscribers_text(const mx_roster *r, size_t *len)
 {
-    text_buf t = { NULL, 0, 0, 0 };
+    mx_sbuf t = { NULL, 0, 0, 0 };
 
     mx_roster_each(r, add_subscriber, &t);
-    if (t.failed) {
-        free(t.buf);
-        return NULL;
-    }
-    if (!t.buf && !(t.buf = calloc(1, 1)))
-        return NULL;
+    if (!mx_sbuf_done(&t) && (t.failed || !(t.buf = calloc(1, 1))))
+        return NULL; /* out of memory; nothing put: "" */
     *len = t.len;
     return t.buf;
 }

@@ -377,40 +377,12 @@ mx_err mx_presence_check(const char *type, const char *show,
 
 /* ---- stanza text ---- */
 
-/* A growing string; on allocation failure it sticks at "failed" and
- * sb_done returns NULL, so callers check once at the end. */
-typedef struct {
-    char *buf;
-    size_t len, size;
-    int failed;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *s, size_t n)
-{
-    char *nb;
-    size_t nsize;
-
-    if (b->failed)
-        return;
-    if (b->len + n + 1 > b->size) {
-        nsize = b->size ? b->size : 256;
-        while (nsize < b->len + n + 1)
-            nsize *= 2;
-        if (!(nb = realloc(b->buf, nsize))) {
-            b->failed = 1;
-            return;
-        }
-        b->buf = nb;
-        b->size = nsize;
-    }
-    memcpy(b->buf + b->len, s, n);
-    b->len += n;
-    b->buf[b->len] = '\0';
-}
+/* Stanzas are built in an mx_sbuf (mx_xmltext.h) */
+typedef mx_sbuf sbuf;
 
 static void sb_str(sbuf *b, const char *s)
 {
-    sb_put(b, s, strlen(s));
+    mx_sbuf_put(b, s, strlen(s));
 }
 
 /* The strings up to a NULL, one after the other */
@@ -434,11 +406,11 @@ static void sb_esc(sbuf *b, const char *s, int attr)
     for (; *s; s++) {
         if (!(rep = mx_xml_ref(*s, attr)))
             continue;
-        sb_put(b, run, (size_t)(s - run));
+        mx_sbuf_put(b, run, (size_t)(s - run));
         sb_str(b, rep);
         run = s + 1;
     }
-    sb_put(b, run, (size_t)(s - run));
+    mx_sbuf_put(b, run, (size_t)(s - run));
 }
 
 static void sb_attr(sbuf *b, const char *name, const char *value)
@@ -479,15 +451,6 @@ static void sb_origin_id(sbuf *b, const char *id)
     sb_str(b, "/>");
 }
 
-static char *sb_done(sbuf *b)
-{
-    if (b->failed) {
-        free(b->buf);
-        return NULL;
-    }
-    return b->buf;
-}
-
 char *mx_message_stanza(const char *from, const char *to, const char *type,
                         const char *body, int raw_xml, const char *id)
 {
@@ -503,7 +466,7 @@ char *mx_message_stanza(const char *from, const char *to, const char *type,
         sb_elem(&b, "body", body);
     sb_origin_id(&b, id);
     sb_str(&b, "</message>");
-    return sb_done(&b);
+    return mx_sbuf_done(&b);
 }
 
 char *mx_presence_stanza(const char *from, const char *to, const char *type,
@@ -524,13 +487,13 @@ char *mx_presence_stanza(const char *from, const char *to, const char *type,
     sb_open(&b, "presence", from, to, type, id);
     if ((!show || !*show) && (!status || !*status)) {
         sb_str(&b, "/>");
-        return sb_done(&b);
+        return mx_sbuf_done(&b);
     }
     sb_str(&b, ">");
     sb_elem(&b, "show", show);
     sb_elem(&b, "status", status);
     sb_str(&b, "</presence>");
-    return sb_done(&b);
+    return mx_sbuf_done(&b);
 }
 
 char *mx_invite_stanza(const char *from, const char *to, const char *id)
@@ -541,7 +504,7 @@ char *mx_invite_stanza(const char *from, const char *to, const char *id)
         return NULL;
     sb_open(&b, "presence", from, to, "subscribe", id);
     sb_str(&b, "/>");
-    return sb_done(&b);
+    return mx_sbuf_done(&b);
 }
 
 /* ---- ids ---- */

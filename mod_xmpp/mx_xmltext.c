@@ -111,3 +111,36 @@ char *mx_xml_escape_dup(const char *s, int attr)
     *o = '\0';
     return out;
 }
+
+void mx_sbuf_put(mx_sbuf *b, const char *s, size_t n)
+{
+    char *nb;
+    size_t nsize;
+
+    if (b->failed)
+        return;
+    if (b->len + n + 1 > b->size) {
+        nsize = b->size ? b->size : 256;
+        while (nsize < b->len + n + 1)
+            nsize *= 2;
+        if (!(nb = realloc(b->buf, nsize))) {
+            b->failed = 1;
+            return;
+        }
+        b->buf = nb;
+        b->size = nsize;
+    }
+    memcpy(b->buf + b->len, s, n);
+    b->len += n;
+    b->buf[b->len] = '\0';
+}
+
+char *mx_sbuf_done(mx_sbuf *b)
+{
+    if (b->failed) {
+        free(b->buf);
+        b->buf = NULL;
+        return NULL;
+    }
+    return b->buf;
+}

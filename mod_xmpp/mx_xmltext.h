@@ -30,4 +30,21 @@ char *mx_xml_escape_dup(const char *s, int attr);
  * ends between two UTF-8 sequences (a cut there splits no character). */
 size_t mx_utf8_cut(const char *s, size_t len, size_t max);
 
+/* A growing NUL-terminated string. Start from { NULL, 0, 0, 0 }; an
+ * allocation failure sets failed and later puts do nothing, so callers
+ * check once at the end (mx_sbuf_done). */
+typedef struct {
+    char *buf;
+    size_t len, size;
+    int failed;
+} mx_sbuf;
+
+/* n bytes of s appended */
+void mx_sbuf_put(mx_sbuf *b, const char *s, size_t n);
+
+/* The string (malloc'd, the caller frees it), or NULL after a failure
+ * (then freed here). An empty buffer gives NULL too unless something was
+ * put: use b->failed to tell. */
+char *mx_sbuf_done(mx_sbuf *b);
+
 #endif
