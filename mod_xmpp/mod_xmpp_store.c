@@ -34,6 +34,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "apr_atomic.h"
 #include "apr_dbd.h"
 #include "apr_optional.h"
 #include "apr_strings.h"
@@ -122,10 +123,19 @@ static const char *label(int i)
     return names[i];
 }
 
+/* Each preparation's statements get names of their own on the server
+ * ("mx_s3_17"): a connection that libpq reset under mod_dbd (the
+ * database restarted) keeps its ap_dbd_t and its table of statements
+ * but has lost them on the server, and is prepared again after its first
+ * failed statement (not_ready); new names cannot clash with the old
+ * ones where the server still has them. */
+static apr_uint32_t preparations;
+
 /* Tables and statements on this connection, once. 0, or -1 (logged). */
 static int ready(mx_app *app, ap_dbd_t *dbd)
 {
     apr_dbd_prepared_t *st;
+    apr_uint32_t gen;
     int i, n, tries;
 
     if (apr_hash_get(dbd->prepared, "mx_ready", APR_HASH_KEY_STRING))
@@ -146,10 +156,13 @@ static int ready(mx_app *app, ap_dbd_t *dbd)
             return -1;
         }
     }
+    gen = apr_atomic_inc32(&preparations);
     for (i = 0; i < S_N; i++) {
         st = NULL;
         if (apr_dbd_prepare(dbd->driver, dbd->pool, dbd->handle,
-                            statements[i], label(i), &st) != 0 || !st) {
+                            statements[i],
+                            apr_psprintf(dbd->pool, "%s_%u", label(i), gen),
+                            &st) != 0 || !st) {
             ap_log_error(APLOG_MARK, APLOG_ERR, 0, app->s, MX_LOG_TAG "0351: "
                          "%s: cannot prepare a statement of the shared store "
                          "(%s): %s", app->jid, apr_dbd_name(dbd->driver),
@@ -203,8 +216,15 @@ static void give_back(mx_app *app, request_rec *r, ap_dbd_t *dbd)
         dbd_close(app->s, dbd);
 }
 
+/* After a failed statement: prepare again before the next one */
+static void not_ready(ap_dbd_t *dbd)
+{
+    apr_hash_set(dbd->prepared, "mx_ready", APR_HASH_KEY_STRING, NULL);
+}
+
 static void log_failed(mx_app *app, ap_dbd_t *dbd, int rv, const char *what)
 {
+    not_ready(dbd);
     ap_log_error(APLOG_MARK, APLOG_ERR, 0, app->s, MX_LOG_TAG "0354: "
                  "%s: the shared store (%s) failed to %s: %s", app->jid,
                  apr_dbd_name(dbd->driver), what,
