@@ -13,6 +13,7 @@
 
 #include "mx_inbound.h"
 #include "mx_jid.h"
+#include "mx_xmltext.h"
 
 #define NF 8
 
@@ -129,10 +130,12 @@ static void check_route(const char *name, const char *type)
                 || kind == MX_KIND_SUBSCRIBE || kind == MX_KIND_PRESENCE);
 }
 
-/* The escaped text read back by an XML parser is the text */
+/* Escaped as an attribute value (the stricter rule: also " ' and
+ * whitespace as references), the text read back by an XML parser is the
+ * text */
 static void check_escape(const char *s)
 {
-    char *e = mx_xml_escape(s), *doc;
+    char *e = mx_xml_escape_dup(s, 1), *doc;
     xmlDocPtr d;
     size_t n;
 

@@ -10,6 +10,7 @@
 
 #include "mx_inbound.h"
 #include "mx_send.h"
+#include "mx_xmltext.h"
 
 static const struct {
     mx_inbound_kind kind;
@@ -205,38 +206,14 @@ char *mx_multipart(const mx_form_field *fields, size_t n, char *boundary,
     return out;
 }
 
-char *mx_xml_escape(const char *s)
-{
-    size_t n = 0;
-    const char *p;
-    char *out, *o;
-
-    for (p = s; *p; p++)
-        n += strchr("&<>\"'", *p) ? 6 : 1;
-    if (!(out = malloc(n + 1)))
-        return NULL;
-    for (p = s, o = out; *p; p++) {
-        switch (*p) {
-        case '&':  memcpy(o, "&amp;", 5);  o += 5; break;
-        case '<':  memcpy(o, "&lt;", 4);   o += 4; break;
-        case '>':  memcpy(o, "&gt;", 4);   o += 4; break;
-        case '"':  memcpy(o, "&quot;", 6); o += 6; break;
-        case '\'': memcpy(o, "&apos;", 6); o += 6; break;
-        default:   *o++ = *p;
-        }
-    }
-    *o = '\0';
-    return out;
-}
-
 char *mx_error_stanza(const char *name, const char *from, const char *to,
                       const char *id, const char *etype, const char *cond,
                       const char *text)
 {
-    char *efrom = mx_xml_escape(from ? from : "");
-    char *eto = mx_xml_escape(to ? to : "");
-    char *eid = mx_xml_escape(id ? id : "");
-    char *etext = mx_xml_escape(text ? text : "");
+    char *efrom = mx_xml_escape_dup(from ? from : "", 1);
+    char *eto = mx_xml_escape_dup(to ? to : "", 1);
+    char *eid = mx_xml_escape_dup(id ? id : "", 1);
+    char *etext = mx_xml_escape_dup(text ? text : "", 0);
     char *out = NULL;
     size_t size;
 
@@ -298,7 +275,7 @@ char *mx_stanza_from_component(const char *stanza, const char *dflt,
         *bad = has < 0 || mx_check_from(from, domain, NULL) != MX_OK;
         return *bad ? NULL : strdup(stanza);
     }
-    if (!(efrom = mx_xml_escape(dflt)))
+    if (!(efrom = mx_xml_escape_dup(dflt, 1)))
         return NULL;
     if ((out = malloc(strlen(stanza) + strlen(efrom) + 10)) != NULL)
         sprintf(out, "%.*s from=\"%s\"%s", (int)name_len, stanza, efrom,

@@ -80,9 +80,6 @@ char *mx_inrec_encode(const mx_inrec *r, size_t *len);
 int mx_inrec_decode(const char *data, size_t len, mx_inrec *r);
 void mx_inrec_clear(mx_inrec *r);
 
-/* XML-escaped copy of s (& < > " '), malloc'd */
-char *mx_xml_escape(const char *s);
-
 /* An error answer to a stanza (RFC 6120 8.3): `name` is the stanza's
  * element name, from/to are the answer's (the original's to/from), id the
  * original's id (may be NULL), etype cancel/wait/modify, cond a defined
