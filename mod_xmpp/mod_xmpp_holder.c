@@ -750,6 +750,7 @@ static void hold(mx_holder *h)
         ap_log_error(APLOG_MARK, APLOG_CRIT, 0, app->s,
                      MX_LOG_TAG "0105: %s: out of memory for the XMPP "
                      "context", app->jid);
+        mx_inbound_end(h->inbound);
         mx_qserver_stop(h->queue);
         return;
     }
@@ -778,6 +779,9 @@ static void hold(mx_holder *h)
     publish_state(h, MX_ST_STOPPED, NULL);
     xmpp_ctx_free(h->ctx);
     h->ctx = NULL;
+    /* the inbound committer uses the queue (answer tickets): it ends
+     * first */
+    mx_inbound_end(h->inbound);
     /* after the last acks: senders use the spool until the next holder */
     mx_qserver_stop(h->queue);
     h->queue = NULL;

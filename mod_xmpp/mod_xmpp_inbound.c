@@ -98,6 +98,7 @@ struct mx_inbound {
     mx_journal *jw;
     pthread_t committer;
     int has_committer;
+    int c_quit;                  /* under c_lock: end after a last turn */
     pthread_mutex_t c_lock;
     pthread_cond_t c_cond;       /* the committer has work, or must end */
     pthread_cond_t c_room;       /* the committer took a batch */
@@ -815,9 +816,9 @@ static void commit_acked(mx_inbound *in, int now_anyway)
 
 /* The committer thread: takes whatever the holder thread handed over
  * since its last turn (group commit: one write and one fdatasync per
- * batch, however many stanzas). It runs as long as the process: while
- * the holder stops, stanzas still come in until the stream is closed,
- * and the acked bound is then written at once. */
+ * batch, however many stanzas). It runs until the holder ends
+ * (mx_inbound_end): while the holder stops, stanzas still come in until
+ * the stream is closed, and the acked bound is then written at once. */
 static void *committer_main(void *data)
 {
     mx_inbound *in = data;
@@ -830,7 +831,7 @@ static void *committer_main(void *data)
 
     pthread_mutex_lock(&in->c_lock);
     for (;;) {
-        if (!in->c_n) {
+        if (!in->c_n && !in->c_quit) {
             until = apr_time_as_msec(apr_time_now())
                     + (failing ? 100 : MX_IN_ACKED_MS);
             ts.tv_sec = (time_t)(until / 1000);
@@ -852,7 +853,10 @@ static void *committer_main(void *data)
             apr_sleep(apr_time_from_msec(500));
         commit_acked(in, in->stopping);
         pthread_mutex_lock(&in->c_lock);
+        if (in->c_quit && !in->c_n)
+            break;
     }
+    pthread_mutex_unlock(&in->c_lock);
     return NULL;
 }
 
@@ -1421,6 +1425,18 @@ void mx_inbound_stop(mx_inbound *in, unsigned int ms)
             || apr_thread_pool_tasks_count(in->threads))
            && apr_time_now() < end)
         apr_sleep(apr_time_from_msec(10));
+}
+
+void mx_inbound_end(mx_inbound *in)
+{
+    if (!in || !in->has_committer)
+        return;
+    pthread_mutex_lock(&in->c_lock);
+    in->c_quit = 1;
+    pthread_cond_signal(&in->c_cond);
+    pthread_mutex_unlock(&in->c_lock);
+    pthread_join(in->committer, NULL);
+    in->has_committer = 0;
 }
 
 mx_inbound *mx_inbound_create(mx_app *app, mx_qserver *queue)

@@ -38,6 +38,11 @@ void mx_inbound_flush(mx_inbound *in);
 /* Stop taking stanzas and wait (bounded) for requests in flight. */
 void mx_inbound_stop(mx_inbound *in, unsigned int ms);
 
+/* The holder ends (after its last session, before its queue server
+ * stops): the committer writes what it was given and ends; nothing of
+ * it uses the queue or the app afterwards. */
+void mx_inbound_end(mx_inbound *in);
+
 /* What a simulated stanza's request answered */
 typedef struct {
     const char *path;            /* the request's path */
