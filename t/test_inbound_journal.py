@@ -130,7 +130,13 @@ def test_2000_from_one_client_into_a_50_ms_handler(httpd_factory,
     assert errors_since(alice, since) == []
     assert h.status()["XMPPApp1InboundFailed"] == "0"
     assert pid_500 == pid_2000
-    assert rss_2000 - rss_500 < 8 * 1024, (rss_500, rss_2000)
+    print("\nholder VmRSS: %d KiB at 500 posted, %d KiB at 2000"
+          % (rss_500, rss_2000))
+    # ASan keeps freed memory in quarantine and maps shadow memory as it
+    # goes: a sanitized holder's RSS grows without a leak (the unit tests
+    # and ASan itself find leaks there)
+    if not h.sanitized():
+        assert rss_2000 - rss_500 < 8 * 1024, (rss_500, rss_2000)
 
 
 def test_2000_each_from_four_clients_at_once(httpd_factory, xmpp_client):
