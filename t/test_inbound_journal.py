@@ -135,7 +135,7 @@ def test_2000_from_one_client_into_a_50_ms_handler(httpd_factory,
     # ASan keeps freed memory in quarantine and maps shadow memory as it
     # goes: a sanitized holder's RSS grows without a leak (the unit tests
     # and ASan itself find leaks there)
-    if not h.sanitized():
+    if not h.sanitized:
         assert rss_2000 - rss_500 < 8 * 1024, (rss_500, rss_2000)
 
 
