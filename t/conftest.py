@@ -111,20 +111,9 @@ def _failed(request):
 @pytest.fixture(scope="session")
 def prosody(request):
     """The private Prosody server, running for the whole session."""
-    server = ProsodyServer()
-    try:
-        server.start()
-    except Exception:
-        server.stop()
-        raise
-    yield server
-    clean = server.stop()
-    failed = request.session.testsfailed > 0 or not clean
-    if failed or KEEP_TMP:
-        print("\nprosody directory kept: %s" % server.directory)
-    else:
-        server.cleanup()
-    assert clean, "prosody had to be killed at teardown"
+    yield from util.serve(ProsodyServer(), "prosody",
+                          keep=lambda: request.session.testsfailed > 0
+                          or KEEP_TMP)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 
 from harness import ejabberd as ejabberd_harness
 from harness import journal, util
-from harness.xmpp import XmppClient
+from harness.xmpp import clients_of
 from test_component import (HANDLERS, api, bare, component_conf, fresh,
                             received, status, subscribe_to, wait_connected,
                             xmpp_send)
@@ -28,33 +28,12 @@ N = 10
 
 @pytest.fixture(scope="module")
 def ejabberd():
-    server = ejabberd_harness.EjabberdServer()
-    try:
-        server.start()
-    except Exception:
-        server.stop()
-        raise
-    yield server
-    clean = server.stop()
-    if clean:
-        server.cleanup()
-    else:
-        print("\nejabberd directory kept: %s" % server.directory)
-    assert clean, "ejabberd had to be killed at teardown"
+    yield from util.serve(ejabberd_harness.EjabberdServer(), "ejabberd")
 
 
 @pytest.fixture
 def client(ejabberd):
-    clients = []
-
-    def make(user, **kw):
-        c = XmppClient(ejabberd.jid(user), ejabberd.password(user),
-                       ejabberd.port, ejabberd.ca_file, **kw)
-        clients.append(c)
-        return c
-    yield make
-    for c in clients:
-        c.disconnect()
+    yield from clients_of(ejabberd)
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ import pytest
 from harness import ejabberd as ejabberd_harness
 from harness import stores, util
 from harness.httpd import MODULES_DIR
-from harness.xmpp import XmppClient
+from harness.xmpp import clients_of
 from test_component import (HANDLERS, api, bare, component_conf, fresh,
                             get_presence, status, subscribe_to,
                             wait_connected)
@@ -39,19 +39,7 @@ REDIS_LOAD = ("LoadModule socache_redis_module %s/mod_socache_redis.so\n"
 
 @pytest.fixture(scope="module")
 def ejabberd():
-    server = ejabberd_harness.EjabberdServer()
-    try:
-        server.start()
-    except Exception:
-        server.stop()
-        raise
-    yield server
-    clean = server.stop()
-    if clean:
-        server.cleanup()
-    else:
-        print("\nejabberd directory kept: %s" % server.directory)
-    assert clean, "ejabberd had to be killed at teardown"
+    yield from util.serve(ejabberd_harness.EjabberdServer(), "ejabberd")
 
 
 @pytest.fixture(scope="module")
@@ -59,19 +47,7 @@ def postgres():
     why = stores.missing_postgresql()
     if why:
         pytest.skip(why + " (tools/install-deps installs it)")
-    server = stores.PostgresServer()
-    try:
-        server.start()
-    except Exception:
-        server.stop()
-        raise
-    yield server
-    clean = server.stop()
-    if clean:
-        server.cleanup()
-    else:
-        print("\nPostgreSQL directory kept: %s" % server.directory)
-    assert clean, "PostgreSQL had to be killed at teardown"
+    yield from util.serve(stores.PostgresServer(), "PostgreSQL")
 
 
 @pytest.fixture(scope="module")
@@ -79,31 +55,12 @@ def redis():
     why = stores.missing_redis()
     if why:
         pytest.skip(why + " (tools/install-deps installs it)")
-    server = stores.RedisServer()
-    try:
-        server.start()
-    except Exception:
-        server.stop()
-        raise
-    yield server
-    clean = server.stop()
-    if clean:
-        server.cleanup()
-    assert clean, "Redis had to be killed at teardown"
+    yield from util.serve(stores.RedisServer(), "Redis")
 
 
 @pytest.fixture
 def client(ejabberd):
-    clients = []
-
-    def make(user, **kw):
-        c = XmppClient(ejabberd.jid(user), ejabberd.password(user),
-                       ejabberd.port, ejabberd.ca_file, **kw)
-        clients.append(c)
-        return c
-    yield make
-    for c in clients:
-        c.disconnect()
+    yield from clients_of(ejabberd)
 
 
 @pytest.fixture

@@ -188,3 +188,23 @@ def tail(path, lines=60):
             return "".join(f.readlines()[-lines:])
     except FileNotFoundError:
         return ""
+
+
+def serve(server, what, keep=None):
+    """For a fixture: `yield from serve(server, "PostgreSQL")` starts a
+    server of the harness (start/stop/cleanup), yields it, stops it by its
+    PID and removes its directory; a server that had to be killed, or
+    whose keep() says so, keeps its directory; a kill fails the
+    teardown."""
+    try:
+        server.start()
+    except Exception:
+        server.stop()
+        raise
+    yield server
+    clean = server.stop()
+    if clean and not (keep and keep()):
+        server.cleanup()
+    else:
+        print("\n%s directory kept: %s" % (what, server.directory))
+    assert clean, "%s had to be killed at teardown" % what

@@ -404,3 +404,18 @@ class XmppClient:
     def __repr__(self):
         return "<XmppClient %s %s>" % (
             self.jid, "connected" if self.connected else "disconnected")
+
+
+def clients_of(server):
+    """For a fixture: yields make(user, **kw) -> a logged-in XmppClient of
+    server (Prosody or ejabberd), and disconnects them all afterwards."""
+    clients = []
+
+    def make(user, **kw):
+        c = XmppClient(server.jid(user), server.password(user), server.port,
+                       server.ca_file, **kw)
+        clients.append(c)
+        return c
+    yield make
+    for c in clients:
+        c.disconnect()
