@@ -284,8 +284,8 @@ static const char *jid_column(const apr_dbd_driver_t *d, apr_dbd_row_t *row,
     const char *v = apr_dbd_get_entry(d, row, col);
     char norm[ADDR_MAX];
 
-    if (!v || strlen(v) >= sizeof(norm) || mx_jid_lower_bare(v, norm, sizeof(norm))
-        || strcmp(norm, v))
+    if (!v || strlen(v) >= sizeof(norm)
+        || mx_jid_lower_bare(v, norm, sizeof(norm)) || strcmp(norm, v))
         return NULL;
     return v;
 }
