@@ -42,20 +42,23 @@ def ejabberd():
     yield from util.serve(ejabberd_harness.EjabberdServer(), "ejabberd")
 
 
-@pytest.fixture(scope="module")
-def postgres():
-    why = stores.missing_postgresql()
+def _store(missing, server_class, what):
+    """A store's server for the module, skipped only when not installed"""
+    why = missing()
     if why:
         pytest.skip(why + " (tools/install-deps installs it)")
-    yield from util.serve(stores.PostgresServer(), "PostgreSQL")
+    yield from util.serve(server_class(), what)
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    yield from _store(stores.missing_postgresql, stores.PostgresServer,
+                      "PostgreSQL")
 
 
 @pytest.fixture(scope="module")
 def redis():
-    why = stores.missing_redis()
-    if why:
-        pytest.skip(why + " (tools/install-deps installs it)")
-    yield from util.serve(stores.RedisServer(), "Redis")
+    yield from _store(stores.missing_redis, stores.RedisServer, "Redis")
 
 
 @pytest.fixture
