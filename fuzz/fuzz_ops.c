@@ -53,7 +53,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *jids[F_N];
     mx_status st[F_N], one = MX_OTHER_ERROR;
     mx_result res;
-    mx_sender s;
+    mx_sender s = { 0 }; /* presence NULL: get_presence reads the files */
     unsigned sel;
     char show[32];
     int avail = -1;

@@ -58,6 +58,12 @@ def test_burst_from_one_sender_is_posted_in_order(httpd_factory,
     assert errors_since(alice, since) == []
 
 
+def last_word(dump, prefix):
+    """Whether the posted argument's last word ("a007", "b12") starts with
+    prefix: the tokens are hex and may start with "a" or "b" themselves."""
+    return dump.env["XMPP_ARG"].split()[-1].startswith(prefix)
+
+
 def test_two_senders_each_in_order_and_side_by_side(httpd_factory,
                                                     xmpp_client):
     """Two senders' bursts at once: each sender's messages are posted in
@@ -75,13 +81,12 @@ def test_two_senders_each_in_order_and_side_by_side(httpd_factory,
         bob.send_raw(raw_message(APP, "/ms 50 %s b%03d" % (tok, i)))
     posted = dumps.wait_token(tok, 2 * n, 60)
     for who in "ab":
-        mine = [d.env["XMPP_ARG"] for d in posted
-                if d.env["XMPP_ARG"].split()[-1].startswith(who)]
+        mine = [d.env["XMPP_ARG"] for d in posted if last_word(d, who)]
         assert mine == ["50 %s %s%03d" % (tok, who, i) for i in range(n)]
-    first_a = next(d.time for d in posted if " a" in d.env["XMPP_ARG"])
-    first_b = next(d.time for d in posted if " b" in d.env["XMPP_ARG"])
-    last_a = [d.time for d in posted if " a" in d.env["XMPP_ARG"]][-1]
-    last_b = [d.time for d in posted if " b" in d.env["XMPP_ARG"]][-1]
+    first_a = next(d.time for d in posted if last_word(d, "a"))
+    first_b = next(d.time for d in posted if last_word(d, "b"))
+    last_a = [d.time for d in posted if last_word(d, "a")][-1]
+    last_b = [d.time for d in posted if last_word(d, "b")][-1]
     # interleaved: each began before the other was over
     assert first_a < last_b and first_b < last_a
     assert len(chat_replies(alice, tok, n, since, 30)) == n
@@ -160,8 +165,7 @@ def test_2000_each_from_four_clients_at_once(httpd_factory, xmpp_client):
     posted = dumps.with_token(tok)
     times = {}
     for who in clients:
-        mine = [d for d in posted
-                if d.env["XMPP_ARG"].split()[-1].startswith(who[0])]
+        mine = [d for d in posted if last_word(d, who[0])]
         assert [d.env["XMPP_ARG"] for d in mine] == [
             "20 %s %s%04d" % (tok, who[0], i) for i in range(n)]
         times[who] = (mine[0].time, mine[-1].time)
@@ -199,8 +203,8 @@ def test_a_stuck_sender_does_not_hold_up_the_others(httpd_factory,
         ["lua slept: 15 %s stuck" % tok]
         + ["lua heard: %s a%03d" % (tok, i) for i in range(n)])
     posted = dumps.with_token(tok)
-    mine = [d for d in posted if " a" in d.env["XMPP_ARG"]]
-    bobs = [d for d in posted if " b" in d.env["XMPP_ARG"]]
+    mine = [d for d in posted if last_word(d, "a")]
+    bobs = [d for d in posted if last_word(d, "b")]
     assert [d.env["XMPP_ARG"] for d in mine] == [
         "%s a%03d" % (tok, i) for i in range(n)]
     # bob's were all posted before alice's first after the stuck one,

@@ -278,7 +278,7 @@ static void resolve_queue(const options *o, sender *s)
 static mx_sender resolve_sender(const options *o)
 {
     sender s;
-    mx_sender snd;
+    mx_sender snd = { 0 }; /* presence NULL: get-presence reads the files */
 
     resolve_queue(o, &s);
     resolve_app(o, &s);
