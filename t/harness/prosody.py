@@ -187,8 +187,8 @@ class ProsodyServer:
     def start(self, timeout=30.0):
         """Start Prosody (again) in the foreground as user prosody.
 
-        Waits until the pidfile names a live process and the client port
-        accepts connections.
+        Waits until the pidfile names a live process and the client and
+        component ports accept connections.
         """
         if self.running:
             return
@@ -215,7 +215,9 @@ class ProsodyServer:
                     self._popen.returncode, util.tail(self.console_file),
                     util.tail(self.log_file)))
             pid = util.read_pidfile(self.pid_file)
-            if pid and util.pid_alive(pid) and util.port_open(self.port):
+            # the component port may open after the client port
+            if (pid and util.pid_alive(pid) and util.port_open(self.port)
+                    and util.port_open(self.component_port)):
                 return pid
             return None
         try:
