@@ -123,12 +123,27 @@ static const char *label(int i)
     return names[i];
 }
 
+/* After a failed statement: prepare again before the next one */
+static void not_ready(ap_dbd_t *dbd)
+{
+    apr_hash_set(dbd->prepared, "mx_ready", APR_HASH_KEY_STRING, NULL);
+}
+
+static void log_failed(mx_app *app, ap_dbd_t *dbd, int rv, const char *what)
+{
+    not_ready(dbd);
+    ap_log_error(APLOG_MARK, APLOG_ERR, 0, app->s, MX_LOG_TAG "0354: "
+                 "%s: the shared store (%s) failed to %s: %s", app->jid,
+                 apr_dbd_name(dbd->driver), what,
+                 apr_dbd_error(dbd->driver, dbd->handle, rv));
+}
+
 /* Each preparation's statements get names of their own on the server
  * ("mx_s3_17"): a connection that libpq reset under mod_dbd (the
  * database restarted) keeps its ap_dbd_t and its table of statements
- * but has lost them on the server, and is prepared again after its first
- * failed statement (not_ready); new names cannot clash with the old
- * ones where the server still has them. */
+ * but has lost them on the server: a failed statement is tried again
+ * on the connection prepared anew (exec_stmt); new names cannot clash
+ * with the old ones where the server still has them. */
 static apr_uint32_t preparations;
 
 /* Tables and statements on this connection, once. 0, or -1 (logged). */
@@ -145,6 +160,13 @@ static int ready(mx_app *app, ap_dbd_t *dbd)
         for (tries = 0; tries < 2; tries++)
             if (apr_dbd_query(dbd->driver, dbd->handle, &n, tables[i]) == 0)
                 break;
+        if (tries == 2
+            && apr_dbd_check_conn(dbd->driver, dbd->pool, dbd->handle) != 0) {
+            /* not a matter of rights: the database is gone (the check
+             * tried to connect again and says why it could not) */
+            log_failed(app, dbd, -1, "reach the database");
+            return -1;
+        }
         if (tries == 2) {
             ap_log_error(APLOG_MARK, APLOG_ERR, 0, app->s, MX_LOG_TAG "0350: "
                          "%s: cannot create the tables of the shared store "
@@ -216,19 +238,36 @@ static void give_back(mx_app *app, request_rec *r, ap_dbd_t *dbd)
         dbd_close(app->s, dbd);
 }
 
-/* After a failed statement: prepare again before the next one */
-static void not_ready(ap_dbd_t *dbd)
+/* Statement i, with results into *res (read at random: errors surface
+ * here, not as a short read) or, res NULL, changing rows. A failure is
+ * tried once more on the connection prepared anew: when libpq connected
+ * again under mod_dbd (the database restarted), the first statement
+ * finds the server without our prepared statements. 0, or -1 (logged) */
+static int exec_stmt(mx_app *app, ap_dbd_t *dbd, apr_pool_t *p, int i,
+                     int nargs, const char **args, const char *what,
+                     apr_dbd_results_t **res)
 {
-    apr_hash_set(dbd->prepared, "mx_ready", APR_HASH_KEY_STRING, NULL);
-}
+    int tries, n = 0, rv = 0;
 
-static void log_failed(mx_app *app, ap_dbd_t *dbd, int rv, const char *what)
-{
-    not_ready(dbd);
-    ap_log_error(APLOG_MARK, APLOG_ERR, 0, app->s, MX_LOG_TAG "0354: "
-                 "%s: the shared store (%s) failed to %s: %s", app->jid,
-                 apr_dbd_name(dbd->driver), what,
-                 apr_dbd_error(dbd->driver, dbd->handle, rv));
+    for (tries = 0; tries < 2; tries++) {
+        if (tries > 0) {
+            not_ready(dbd);
+            if (ready(app, dbd) != 0)
+                return -1;
+        }
+        if (res) {
+            *res = NULL;
+            rv = apr_dbd_pselect(dbd->driver, p, dbd->handle, res,
+                                 stmt(dbd, i), 1, nargs, args);
+        }
+        else
+            rv = apr_dbd_pquery(dbd->driver, p, dbd->handle, &n,
+                                stmt(dbd, i), nargs, args);
+        if (rv == 0)
+            return 0;
+    }
+    log_failed(app, dbd, rv, what);
+    return -1;
 }
 
 /* A statement that changes rows */
@@ -237,16 +276,13 @@ static int run(mx_app *app, apr_pool_t *p, int i, int nargs,
 {
     request_rec *none = NULL;
     ap_dbd_t *dbd = take(app, &none, p);
-    int n = 0, rv;
+    int rv;
 
     if (!dbd)
         return -1;
-    rv = apr_dbd_pquery(dbd->driver, p, dbd->handle, &n, stmt(dbd, i), nargs,
-                        args);
-    if (rv != 0)
-        log_failed(app, dbd, rv, what);
+    rv = exec_stmt(app, dbd, p, i, nargs, args, what, NULL);
     give_back(app, NULL, dbd);
-    return rv ? -1 : 0;
+    return rv;
 }
 
 typedef void row_fn(apr_pool_t *p, const apr_dbd_driver_t *d,
@@ -264,15 +300,12 @@ static int select_rows(mx_app *app, request_rec *r, apr_pool_t *p, int i,
 
     if (!dbd)
         return -1;
-    rv = apr_dbd_pselect(dbd->driver, p, dbd->handle, &res, stmt(dbd, i), 0,
-                         nargs, args);
-    if (rv != 0)
-        log_failed(app, dbd, rv, what);
-    else
+    rv = exec_stmt(app, dbd, p, i, nargs, args, what, &res);
+    if (rv == 0)
         while (apr_dbd_get_row(dbd->driver, p, res, &row, -1) == 0)
             fn(p, dbd->driver, row, ud);
     give_back(app, r, dbd);
-    return rv ? -1 : 0;
+    return rv;
 }
 
 /* ---- outside bytes ---- */

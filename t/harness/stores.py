@@ -97,8 +97,8 @@ class PostgresServer:
     def dbd_conf(self):
         """mod_dbd's directives for this cluster (and the module)."""
         return ("DBDriver pgsql\n"
-                "DBDParams \"host=127.0.0.1 port=%d user=postgres "
-                "dbname=postgres\"\n" % self.port)
+                "DBDParams \"host=127.0.0.1 port=%d connect_timeout=2 "
+                "user=postgres dbname=postgres\"\n" % self.port)
 
     def psql(self, sql):
         """Run sql; the rows as lists of strings."""
