@@ -156,16 +156,17 @@ static int ready(mx_app *app, ap_dbd_t *dbd)
     if (apr_hash_get(dbd->prepared, "mx_ready", APR_HASH_KEY_STRING))
         return 0;
     for (i = 0; i < (int)(sizeof(tables) / sizeof(tables[0])); i++) {
-        /* two hosts creating a table at once: one of them may fail */
-        for (tries = 0; tries < 2; tries++)
+        /* two hosts creating a table at once: one of them may fail; a
+         * connection the server closed is opened again by the check
+         * (libpq), or the database is gone: not a matter of rights */
+        for (tries = 0; tries < 2; tries++) {
             if (apr_dbd_query(dbd->driver, dbd->handle, &n, tables[i]) == 0)
                 break;
-        if (tries == 2
-            && apr_dbd_check_conn(dbd->driver, dbd->pool, dbd->handle) != 0) {
-            /* not a matter of rights: the database is gone (the check
-             * tried to connect again and says why it could not) */
-            log_failed(app, dbd, -1, "reach the database");
-            return -1;
+            if (apr_dbd_check_conn(dbd->driver, dbd->pool,
+                                   dbd->handle) != 0) {
+                log_failed(app, dbd, -1, "reach the database");
+                return -1;
+            }
         }
         if (tries == 2) {
             ap_log_error(APLOG_MARK, APLOG_ERR, 0, app->s, MX_LOG_TAG "0350: "
