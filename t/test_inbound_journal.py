@@ -83,12 +83,10 @@ def test_two_senders_each_in_order_and_side_by_side(httpd_factory,
     for who in "ab":
         mine = [d.env["XMPP_ARG"] for d in posted if last_word(d, who)]
         assert mine == ["50 %s %s%03d" % (tok, who, i) for i in range(n)]
-    first_a = next(d.time for d in posted if last_word(d, "a"))
-    first_b = next(d.time for d in posted if last_word(d, "b"))
-    last_a = [d.time for d in posted if last_word(d, "a")][-1]
-    last_b = [d.time for d in posted if last_word(d, "b")][-1]
+    times = {who: [d.time for d in posted if last_word(d, who)]
+             for who in "ab"}
     # interleaved: each began before the other was over
-    assert first_a < last_b and first_b < last_a
+    assert times["a"][0] < times["b"][-1] and times["b"][0] < times["a"][-1]
     assert len(chat_replies(alice, tok, n, since, 30)) == n
 
 

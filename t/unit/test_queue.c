@@ -352,7 +352,7 @@ static char *first_stanza(const char *q)
 static void test_component_ops(void)
 {
     const char *q = new_queue("component");
-    mx_sender snd = { q, "comp.x", "bot", 0, NULL, NULL };
+    mx_sender snd = { q, "comp.x", "bot", 0 };
     const char *to = "a@x";
     char dir[1024], show[16], *st;
     mx_status status;
